@@ -1,0 +1,196 @@
+"""The one ratings container every other part of movierec speaks.
+
+Ratings are stored as contiguous int32 user and item indices, float32 ratings and int64 timestamps. Two
+``Vocabulary`` objects map raw MovieLens ids to indices and back; only the edges (CLI, API, reports) speak raw ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from movierec.errors import DataError
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Sorted raw ids; an id's index is its position."""
+
+    ids: np.ndarray  # int64, sorted, unique
+
+    @classmethod
+    def from_ids(cls, *id_arrays: np.ndarray) -> Vocabulary:
+        merged = np.concatenate([np.asarray(a, dtype=np.int64) for a in id_arrays]) if id_arrays else []
+        return cls(np.unique(np.asarray(merged, dtype=np.int64)))
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def index(self, raw_ids: np.ndarray | list[int]) -> np.ndarray:
+        """Indices of ``raw_ids``; ``-1`` for ids not in the vocabulary."""
+        raw = np.asarray(raw_ids, dtype=np.int64)
+        if len(self) == 0:
+            return np.full(raw.shape, -1, dtype=np.int64)
+        pos = np.searchsorted(self.ids, raw)
+        pos_clipped = np.minimum(pos, len(self) - 1)
+        found = self.ids[pos_clipped] == raw
+        return np.where(found, pos_clipped, -1).astype(np.int64)
+
+    def index_many(self, raw_ids: np.ndarray) -> np.ndarray:
+        """Like ``index`` but fast for long arrays with many repeats (hash once per distinct id)."""
+        codes, uniques = pd.factorize(np.asarray(raw_ids, dtype=np.int64), sort=False)
+        return self.index(np.asarray(uniques, dtype=np.int64))[codes]
+
+    def index_one(self, raw_id: int) -> int | None:
+        idx = int(self.index(np.array([raw_id]))[0])
+        return None if idx < 0 else idx
+
+    def raw(self, indices: np.ndarray | list[int]) -> np.ndarray:
+        return self.ids[np.asarray(indices, dtype=np.int64)]
+
+
+@dataclass(frozen=True)
+class RatingScale:
+    """The star scale of a dataset, read from its ratings (never hard-coded)."""
+
+    low: float
+    high: float
+    step: float
+
+    @classmethod
+    def infer(cls, ratings: np.ndarray) -> RatingScale:
+        if ratings.size == 0:
+            raise DataError("The ratings are empty; at least one rating is needed to infer the rating scale.")
+        values = np.asarray(ratings, dtype=np.float64)
+        whole = bool(np.all(values == np.round(values)))
+        return cls(float(values.min()), float(values.max()), 1.0 if whole else 0.5)
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def to_dict(self) -> dict[str, float]:
+        return {"low": self.low, "high": self.high, "step": self.step}
+
+
+@dataclass(frozen=True)
+class Ratings:
+    """Ratings as parallel arrays over shared user and item vocabularies."""
+
+    users: np.ndarray  # int32 user index
+    items: np.ndarray  # int32 item index
+    ratings: np.ndarray  # float32 stars
+    timestamps: np.ndarray  # int64 seconds since the epoch (0 when unknown)
+    user_vocab: Vocabulary
+    item_vocab: Vocabulary
+
+    def __post_init__(self) -> None:
+        n = self.users.shape[0]
+        if not (self.items.shape[0] == self.ratings.shape[0] == self.timestamps.shape[0] == n):
+            raise ValueError("users, items, ratings and timestamps must have the same length")
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_vocab)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_vocab)
+
+    def take(self, selector: np.ndarray) -> Ratings:
+        """A subset of rows (boolean mask or integer positions) over the same vocabularies."""
+        return Ratings(
+            self.users[selector],
+            self.items[selector],
+            self.ratings[selector],
+            self.timestamps[selector],
+            self.user_vocab,
+            self.item_vocab,
+        )
+
+    def to_frame(self, raw_ids: bool = True) -> pd.DataFrame:
+        if raw_ids:
+            return pd.DataFrame(
+                {
+                    "userId": self.user_vocab.raw(self.users),
+                    "movieId": self.item_vocab.raw(self.items),
+                    "rating": self.ratings,
+                    "timestamp": self.timestamps,
+                }
+            )
+        return pd.DataFrame(
+            {"user": self.users, "item": self.items, "rating": self.ratings, "timestamp": self.timestamps}
+        )
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        user_vocab: Vocabulary | None = None,
+        item_vocab: Vocabulary | None = None,
+    ) -> Ratings:
+        """Build from raw-id columns ``userId, movieId, rating[, timestamp]``.
+
+        Without vocabularies they are built from the frame. With vocabularies, rows whose ids are missing from
+        them raise a ``DataError``.
+        """
+        user_raw = frame["userId"].to_numpy(dtype=np.int64)
+        item_raw = frame["movieId"].to_numpy(dtype=np.int64)
+        user_vocab = user_vocab or Vocabulary.from_ids(pd.unique(user_raw))
+        item_vocab = item_vocab or Vocabulary.from_ids(pd.unique(item_raw))
+        users = user_vocab.index_many(user_raw)
+        items = item_vocab.index_many(item_raw)
+        if (users < 0).any() or (items < 0).any():
+            raise DataError("Some ratings name users or movies that are not in the vocabulary.")
+        stamps = (
+            frame["timestamp"].to_numpy(dtype=np.int64)
+            if "timestamp" in frame
+            else np.zeros(len(frame), dtype=np.int64)
+        )
+        return cls(
+            users.astype(np.int32),
+            items.astype(np.int32),
+            frame["rating"].to_numpy(dtype=np.float32),
+            stamps,
+            user_vocab,
+            item_vocab,
+        )
+
+    def user_counts(self) -> np.ndarray:
+        return np.bincount(self.users, minlength=self.n_users)
+
+    def item_counts(self) -> np.ndarray:
+        return np.bincount(self.items, minlength=self.n_items)
+
+
+MOVIE_COLUMNS = ["movieId", "title", "year", "genres"]
+
+
+@dataclass
+class Dataset:
+    """Ratings plus the movies table (one row per item index, in index order) and optional tags."""
+
+    name: str
+    ratings: Ratings
+    movies: pd.DataFrame  # movieId int64, title str, year Int64 (nullable), genres "A|B" ("" when none)
+    tags: pd.DataFrame | None = None  # userId, movieId, tag, timestamp
+    scale: RatingScale = field(default_factory=lambda: RatingScale(0.5, 5.0, 0.5))
+    n_movies_listed: int = 0  # rows of the source movies table (0 when there was none)
+
+    @property
+    def item_vocab(self) -> Vocabulary:
+        return self.ratings.item_vocab
+
+    @property
+    def user_vocab(self) -> Vocabulary:
+        return self.ratings.user_vocab
+
+    def genre_lists(self) -> list[list[str]]:
+        return [g.split("|") if g else [] for g in self.movies["genres"].tolist()]
+
+    def all_genres(self) -> list[str]:
+        return sorted({g for genres in self.genre_lists() for g in genres})
