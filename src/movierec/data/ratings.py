@@ -1,7 +1,8 @@
 """The one ratings container every other part of movierec speaks.
 
-Ratings are stored as contiguous int32 user and item indices, float32 ratings and int64 timestamps. Two
-``Vocabulary`` objects map raw MovieLens ids to indices and back; only the edges (CLI, API, reports) speak raw ids.
+Ratings are stored as contiguous int32 user and item indices, float32 ratings and int64 timestamps.
+Two ``Vocabulary`` objects map raw MovieLens ids to indices and back; only the edges (CLI, API, reports)
+speak raw ids.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ class Vocabulary:
 
     @classmethod
     def from_ids(cls, *id_arrays: np.ndarray) -> Vocabulary:
-        merged = np.concatenate([np.asarray(a, dtype=np.int64) for a in id_arrays]) if id_arrays else []
-        return cls(np.unique(np.asarray(merged, dtype=np.int64)))
+        arrays = [np.asarray(a, dtype=np.int64) for a in id_arrays]
+        merged = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
+        return cls(np.unique(merged))
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

@@ -1,0 +1,3 @@
+from movierec.cli import entry_point
+
+entry_point()

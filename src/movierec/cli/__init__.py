@@ -1,0 +1,66 @@
+"""The `movierec` command line: a thin map from command names to the package's functions.
+
+Errors a user can fix print one sentence and exit with code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from movierec.cli import data as data_commands
+from movierec.errors import MovieRecError
+
+app = typer.Typer(
+    name="movierec",
+    help="A movie recommender built on PyTorch, for MovieLens-style star ratings.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_commands.app, name="data")
+
+for _module_name in ("train", "recommend", "reports", "tune", "serve"):
+    try:
+        _module = __import__(f"movierec.cli.{_module_name}", fromlist=["register"])
+    except ModuleNotFoundError as _missing:
+        if _missing.name != f"movierec.cli.{_module_name}":
+            raise
+        continue
+    _module.register(app)
+
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 success, 2 bad input, 1 unexpected failure)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="movierec", standalone_mode=False)
+    except MovieRecError as error:
+        if debug:
+            raise
+        _stderr.print(f"[bold red]error:[/] {error}")
+        return 2
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Abort:
+        _stderr.print("aborted")
+        return 130
+    except Exception as error:
+        if debug:
+            raise
+        _stderr.print(f"[bold red]internal error:[/] {type(error).__name__}: {error} (rerun with --debug)")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def entry_point() -> None:
+    sys.exit(main())

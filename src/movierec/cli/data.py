@@ -1,0 +1,82 @@
+"""`movierec data list|fetch|info`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from movierec.cli.options import ParseFlags, parse_options
+from movierec.data.info import describe
+from movierec.data.loader import load_dataset
+
+app = typer.Typer(help="List, download and describe MovieLens releases.", no_args_is_help=True)
+console = Console(highlight=False)
+
+
+@app.command("list")
+def list_releases() -> None:
+    """Show the known releases and whether each is embedded, downloaded or downloadable."""
+    from movierec.data.datasets import RELEASES
+    from movierec.data.download import release_status
+
+    table = Table(title="MovieLens releases")
+    for column in ("name", "ratings", "format", "status", "url"):
+        table.add_column(column)
+    for name, release in RELEASES.items():
+        table.add_row(name, f"{release.n_ratings:,}", release.format, release_status(name), release.url)
+    console.print(table)
+
+
+@app.command("fetch")
+def fetch(
+    name: Annotated[str, typer.Argument(help="Release name, e.g. ml-25m (see `movierec data list`).")],
+    mirror: Annotated[
+        str | None, typer.Option(help="Base URL to download from instead of GroupLens.")
+    ] = None,
+) -> None:
+    """Download a release, check its md5, and extract it (resumes an interrupted download)."""
+    from movierec.data.download import fetch as fetch_release
+
+    path = fetch_release(name, base_url=mirror)
+    console.print(f"{name} is ready in {path}")
+
+
+@app.command("info")
+def info(
+    source: Annotated[str, typer.Argument(help="A release name (e.g. ml-latest-small) or a path.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
+    duplicates: ParseFlags.duplicates = "error",
+    skip_invalid: ParseFlags.skip_invalid = False,
+    scale: ParseFlags.scale = None,
+) -> None:
+    """Users, rated movies, catalog size, ratings, density, rating scale and histogram, time span."""
+    dataset = load_dataset(source, parse_options(duplicates, skip_invalid, scale))
+    facts = describe(dataset)
+    if as_json:
+        print(json.dumps(facts))
+        return
+    table = Table(title=f"{facts['name']}", show_header=False)
+    table.add_column("fact")
+    table.add_column("value", justify="right")
+    table.add_row("ratings", f"{facts['n_ratings']:,}")
+    table.add_row("users", f"{facts['n_users']:,}")
+    table.add_row("rated movies", f"{facts['n_items']:,}")
+    table.add_row("movies in catalog", f"{facts['n_movies']:,}")
+    table.add_row("density", f"{facts['density']:.4%}")
+    table.add_row("rating scale", f"{facts['scale']['low']:g} to {facts['scale']['high']:g}")
+    table.add_row("mean rating", f"{facts['mean_rating']:.3f}")
+    table.add_row("time span", f"{facts['first_rating']} to {facts['last_rating']}")
+    table.add_row("tag applications", f"{facts['n_tags']:,}")
+    console.print(table)
+    hist = Table(title="rating histogram")
+    hist.add_column("stars")
+    hist.add_column("ratings", justify="right")
+    hist.add_column("")
+    peak = max(facts["histogram"].values())
+    for stars, count in facts["histogram"].items():
+        hist.add_row(stars, f"{count:,}", "█" * max(1, round(30 * count / peak)))
+    console.print(hist)

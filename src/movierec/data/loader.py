@@ -1,0 +1,183 @@
+"""Load a dataset by release name or path: parse once, then reload from a Parquet cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from movierec import atomic, paths
+from movierec.data.movielens import ParseOptions, ParseReport, RawTables, detect_format, read_source
+from movierec.data.ratings import Dataset, Ratings, RatingScale, Vocabulary
+from movierec.errors import DataError, MovieRecError
+
+CACHE_FORMAT = 1
+DEFAULT_SCALE = RatingScale(0.5, 5.0, 0.5)  # the widest MovieLens star scale; 1-5 releases sit inside it
+
+
+def resolve_source(source: str | Path) -> tuple[str, Path]:
+    """A release name or a path, as ``(display name, path on disk)``."""
+    from movierec.data.datasets import RELEASES
+    from movierec.data.download import dataset_path, is_downloaded
+
+    text = str(source)
+    if text in RELEASES:
+        if text == "ml-latest-small":
+            return text, paths.EMBEDDED_DIR / "ml-latest-small"
+        if is_downloaded(text):
+            return text, dataset_path(text)
+        raise MovieRecError(
+            f"The release {text!r} is not downloaded yet; run `movierec data fetch {text}` first."
+        )
+    path = Path(text).expanduser()
+    if path.exists():
+        if path.is_dir() and not any(path.iterdir()):
+            raise DataError(
+                f"The folder {path} is empty; expected MovieLens files such as ratings.csv in it."
+            )
+        detect_format(path)
+        return path.name or text, path.resolve()
+    names = ", ".join(RELEASES)
+    raise MovieRecError(f"{text!r} is neither a known release ({names}) nor an existing file or folder.")
+
+
+def load_dataset(
+    source: str | Path,
+    options: ParseOptions | None = None,
+    *,
+    movies_file: Path | None = None,
+    use_cache: bool = True,
+) -> Dataset:
+    """Parse ``source`` (a release name, release folder or ratings CSV), caching the result as Parquet."""
+    options = options or ParseOptions(scale=DEFAULT_SCALE)
+    name, path = resolve_source(source)
+    sources = _source_files(path) + ([movies_file] if movies_file else [])
+    folder = paths.cache_dir() / f"{_safe(name)}-{_cache_key(sources, options)}"
+    if use_cache:
+        cached = read_cache(folder)
+        if cached is not None:
+            return cached
+    raw = read_source(path, options)
+    if movies_file is not None:
+        from movierec.data.movielens import read_movies_csv
+
+        raw.movies = read_movies_csv(movies_file)
+    dataset = build_dataset(name, raw)
+    if use_cache:
+        write_cache(folder, dataset)
+    return dataset
+
+
+def load_dataset_with_report(source: str | Path, options: ParseOptions) -> tuple[Dataset, ParseReport]:
+    """Like ``load_dataset`` without the cache, also returning what was skipped or merged."""
+    name, path = resolve_source(source)
+    raw = read_source(path, options)
+    return build_dataset(name, raw), raw.report
+
+
+def build_dataset(name: str, raw: RawTables) -> Dataset:
+    """Index raw tables: item vocabulary = rated movies plus the whole movies table."""
+    ratings_frame = raw.ratings
+    movie_ids = raw.movies["movieId"].to_numpy() if raw.movies is not None else np.empty(0, np.int64)
+    user_vocab = Vocabulary.from_ids(pd.unique(ratings_frame["userId"].to_numpy()))
+    item_vocab = Vocabulary.from_ids(pd.unique(ratings_frame["movieId"].to_numpy()), movie_ids)
+    ratings = Ratings.from_frame(ratings_frame, user_vocab, item_vocab)
+    movies = align_movies(raw.movies, item_vocab)
+    return Dataset(
+        name=name,
+        ratings=ratings,
+        movies=movies,
+        tags=raw.tags,
+        scale=RatingScale.infer(ratings.ratings),
+        n_movies_listed=0 if raw.movies is None else len(raw.movies),
+    )
+
+
+def align_movies(movies: pd.DataFrame | None, item_vocab: Vocabulary) -> pd.DataFrame:
+    """One movies row per item index; movies missing from the table get a placeholder title."""
+    frame = pd.DataFrame({"movieId": item_vocab.ids})
+    if movies is not None:
+        frame = frame.merge(movies.drop_duplicates("movieId"), on="movieId", how="left")
+    else:
+        frame = frame.assign(title=None, year=pd.array([None] * len(frame), dtype="Int64"), genres="")
+    frame["title"] = frame["title"].fillna(frame["movieId"].map(lambda i: f"Movie {i}")).astype(str)
+    frame["genres"] = frame["genres"].fillna("").astype(str)
+    frame["year"] = frame["year"].astype("Int64")
+    return frame[["movieId", "title", "year", "genres"]].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------------ cache
+
+
+def write_cache(folder: Path, dataset: Dataset) -> None:
+    """Write the cache as one folder, atomically (a killed writer leaves no half-written cache)."""
+    r = dataset.ratings
+    with atomic.atomic_directory(folder) as tmp:
+        table = pa.table({"user": r.users, "item": r.items, "rating": r.ratings, "timestamp": r.timestamps})
+        pq.write_table(table, tmp / "ratings.parquet", compression="lz4")
+        pq.write_table(pa.table({"id": r.user_vocab.ids}), tmp / "users.parquet")
+        pq.write_table(pa.table({"id": r.item_vocab.ids}), tmp / "items.parquet")
+        dataset.movies.to_parquet(tmp / "movies.parquet", index=False)
+        if dataset.tags is not None:
+            dataset.tags.to_parquet(tmp / "tags.parquet", index=False)
+        meta = {
+            "format": CACHE_FORMAT,
+            "name": dataset.name,
+            "scale": dataset.scale.to_dict(),
+            "n_movies_listed": dataset.n_movies_listed,
+        }
+        atomic.write_json(tmp / "meta.json", meta)
+
+
+def read_cache(folder: Path) -> Dataset | None:
+    """The cached dataset, or None when there is no usable cache (a damaged one is ignored and rebuilt)."""
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != CACHE_FORMAT:
+            return None
+        table = pq.read_table(folder / "ratings.parquet")
+        ratings = Ratings(
+            table.column("user").to_numpy(),
+            table.column("item").to_numpy(),
+            table.column("rating").to_numpy(),
+            table.column("timestamp").to_numpy(),
+            Vocabulary(pq.read_table(folder / "users.parquet").column("id").to_numpy()),
+            Vocabulary(pq.read_table(folder / "items.parquet").column("id").to_numpy()),
+        )
+        tags_path = folder / "tags.parquet"
+        return Dataset(
+            name=meta["name"],
+            ratings=ratings,
+            movies=pd.read_parquet(folder / "movies.parquet"),
+            tags=pd.read_parquet(tags_path) if tags_path.is_file() else None,
+            scale=RatingScale(**meta["scale"]),
+            n_movies_listed=int(meta["n_movies_listed"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
+        return None
+
+
+def _source_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in {".csv", ".dat", ".data", ".item"})
+
+
+def _cache_key(files: list[Path], options: ParseOptions) -> str:
+    digest = hashlib.sha256(f"v{CACHE_FORMAT}|{options!r}".encode())
+    for f in files:
+        stat = f.stat()
+        digest.update(f"{f.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
