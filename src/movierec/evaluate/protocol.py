@@ -1,0 +1,212 @@
+"""The evaluation protocol, written against plain callables so it depends on no model class.
+
+* Rating accuracy: ``evaluate_ratings(predict, train, test)`` predicts every held-out rating (users or movies
+  unknown to train included, left to the model's fallback) and reports RMSE and MAE.
+* Top-k ranking: ``evaluate_ranking(score, train, test)`` ranks, for every test user with at least one
+  relevant held-out movie (rating >= threshold), all movies that have a training rating and that the user did
+  not rate in training, and reports precision, recall, NDCG, MAP and hit rate at k plus catalogue coverage,
+  novelty and average popularity of the recommended movies.
+
+Train and test must share vocabularies (as every ``movierec.data.split`` function guarantees).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from movierec.data.ratings import Ratings
+from movierec.errors import DataError
+from movierec.evaluate.metrics import (
+    average_popularity,
+    catalog_coverage,
+    mae,
+    novelty,
+    ranking_metrics,
+    rmse,
+)
+
+PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(user indices [n], item indices [n]) -> predicted ratings [n]."""
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+"""User indices [b] -> scores [b, n_items]; higher is better."""
+
+
+def _check_same_vocabularies(train: Ratings, test: Ratings) -> None:
+    pairs = (("user", train.user_vocab, test.user_vocab), ("item", train.item_vocab, test.item_vocab))
+    for side, a, b in pairs:
+        if a is not b and not np.array_equal(a.ids, b.ids):
+            raise ValueError(f"train and test have different {side} vocabularies; split one Ratings instead.")
+
+
+def evaluate_ratings(predict: PredictFn, train: Ratings, test: Ratings) -> dict[str, float]:
+    """RMSE and MAE of ``predict`` on every test rating.
+
+    Returns ``rmse``, ``mae``, ``n_test`` and ``n_unknown``: the test rows whose user or movie has no training
+    rating. Those rows are still predicted (the callable's fallback handles them) and count in the metrics.
+    """
+    _check_same_vocabularies(train, test)
+    if len(test) == 0:
+        raise DataError("The test set is empty; at least one held-out rating is needed to evaluate.")
+    predicted = np.asarray(predict(test.users, test.items), dtype=np.float64)
+    if predicted.shape != (len(test),):
+        raise ValueError(f"predict returned shape {predicted.shape}; expected ({len(test)},).")
+    if not np.isfinite(predicted).all():
+        raise ValueError("predict returned NaN or infinite ratings.")
+    user_known = train.user_counts() > 0
+    item_known = train.item_counts() > 0
+    unknown = ~user_known[test.users] | ~item_known[test.items]
+    return {
+        "rmse": rmse(predicted, test.ratings),
+        "mae": mae(predicted, test.ratings),
+        "n_test": len(test),
+        "n_unknown": int(unknown.sum()),
+    }
+
+
+def topk_items(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's k highest scores, best first, as int64 [n_rows, k].
+
+    Among the selected items, ties are broken by the lower index. ``-inf`` (and NaN) entries are never
+    returned; rows with fewer than k finite candidates are padded with ``-1``.
+    """
+    if k < 1:
+        raise ValueError(f"k is {k}; it must be at least 1.")
+    s = np.asarray(scores)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be a 2-D array [n_rows, n_items]; it has {s.ndim} dimension(s).")
+    n_rows, n_cols = s.shape
+    out = np.full((n_rows, k), -1, dtype=np.int64)
+    take = min(k, n_cols)
+    if take == 0 or n_rows == 0:
+        return out
+    if np.isnan(s).any():
+        s = np.where(np.isnan(s), -np.inf, s)
+    if take < n_cols:
+        part = np.argpartition(s, n_cols - take, axis=1)[:, n_cols - take :]  # the take largest, unordered
+    else:
+        part = np.broadcast_to(np.arange(n_cols), s.shape)
+    part_scores = np.take_along_axis(s, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)  # by descending score, then by item index
+    top = np.take_along_axis(part, order, axis=1)
+    top_scores = np.take_along_axis(part_scores, order, axis=1)
+    out[:, :take] = np.where(top_scores == -np.inf, -1, top)
+    return out
+
+
+def _train_csr(train: Ratings) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr [n_users + 1], items sorted by user) of the training ratings."""
+    order = np.argsort(train.users, kind="stable")
+    indptr = np.zeros(train.n_users + 1, dtype=np.int64)
+    np.cumsum(train.user_counts(), out=indptr[1:])
+    return indptr, train.items[order].astype(np.int64)
+
+
+def _rows_and_items(
+    users: np.ndarray, indptr: np.ndarray, items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row within ``users``, item) for every training rating of ``users``, vectorised."""
+    starts = indptr[users]
+    lengths = indptr[users + 1] - starts
+    rows = np.repeat(np.arange(users.size, dtype=np.int64), lengths)
+    offsets = np.arange(lengths.sum(), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return rows, items[np.repeat(starts, lengths) + offsets]
+
+
+def _relevant_by_user(test: Ratings, threshold: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Test users with at least one relevant movie (sorted) and each one's relevant item indices."""
+    mask = test.ratings >= threshold
+    users = test.users[mask].astype(np.int64)
+    items = test.items[mask].astype(np.int64)
+    order = np.argsort(users, kind="stable")
+    users, items = users[order], items[order]
+    ranked, starts = np.unique(users, return_index=True)
+    return ranked, np.split(items, starts[1:]) if ranked.size else []
+
+
+def rank_candidates(
+    score: ScoreFn, train: Ratings, users: np.ndarray, k: int, chunk_size: int = 1024
+) -> np.ndarray:
+    """Each user's top-k candidate items [len(users), k] by ``score``, best first, ``-1`` padded.
+
+    Candidates are the items with at least one training rating that the user did not rate in training; every
+    other score is set to ``-inf``. ``score`` is called on at most ``chunk_size`` users at a time, and its
+    arrays are copied, never written to.
+    """
+    if k < 1:
+        raise ValueError(f"k is {k}; it must be at least 1.")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size is {chunk_size}; it must be at least 1.")
+    user_index = np.asarray(users, dtype=np.int64).ravel()
+    not_candidate = train.item_counts() == 0
+    indptr, train_items = _train_csr(train)
+    topk = np.empty((user_index.size, k), dtype=np.int64)
+    for start in range(0, user_index.size, chunk_size):
+        chunk = user_index[start : start + chunk_size]
+        raw = np.asarray(score(chunk.astype(np.int32)))
+        if raw.shape != (chunk.size, train.n_items):
+            raise ValueError(f"score returned shape {raw.shape}; expected ({chunk.size}, {train.n_items}).")
+        dtype = np.float64 if raw.dtype == np.float64 else np.float32
+        scores = np.array(raw, dtype=dtype, copy=True)  # never write into the caller's array
+        if np.isnan(scores).any():
+            raise ValueError("score returned NaN scores.")
+        scores[:, not_candidate] = -np.inf
+        rows, seen = _rows_and_items(chunk, indptr, train_items)
+        scores[rows, seen] = -np.inf
+        topk[start : start + chunk.size] = topk_items(scores, k)
+    return topk
+
+
+def evaluate_ranking(
+    score: ScoreFn,
+    train: Ratings,
+    test: Ratings,
+    k: int = 10,
+    relevance_threshold: float = 4.0,
+    chunk_size: int = 1024,
+) -> dict[str, float]:
+    """Top-k ranking quality of ``score`` on the held-out ratings.
+
+    A movie is relevant to a user when its held-out rating is >= ``relevance_threshold``. Candidates are the
+    movies with at least one training rating that the user did not rate in training; every other score is set
+    to ``-inf`` before taking the top k. Metrics are averaged over the test users with at least one relevant
+    movie, users unknown to train included (the callable must cope with them). Relevant movies that cannot be
+    recommended (no training rating) still count in |relevant|. Users are scored ``chunk_size`` at a time so
+    memory stays bounded.
+
+    Returns the ``ranking_metrics`` keys (``precision@k`` ...) plus ``coverage@k`` (share of candidate movies
+    recommended to someone), ``novelty@k``, ``avg_popularity@k`` (training counts) and ``n_ranked_users``.
+    """
+    _check_same_vocabularies(train, test)
+    if k < 1:
+        raise ValueError(f"k is {k}; it must be at least 1.")
+    ranked_users, relevant = _relevant_by_user(test, relevance_threshold)
+    if ranked_users.size == 0:
+        raise DataError(
+            f"No test user has a held-out rating of at least {relevance_threshold:g}; "
+            "lower the relevance threshold or use a larger test set."
+        )
+    topk = rank_candidates(score, train, ranked_users, k, chunk_size)
+    item_counts = train.item_counts()
+    n_train_users = int(np.count_nonzero(train.user_counts()))
+    result = ranking_metrics(topk, relevant, k)
+    result[f"coverage@{k}"] = catalog_coverage(topk, int(np.count_nonzero(item_counts)))
+    result[f"novelty@{k}"] = novelty(topk, item_counts, n_train_users)
+    result[f"avg_popularity@{k}"] = average_popularity(topk, item_counts)
+    result["n_ranked_users"] = int(ranked_users.size)
+    return result
+
+
+def popularity_scores(train: Ratings) -> ScoreFn:
+    """A popularity baseline: every user's scores are the training rating counts of the items.
+
+    The returned rows are a read-only broadcast view of one shared row.
+    """
+    counts = train.item_counts().astype(np.float32)
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(counts, (np.asarray(users).shape[0], counts.shape[0]))
+
+    return score
