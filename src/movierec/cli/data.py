@@ -34,9 +34,7 @@ def list_releases() -> None:
 @app.command("fetch")
 def fetch(
     name: Annotated[str, typer.Argument(help="Release name, e.g. ml-25m (see `movierec data list`).")],
-    mirror: Annotated[
-        str | None, typer.Option(help="Base URL to download from instead of GroupLens.")
-    ] = None,
+    mirror: Annotated[str | None, typer.Option(help="Base URL to download from instead of GroupLens.")] = None,
 ) -> None:
     """Download a release, check its md5, and extract it (resumes an interrupted download)."""
     from movierec.data.download import fetch as fetch_release

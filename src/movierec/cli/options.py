@@ -14,9 +14,7 @@ from movierec.errors import MovieRecError
 class ParseFlags:
     """Typer annotations for how ratings files are read."""
 
-    duplicates = Annotated[
-        str, typer.Option(help="What to do with a user rating a movie twice: error, last or mean.")
-    ]
+    duplicates = Annotated[str, typer.Option(help="What to do with a user rating a movie twice: error, last or mean.")]
     skip_invalid = Annotated[
         bool, typer.Option("--skip-invalid", help="Skip bad rows and report how many, instead of failing.")
     ]
@@ -28,9 +26,7 @@ class ParseFlags:
 
 def parse_options(duplicates: str, skip_invalid: bool, scale: str | None) -> ParseOptions:
     if duplicates not in DUPLICATE_POLICIES:
-        raise MovieRecError(
-            f"--duplicates {duplicates!r} is not a policy; valid policies are: error, last, mean."
-        )
+        raise MovieRecError(f"--duplicates {duplicates!r} is not a policy; valid policies are: error, last, mean.")
     return ParseOptions(duplicates=duplicates, skip_invalid=skip_invalid, scale=parse_scale(scale))  # type: ignore[arg-type]
 
 

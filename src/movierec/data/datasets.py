@@ -38,9 +38,7 @@ class Release:
         return _RATINGS_FILES[self.format]
 
 
-def _release(
-    name: str, fmt: ReleaseFormat, folder: str, md5: str | None, n_ratings: int, description: str
-) -> Release:
+def _release(name: str, fmt: ReleaseFormat, folder: str, md5: str | None, n_ratings: int, description: str) -> Release:
     url = f"{GROUPLENS_BASE_URL}/{name}.zip"
     return Release(name, url, url + ".md5", fmt, folder, md5, n_ratings, description)
 

@@ -31,15 +31,11 @@ def resolve_source(source: str | Path) -> tuple[str, Path]:
             return text, paths.EMBEDDED_DIR / "ml-latest-small"
         if is_downloaded(text):
             return text, dataset_path(text)
-        raise MovieRecError(
-            f"The release {text!r} is not downloaded yet; run `movierec data fetch {text}` first."
-        )
+        raise MovieRecError(f"The release {text!r} is not downloaded yet; run `movierec data fetch {text}` first.")
     path = Path(text).expanduser()
     if path.exists():
         if path.is_dir() and not any(path.iterdir()):
-            raise DataError(
-                f"The folder {path} is empty; expected MovieLens files such as ratings.csv in it."
-            )
+            raise DataError(f"The folder {path} is empty; expected MovieLens files such as ratings.csv in it.")
         detect_format(path)
         return path.name or text, path.resolve()
     names = ", ".join(RELEASES)

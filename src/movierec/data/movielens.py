@@ -95,9 +95,7 @@ def detect_format(path: Path) -> Format:
         return "dat"
     if (path / "u.data").is_file():
         return "100k"
-    raise DataError(
-        f"The folder {path} holds no MovieLens ratings; expected ratings.csv, ratings.dat or u.data in it."
-    )
+    raise DataError(f"The folder {path} holds no MovieLens ratings; expected ratings.csv, ratings.dat or u.data in it.")
 
 
 def read_source(path: Path, options: ParseOptions | None = None) -> RawTables:
@@ -132,9 +130,7 @@ def read_ratings_csv(path: Path, options: ParseOptions | None = None) -> tuple[p
     names = [name.strip() for name in header.split(",")]
     required = ["userId", "movieId", "rating"]
     if not set(required) <= set(names) or not set(names) <= set(RATING_COLUMNS):
-        raise DataError(
-            f"{path}, line 1: the header is {header!r}; expected 'userId,movieId,rating[,timestamp]'."
-        )
+        raise DataError(f"{path}, line 1: the header is {header!r}; expected 'userId,movieId,rating[,timestamp]'.")
     return _read_delimited(path, names, ",", has_header=True, encoding="utf-8", options=options)
 
 
@@ -152,9 +148,7 @@ def read_ratings_100k(path: Path, options: ParseOptions | None = None) -> tuple[
     """ML-100K's u.data: ``user item rating timestamp``, tab-separated, no header."""
     options = options or ParseOptions()
     _require_non_empty(path)
-    return _read_delimited(
-        path, list(RATING_COLUMNS), "\t", has_header=False, encoding="utf-8", options=options
-    )
+    return _read_delimited(path, list(RATING_COLUMNS), "\t", has_header=False, encoding="utf-8", options=options)
 
 
 def _read_delimited(
@@ -187,9 +181,7 @@ def _read_delimited(
 
 def _read_fast(source: Path | bytes, names: list[str], delimiter: str, has_header: bool) -> pd.DataFrame:
     types = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float32(), "timestamp": pa.int64()}
-    read_options = pacsv.ReadOptions(
-        column_names=None if has_header else names, skip_rows=0, block_size=1 << 24
-    )
+    read_options = pacsv.ReadOptions(column_names=None if has_header else names, skip_rows=0, block_size=1 << 24)
     parse_options = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
     convert_options = pacsv.ConvertOptions(column_types={n: types[n] for n in names}, include_columns=names)
     stream = io.BytesIO(source) if isinstance(source, bytes) else str(source)
@@ -370,15 +362,12 @@ def read_movies_100k(path: Path) -> pd.DataFrame:
         parts = line.split("|")
         if len(parts) != 5 + len(ML100K_GENRES):
             raise DataError(
-                f"{path}, line {line_no}: expected {5 + len(ML100K_GENRES)} '|'-separated fields, "
-                f"found {len(parts)}."
+                f"{path}, line {line_no}: expected {5 + len(ML100K_GENRES)} '|'-separated fields, found {len(parts)}."
             )
         ids.append(_parse_int(parts[0], path, line_no, "movie id"))
         titles.append(parts[1])
         flags = parts[5:]
-        genres.append(
-            "|".join(g for g, flag in zip(ML100K_GENRES, flags, strict=True) if flag.strip() == "1")
-        )
+        genres.append("|".join(g for g, flag in zip(ML100K_GENRES, flags, strict=True) if flag.strip() == "1"))
     return make_movies(np.asarray(ids, dtype=np.int64), titles, genres)
 
 
@@ -415,9 +404,7 @@ def read_tags_csv(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype={"tag": "string"}, keep_default_na=False)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(
-            f"{path} is not a tags CSV with columns userId,movieId,tag,timestamp ({exc})."
-        ) from None
+        raise DataError(f"{path} is not a tags CSV with columns userId,movieId,tag,timestamp ({exc}).") from None
     return _normalise_tags(frame, path)
 
 

@@ -126,9 +126,7 @@ def _hit_matrix(top: np.ndarray, relevant: Sequence[np.ndarray]) -> tuple[np.nda
     n = top.shape[0]
     lengths = np.fromiter((np.size(r) for r in relevant), dtype=np.int64, count=n)
     rel_items = (
-        np.concatenate([np.asarray(r, dtype=np.int64).ravel() for r in relevant])
-        if n
-        else np.empty(0, dtype=np.int64)
+        np.concatenate([np.asarray(r, dtype=np.int64).ravel() for r in relevant]) if n else np.empty(0, dtype=np.int64)
     )
     if rel_items.size and rel_items.min() < 0:
         raise ValueError("relevant item indices must be non-negative.")

@@ -104,9 +104,7 @@ def _train_csr(train: Ratings) -> tuple[np.ndarray, np.ndarray]:
     return indptr, train.items[order].astype(np.int64)
 
 
-def _rows_and_items(
-    users: np.ndarray, indptr: np.ndarray, items: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _rows_and_items(users: np.ndarray, indptr: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row within ``users``, item) for every training rating of ``users``, vectorised."""
     starts = indptr[users]
     lengths = indptr[users + 1] - starts
@@ -126,9 +124,7 @@ def _relevant_by_user(test: Ratings, threshold: float) -> tuple[np.ndarray, list
     return ranked, np.split(items, starts[1:]) if ranked.size else []
 
 
-def rank_candidates(
-    score: ScoreFn, train: Ratings, users: np.ndarray, k: int, chunk_size: int = 1024
-) -> np.ndarray:
+def rank_candidates(score: ScoreFn, train: Ratings, users: np.ndarray, k: int, chunk_size: int = 1024) -> np.ndarray:
     """Each user's top-k candidate items [len(users), k] by ``score``, best first, ``-1`` padded.
 
     Candidates are the items with at least one training rating that the user did not rate in training; every

@@ -62,9 +62,7 @@ def summarise(dataset: Dataset) -> EdaData:
     all_item_counts = r.item_counts()
     item_sums = np.bincount(r.items, weights=r.ratings, minlength=r.n_items)
     rated = all_item_counts > 0
-    values, star_counts = stats.rating_histogram(
-        r.ratings, dataset.scale.low, dataset.scale.high, dataset.scale.step
-    )
+    values, star_counts = stats.rating_histogram(r.ratings, dataset.scale.low, dataset.scale.high, dataset.scale.step)
     months, month_counts = stats.monthly_counts(r.timestamps)
     return EdaData(
         name=dataset.name,
@@ -213,9 +211,7 @@ def plot_popularity_bias(data: EdaData) -> Figure:
     if data.item_counts.size == 0:
         return _empty(fig, ax, "no rated movies")
     counts = data.item_counts.astype(np.float64)
-    hexes = ax.hexbin(
-        counts, data.item_means, xscale="log", gridsize=(60, 30), bins="log", mincnt=1, cmap="Blues"
-    )
+    hexes = ax.hexbin(counts, data.item_means, xscale="log", gridsize=(60, 30), bins="log", mincnt=1, cmap="Blues")
     fig.colorbar(hexes, ax=ax).set_label("movies per hexagon (log)")
     centres, means = stats.binned_mean(counts, data.item_means, stats.log_edges(counts, 25))
     ax.plot(centres, means, "o-", color=ACCENT_COLOR, linewidth=2, markersize=4, label="binned mean")
@@ -255,9 +251,7 @@ def plot_genres(data: EdaData) -> Figure:
         fig, ax = new_figure()
         return _empty(fig, ax, "no genres in the movies table")
     height = max(5.0, 0.27 * len(g.genres) + 1.2)
-    fig, (left, right) = new_figure(
-        1, 2, figsize=(9.0, height), sharey=True, gridspec_kw={"width_ratios": [1.4, 1]}
-    )
+    fig, (left, right) = new_figure(1, 2, figsize=(9.0, height), sharey=True, gridspec_kw={"width_ratios": [1.4, 1]})
     y = np.arange(len(g.genres))
     left.barh(y, g.movies, color=MAIN_COLOR)
     left.set_yticks(y, g.genres)

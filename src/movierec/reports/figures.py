@@ -93,9 +93,7 @@ def html_table(rows: Sequence[tuple[str, str]], header: tuple[str, str] | None =
     head = ""
     if header:
         head = f"<thead><tr><th>{html.escape(header[0])}</th><th>{html.escape(header[1])}</th></tr></thead>"
-    body = "".join(
-        f"<tr><th scope='row'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
-    )
+    body = "".join(f"<tr><th scope='row'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table>{head}<tbody>{body}</tbody></table>"
 
 

@@ -129,9 +129,7 @@ def _iso_day(timestamp: int | None) -> str | None:
 # ------------------------------------------------------------------------------------------ figure aggregates
 
 
-def rating_histogram(
-    ratings: np.ndarray, low: float, high: float, step: float
-) -> tuple[np.ndarray, np.ndarray]:
+def rating_histogram(ratings: np.ndarray, low: float, high: float, step: float) -> tuple[np.ndarray, np.ndarray]:
     """Star values ``low, low+step, ..., high`` and how many ratings fall on each (nearest value)."""
     n_values = round((high - low) / step) + 1
     values = low + step * np.arange(n_values, dtype=np.float64)

@@ -1,0 +1,19 @@
+"""Evaluation protocols beyond the standard held-out split, for `movierec evaluate --protocol NAME`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from movierec.errors import MovieRecError
+
+ProtocolFn = Callable[[Any, bool], None]
+PROTOCOLS: dict[str, ProtocolFn] = {}
+
+
+def run_protocol(name: str, run: Any, as_json: bool) -> None:
+    """Run the protocol ``name`` on a loaded run folder."""
+    if name not in PROTOCOLS:
+        valid = ", ".join(["standard", *PROTOCOLS])
+        raise MovieRecError(f"--protocol {name!r} is not known; valid protocols are: {valid}.")
+    PROTOCOLS[name](run, as_json)

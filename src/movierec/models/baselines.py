@@ -1,0 +1,63 @@
+"""Baselines in closed form: the global mean, and regularised user and item biases."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from movierec.data.ratings import Ratings, RatingScale
+from movierec.models.factors import FactorParams
+
+
+def global_mean_params(train: Ratings, scale: RatingScale) -> FactorParams:
+    """Predict the mean training rating for everyone."""
+    return _params(float(train.ratings.mean()), train, scale, np.zeros(train.n_users), np.zeros(train.n_items))
+
+
+def bias_params(
+    train: Ratings, scale: RatingScale, user_reg: float = 5.0, item_reg: float = 5.0, passes: int = 10
+) -> FactorParams:
+    """``mean + b_u + b_i`` by alternating regularised least squares (a few passes converge)."""
+    user_bias, item_bias, mean = fit_biases(train, user_reg, item_reg, passes)
+    return _params(mean, train, scale, user_bias, item_bias)
+
+
+def fit_biases(
+    train: Ratings, user_reg: float = 5.0, item_reg: float = 5.0, passes: int = 10
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Alternate ``b_i = sum(r - mean - b_u) / (reg + n_i)`` and the same for users."""
+    mean = float(train.ratings.mean())
+    residual_base = train.ratings.astype(np.float64) - mean
+    user_count = np.bincount(train.users, minlength=train.n_users)
+    item_count = np.bincount(train.items, minlength=train.n_items)
+    user_bias = np.zeros(train.n_users)
+    item_bias = np.zeros(train.n_items)
+    for _ in range(passes):
+        item_sum = np.bincount(train.items, residual_base - user_bias[train.users], minlength=train.n_items)
+        item_bias = item_sum / (item_reg + item_count)
+        user_sum = np.bincount(train.users, residual_base - item_bias[train.items], minlength=train.n_users)
+        user_bias = user_sum / (user_reg + user_count)
+    return user_bias.astype(np.float32), item_bias.astype(np.float32), mean
+
+
+def _params(
+    mean: float, train: Ratings, scale: RatingScale, user_bias: np.ndarray, item_bias: np.ndarray
+) -> FactorParams:
+    return FactorParams(
+        global_mean=mean,
+        user_bias=user_bias.astype(np.float32),
+        item_bias=item_bias.astype(np.float32),
+        user_factors=np.zeros((train.n_users, 0), np.float32),
+        item_factors=np.zeros((train.n_items, 0), np.float32),
+        low=scale.low,
+        high=scale.high,
+        user_known=train.user_counts() > 0,
+        item_known=train.item_counts() > 0,
+        item_prior=popularity_prior(train),
+    )
+
+
+def popularity_prior(train: Ratings) -> np.ndarray:
+    """``log(1 + count) / log(1 + max count)``: how likely a movie is to be watched at all, in [0, 1]."""
+    counts = train.item_counts().astype(np.float64)
+    top = np.log1p(counts.max()) if counts.size and counts.max() > 0 else 1.0
+    return (np.log1p(counts) / top).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Training: typed configs, the one training loop, checkpoints and run folders."""

@@ -1,0 +1,127 @@
+"""Checkpoints: one safetensors file per run, rewritten atomically every epoch.
+
+It holds the module's weights, the best epoch's weights, the optimiser's state and (as JSON metadata) the
+epoch counter and history, so a killed run resumes with ``--resume`` losing at most the epoch in flight.
+Nothing is pickled: tensors go through safetensors, everything else through JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from movierec import atomic
+from movierec.errors import ArtifactError
+from movierec.train.config import TrainConfig
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+@dataclass
+class TrainingState:
+    """Where a run stands: last finished epoch, best epoch so far and its weights, per-epoch history."""
+
+    epoch: int = 0
+    best_epoch: int = 0
+    best_val_rmse: float = float("inf")
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def record(self, row: dict[str, float], val_rmse: float, module: nn.Module) -> None:
+        """Log an epoch; keep a copy of the weights when it is the best so far."""
+        self.epoch = int(row["epoch"])
+        self.history.append(row)
+        if val_rmse < self.best_val_rmse:
+            self.best_val_rmse = val_rmse
+            self.best_epoch = self.epoch
+            self.best_state = {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
+
+
+def save(
+    run_dir: Path,
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    state: TrainingState,
+) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    weights = {k: v.detach().to("cpu").clone().contiguous() for k, v in module.state_dict().items()}
+    for key, value in weights.items():
+        tensors[f"model.{key}"] = value
+    for key, value in (state.best_state or weights).items():
+        tensors[f"best.{key}"] = value.contiguous()
+    optimizer_state = optimizer.state_dict()
+    for param_id, param_state in optimizer_state["state"].items():
+        for key, value in param_state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"opt.{param_id}.{key}"] = value.detach().to("cpu").clone().contiguous()
+    meta = {
+        "format": str(CHECKPOINT_FORMAT),
+        "config": json.dumps(config.to_dict()),
+        "state": json.dumps(
+            {
+                "epoch": state.epoch,
+                "best_epoch": state.best_epoch,
+                "best_val_rmse": state.best_val_rmse,
+                "history": state.history,
+            }
+        ),
+        "param_groups": json.dumps(optimizer_state["param_groups"]),
+    }
+    with atomic.atomic_path(run_dir / CHECKPOINT_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load(run_dir: Path, module: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig) -> TrainingState:
+    """Restore module, optimiser and state from ``run_dir``; a fresh state when there is no checkpoint."""
+    path = run_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        return TrainingState()
+    tensors, meta = read(path)
+    saved = json.loads(meta["config"])
+    for key in ("model", "dim"):
+        if saved.get(key) != getattr(config, key):
+            raise ArtifactError(
+                f"The checkpoint {path} was trained with {key}={saved.get(key)!r}, not {getattr(config, key)!r}; "
+                "resume with the same settings or use a new --out folder."
+            )
+    module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    optimizer_state: dict[str, Any] = {"state": {}, "param_groups": json.loads(meta["param_groups"])}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, param_id, name = key.split(".", 2)
+            optimizer_state["state"].setdefault(int(param_id), {})[name] = value
+    optimizer.load_state_dict(optimizer_state)
+    info = json.loads(meta["state"])
+    return TrainingState(
+        epoch=int(info["epoch"]),
+        best_epoch=int(info["best_epoch"]),
+        best_val_rmse=float(info["best_val_rmse"]),
+        best_state={k[5:]: v for k, v in tensors.items() if k.startswith("best.")},
+        history=list(info["history"]),
+    )
+
+
+def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a checkpoint, refusing damaged files and unknown formats with a clear error."""
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"The checkpoint {path} is damaged or not a safetensors file ({exc}).") from None
+    if meta.get("format") != str(CHECKPOINT_FORMAT):
+        raise ArtifactError(
+            f"The checkpoint {path} has format {meta.get('format')!r}; this movierec reads format {CHECKPOINT_FORMAT}."
+        )
+    return tensors, meta

@@ -1,0 +1,270 @@
+"""The run folder: the unit of reproducibility.
+
+```
+RUN_DIR/
+  config.json          training and data settings
+  model.safetensors    the exported factors and biases (weights only; no code is unpickled to load them)
+  vocab/users.parquet  raw userId of each user index
+  vocab/items.parquet  raw movieId of each item index
+  movies.parquet       the catalog: movieId, title, year, genres (one row per item index)
+  train.parquet        the training ratings (user, item, rating), to never recommend what a user rated
+  metrics.json         test metrics beside the baselines
+  history.csv          one row per epoch
+  plots/learning_curve.png
+  manifest.json        format version and a sha256 of every file above
+  checkpoint.safetensors  (while training) the state to --resume from
+```
+Every file is written atomically and the manifest last, so a folder with a valid manifest is complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from movierec import atomic
+from movierec.data.ratings import Ratings, Vocabulary
+from movierec.errors import ArtifactError
+from movierec.models.factors import FactorModel, FactorParams
+from movierec.train.config import TrainConfig
+
+RUN_FORMAT = 1
+ARRAY_FIELDS = (
+    "user_bias",
+    "item_bias",
+    "user_factors",
+    "item_factors",
+    "user_known",
+    "item_known",
+    "item_prior",
+)
+SCALAR_FIELDS = ("global_mean", "low", "high", "link", "rank_weight", "fold_in_reg")
+
+
+@dataclass
+class Run:
+    """A loaded run folder."""
+
+    path: Path
+    config: TrainConfig
+    model: FactorModel
+    movies: pd.DataFrame
+    train: Ratings
+    metrics: dict[str, Any]
+    history: list[dict[str, float]]
+    data: dict[str, Any]
+
+    @property
+    def user_vocab(self) -> Vocabulary:
+        return self.train.user_vocab
+
+    @property
+    def item_vocab(self) -> Vocabulary:
+        return self.train.item_vocab
+
+
+def save_run(
+    run_dir: Path,
+    *,
+    config: TrainConfig,
+    model: FactorModel,
+    movies: pd.DataFrame,
+    train: Ratings,
+    metrics: dict[str, Any],
+    history: list[dict[str, float]],
+    data: dict[str, Any],
+) -> None:
+    """Write every artifact of a run atomically, the manifest last."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(run_dir / "config.json", {"format": RUN_FORMAT, "train": config.to_dict(), "data": data})
+    save_params(run_dir / "model.safetensors", model.params, model.name)
+    _write_parquet(run_dir / "vocab" / "users.parquet", pa.table({"userId": train.user_vocab.ids}))
+    _write_parquet(run_dir / "vocab" / "items.parquet", pa.table({"movieId": train.item_vocab.ids}))
+    _write_parquet(run_dir / "movies.parquet", pa.Table.from_pandas(movies, preserve_index=False))
+    _write_parquet(
+        run_dir / "train.parquet",
+        pa.table({"user": train.users, "item": train.items, "rating": train.ratings}),
+    )
+    write_metrics(run_dir, metrics)
+    write_history(run_dir / "history.csv", history)
+    if history:
+        from movierec.train.curves import plot_learning_curve
+
+        plot_learning_curve(history, run_dir / "plots" / "learning_curve.png", title=f"{model.name} learning curve")
+    write_manifest(run_dir)
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    atomic.write_json(run_dir / "metrics.json", metrics)
+    if (run_dir / "manifest.json").exists():
+        write_manifest(run_dir)
+
+
+def load_run(run_dir: Path) -> Run:
+    """Load and verify a run folder; damaged, foreign or missing files get a clear ArtifactError."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ArtifactError(f"The run folder {run_dir} does not exist; train one with `movierec train --out DIR`.")
+    verify_manifest(run_dir)
+    config_doc = _read_json(run_dir / "config.json")
+    config = TrainConfig.from_dict(config_doc["train"], source=str(run_dir / "config.json"))
+    params, name = load_params(run_dir / "model.safetensors")
+    users = Vocabulary(_read_parquet(run_dir / "vocab" / "users.parquet").column("userId").to_numpy())
+    items = Vocabulary(_read_parquet(run_dir / "vocab" / "items.parquet").column("movieId").to_numpy())
+    table = _read_parquet(run_dir / "train.parquet")
+    train = Ratings(
+        table.column("user").to_numpy(),
+        table.column("item").to_numpy(),
+        table.column("rating").to_numpy(),
+        np.zeros(table.num_rows, np.int64),
+        users,
+        items,
+    )
+    if params.n_users != len(users) or params.n_items != len(items):
+        raise ArtifactError(f"The run folder {run_dir} is inconsistent: the model and vocabularies differ in size.")
+    return Run(
+        path=run_dir,
+        config=config,
+        model=FactorModel(params, name),
+        movies=_read_parquet(run_dir / "movies.parquet").to_pandas(),
+        train=train,
+        metrics=_read_json(run_dir / "metrics.json"),
+        history=read_history(run_dir / "history.csv"),
+        data=config_doc.get("data", {}),
+    )
+
+
+# --------------------------------------------------------------------------------------------------- weights
+
+
+def save_params(path: Path, params: FactorParams, name: str) -> None:
+    arrays = {key: np.ascontiguousarray(getattr(params, key)) for key in ARRAY_FIELDS}
+    arrays = {k: (v.astype(np.uint8) if v.dtype == bool else v) for k, v in arrays.items()}
+    if params.implicit is not None:
+        arrays["implicit"] = np.ascontiguousarray(params.implicit)
+    meta = {key: str(getattr(params, key)) for key in SCALAR_FIELDS}
+    meta.update({"format": str(RUN_FORMAT), "model": name})
+    with atomic.atomic_path(path) as tmp:
+        save_file(arrays, str(tmp), metadata=meta)
+
+
+def load_params(path: Path) -> tuple[FactorParams, str]:
+    if not path.is_file():
+        raise ArtifactError(f"The model file {path} is missing; is this a movierec run folder?")
+    try:
+        arrays = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as handle:
+            meta = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"The model file {path} is damaged or not a safetensors file ({exc}).") from None
+    if meta.get("format") != str(RUN_FORMAT):
+        raise ArtifactError(
+            f"The model file {path} has format {meta.get('format')!r}; this movierec reads format {RUN_FORMAT}."
+        )
+    try:
+        values: dict[str, Any] = {key: arrays[key] for key in ARRAY_FIELDS}
+        values["user_known"] = values["user_known"].astype(bool)
+        values["item_known"] = values["item_known"].astype(bool)
+        values["implicit"] = arrays.get("implicit")
+        for key in ("global_mean", "low", "high", "rank_weight", "fold_in_reg"):
+            values[key] = float(meta[key])
+        values["link"] = meta["link"]
+    except (KeyError, ValueError) as exc:
+        raise ArtifactError(f"The model file {path} lacks the entry {exc}; it was not written by movierec.") from None
+    known = {f.name for f in fields(FactorParams)}
+    return FactorParams(**{k: v for k, v in values.items() if k in known}), meta.get("model", "model")
+
+
+# ------------------------------------------------------------------------------------------------- manifest
+
+
+def write_manifest(run_dir: Path) -> None:
+    files = sorted(
+        p for p in run_dir.rglob("*") if p.is_file() and p.name not in {"manifest.json", "checkpoint.safetensors"}
+    )
+    entries = {str(p.relative_to(run_dir)): _sha256(p) for p in files if not p.name.startswith(".")}
+    atomic.write_json(run_dir / "manifest.json", {"format": RUN_FORMAT, "files": entries})
+
+
+def verify_manifest(run_dir: Path) -> None:
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        raise ArtifactError(
+            f"The folder {run_dir} is not a complete movierec run (no manifest.json); train into it again."
+        )
+    manifest = _read_json(path)
+    if manifest.get("format") != RUN_FORMAT:
+        raise ArtifactError(
+            f"The run {run_dir} has format {manifest.get('format')!r}; this movierec reads format {RUN_FORMAT}."
+        )
+    for name, digest in manifest.get("files", {}).items():
+        file = run_dir / name
+        if not file.is_file():
+            raise ArtifactError(f"The run file {file} is missing.")
+        if _sha256(file) != digest:
+            raise ArtifactError(f"The run file {file} is damaged: its checksum does not match the manifest.")
+
+
+# -------------------------------------------------------------------------------------------------- helpers
+
+
+def write_history(path: Path, history: list[dict[str, float]]) -> None:
+    buffer = io.StringIO()
+    if history:
+        writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    atomic.write_text(path, buffer.getvalue())
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _write_parquet(path: Path, table: pa.Table) -> None:
+    with atomic.atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ArtifactError(f"The run file {path} is damaged or missing ({exc}).") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"The run file {path} is missing.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ArtifactError(f"The run file {path} is damaged: it is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise ArtifactError(f"The run file {path} is damaged: expected a JSON object.")
+    return value
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
