@@ -7,13 +7,14 @@ from typing import Any
 
 from movierec.errors import MovieRecError
 
-ProtocolFn = Callable[[Any, bool], None]
+ProtocolFn = Callable[..., None]
+"""``fn(run, as_json, **options)``; options are the protocol's own CLI flags (e.g. ``given`` for cold-start)."""
 PROTOCOLS: dict[str, ProtocolFn] = {}
 
 
-def run_protocol(name: str, run: Any, as_json: bool) -> None:
+def run_protocol(name: str, run: Any, as_json: bool, **options: Any) -> None:
     """Run the protocol ``name`` on a loaded run folder."""
     if name not in PROTOCOLS:
         valid = ", ".join(["standard", *PROTOCOLS])
         raise MovieRecError(f"--protocol {name!r} is not known; valid protocols are: {valid}.")
-    PROTOCOLS[name](run, as_json)
+    PROTOCOLS[name](run, as_json, **options)

@@ -113,11 +113,12 @@ def evaluate(
     test_file: Annotated[str | None, typer.Option(help="CSV of held-out ratings to score.")] = None,
     protocol: Annotated[str, typer.Option(help="standard (more protocols come with later commands).")] = "standard",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
+    given: Annotated[str | None, typer.Option(help="cold-start: ratings per held-out user, e.g. 5,10,20.")] = None,
 ) -> None:
     """Score a trained run on held-out ratings, beside the baselines on the same split."""
     run = load_run(run_dir)
     if protocol != "standard":
-        run_protocol(protocol, run, as_json)
+        run_protocol(protocol, run, as_json, **({"given": given} if given is not None else {}))
         return
     parts = _test_split(run, data, test_file)
     scale_low, scale_high = run.model.params.low, run.model.params.high
