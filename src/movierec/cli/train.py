@@ -16,11 +16,10 @@ from movierec.cli.protocols import run_protocol
 from movierec.data.split import Split
 from movierec.errors import MovieRecError
 from movierec.evaluate.report import compare_with_baselines
-from movierec.train import checkpoint
 from movierec.train.config import TrainConfig
 from movierec.train.datasource import DataOptions, load_split
-from movierec.train.loop import fit
-from movierec.train.run import load_run, save_run, write_metrics
+from movierec.train.run import load_run, write_metrics
+from movierec.train.session import train_run
 
 console = Console(highlight=False)
 JSON_KEYS = ("model", "rmse", "mae", "n_train", "n_test", "n_unknown", "ndcg@10", "recall@10")
@@ -80,29 +79,13 @@ def train(
     )  # fmt: skip
     data_options = DataOptions(data, split, test_fraction, split_seed, train_file, test_file, movies_file)
     run_dir = out or Path("runs") / f"{settings.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if resume and not (run_dir / checkpoint.CHECKPOINT_NAME).is_file():
-        raise MovieRecError(f"--resume needs a checkpoint in {run_dir}, and there is none; drop --resume to start.")
-    if not resume:
-        (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
-    dataset, parts = load_split(data_options, parse_options(duplicates, skip_invalid, scale))
-    result = fit(settings, dataset, parts.train, run_dir=run_dir, resume=resume, progress=not (quiet or as_json))
-    metrics = compare_with_baselines(result.model, parts.train, parts.test, dataset.scale)
-    metrics.update(
-        {
-            "best_epoch": result.best_epoch,
-            "best_val_rmse": result.best_val_rmse,
-            "train_seconds": result.seconds,
-        }
-    )
-    save_run(
+    metrics = train_run(
+        settings,
+        data_options,
         run_dir,
-        config=settings,
-        model=result.model,
-        movies=dataset.movies,
-        train=parts.train,
-        metrics=metrics,
-        history=[h.to_row() for h in result.history],
-        data=data_options.to_dict(),
+        parse=parse_options(duplicates, skip_invalid, scale),
+        resume=resume,
+        progress=not (quiet or as_json),
     )
     report(metrics, as_json, run_dir)
 

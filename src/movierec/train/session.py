@@ -1,0 +1,64 @@
+"""One training session as `movierec train` runs it: load the split, fit, score beside the baselines, save.
+
+``movierec train`` and ``movierec sweep`` (and the notebook) call ``train_run`` so every run folder is made
+the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from movierec.data.movielens import ParseOptions
+from movierec.data.ratings import Dataset
+from movierec.data.split import Split
+from movierec.errors import MovieRecError
+from movierec.evaluate.report import compare_with_baselines
+from movierec.train import checkpoint
+from movierec.train.config import TrainConfig
+from movierec.train.datasource import DataOptions, load_split
+from movierec.train.loop import EpochCallback, fit
+from movierec.train.run import save_run
+
+
+def train_run(
+    settings: TrainConfig,
+    data_options: DataOptions,
+    run_dir: Path,
+    *,
+    parse: ParseOptions | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    loaded: tuple[Dataset, Split] | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> dict[str, Any]:
+    """Train ``settings`` on the split ``data_options`` describe, write ``run_dir``; return the test metrics.
+
+    ``loaded`` reuses a dataset and split already loaded with the same options (a sweep loads them once).
+    """
+    run_dir = Path(run_dir)
+    if resume and not (run_dir / checkpoint.CHECKPOINT_NAME).is_file():
+        raise MovieRecError(f"--resume needs a checkpoint in {run_dir}, and there is none; drop --resume to start.")
+    if not resume:
+        (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
+    dataset, parts = loaded if loaded is not None else load_split(data_options, parse)
+    result = fit(settings, dataset, parts.train, run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
+    metrics = compare_with_baselines(result.model, parts.train, parts.test, dataset.scale)
+    metrics.update(
+        {
+            "best_epoch": result.best_epoch,
+            "best_val_rmse": result.best_val_rmse,
+            "train_seconds": result.seconds,
+        }
+    )
+    save_run(
+        run_dir,
+        config=settings,
+        model=result.model,
+        movies=dataset.movies,
+        train=parts.train,
+        metrics=metrics,
+        history=[h.to_row() for h in result.history],
+        data=data_options.to_dict(),
+    )
+    return metrics
