@@ -6,15 +6,15 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from movierec.cli.console import make_console
 from movierec.cli.options import ParseFlags, parse_options
 from movierec.data.info import describe
 from movierec.data.loader import load_dataset
 
 app = typer.Typer(help="List, download and describe MovieLens releases.", no_args_is_help=True)
-console = Console(highlight=False)
+console = make_console()
 
 
 @app.command("list")

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from movierec.cli.console import make_console
 from movierec.cli.options import ParseFlags, parse_options
 from movierec.cli.protocols import run_protocol
 from movierec.data.split import Split
@@ -21,7 +21,7 @@ from movierec.train.datasource import DataOptions, load_split
 from movierec.train.run import load_run, write_metrics
 from movierec.train.session import train_run
 
-console = Console(highlight=False)
+console = make_console()
 JSON_KEYS = ("model", "rmse", "mae", "n_train", "n_test", "n_unknown", "ndcg@10", "recall@10")
 
 
