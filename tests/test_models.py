@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from models_fixtures import low_rank_dataset, rmse
 
 from movierec.data.split import random_split, validation_split
 from movierec.models.factors import FactorModel
 from movierec.train.config import TrainConfig
 from movierec.train.loop import fit
 from movierec.train.run import load_run, save_run
+
+from models_fixtures import low_rank_dataset, rmse
 
 FAST = {"epochs": 60, "lr": 0.02, "batch_size": 256, "patience": 5, "dim": 8, "reg": 0.01, "init_std": 0.1}
 

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import write
 from movierec.data.loader import load_dataset
 from movierec.data.movielens import (
     ParseOptions,
@@ -19,6 +18,8 @@ from movierec.data.movielens import (
 )
 from movierec.data.ratings import RatingScale
 from movierec.errors import DataError
+
+from conftest import write
 
 STRICT = ParseOptions(scale=RatingScale(0.5, 5.0, 0.5))
 
