@@ -17,7 +17,7 @@ import io
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -41,6 +41,8 @@ ML100K_GENRES = (
 )  # fmt: skip
 NO_GENRES = {"(no genres listed)", "unknown", ""}
 _YEAR_AT_END = re.compile(r"\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
+INT64_MAX = int(np.iinfo(np.int64).max)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -129,7 +131,7 @@ def read_ratings_csv(path: Path, options: ParseOptions | None = None) -> tuple[p
     header = _read_header(path)
     names = [name.strip() for name in header.split(",")]
     required = ["userId", "movieId", "rating"]
-    if not set(required) <= set(names) or not set(names) <= set(RATING_COLUMNS):
+    if not set(required) <= set(names) or not set(names) <= set(RATING_COLUMNS) or len(set(names)) < len(names):
         raise DataError(f"{path}, line 1: the header is {header!r}; expected 'userId,movieId,rating[,timestamp]'.")
     return _read_delimited(path, names, ",", has_header=True, encoding="utf-8", options=options)
 
@@ -166,7 +168,7 @@ def _read_delimited(
     if not options.skip_invalid:
         try:
             frame = _read_fast(path if data is None else data, names, delimiter, has_header)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
+        except (pa.ArrowException, UnicodeDecodeError):  # the checked reader below names the problem
             frame = None
         if frame is not None and not _all_valid(frame, options.scale):
             frame = None
@@ -181,7 +183,8 @@ def _read_delimited(
 
 def _read_fast(source: Path | bytes, names: list[str], delimiter: str, has_header: bool) -> pd.DataFrame:
     types = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float32(), "timestamp": pa.int64()}
-    read_options = pacsv.ReadOptions(column_names=None if has_header else names, skip_rows=0, block_size=1 << 24)
+    # our own (stripped, checked) column names; pyarrow's reading of the header line could differ from them
+    read_options = pacsv.ReadOptions(column_names=names, skip_rows=int(has_header), block_size=1 << 24)
     parse_options = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
     convert_options = pacsv.ConvertOptions(column_types={n: types[n] for n in names}, include_columns=names)
     stream = io.BytesIO(source) if isinstance(source, bytes) else str(source)
@@ -229,12 +232,17 @@ def _read_checked(
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: the bytes are not valid {encoding.upper()} text.") from None
+        bad = raw[exc.start : exc.end]
+        raise DataError(
+            f"{path}, line {line}: the bytes are not valid {encoding.upper()} text (found {bad!r}); "
+            "save the file as UTF-8."
+        ) from None
     report = ParseReport()
     columns: dict[str, list[float]] = {name: [] for name in names}
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    for line_no, row in enumerate(reader, start=1):
-        if has_header and line_no == 1:
+    for record, row in enumerate(_rows(reader, path), start=1):
+        line_no = reader.line_num  # the physical line, also after quoted fields that span lines
+        if has_header and record == 1:
             continue
         try:
             values = _check_row(row, names, options.scale)
@@ -250,6 +258,15 @@ def _read_checked(
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype="int64") for c in RATING_COLUMNS}), report
     return _normalise_ratings(frame), report
+
+
+def _rows(reader: Iterator[list[str]], path: Path) -> Iterator[list[str]]:
+    """The csv reader's rows; its own errors (a quote that never closes) become a DataError."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        line = getattr(reader, "line_num", "?")
+        raise DataError(f"{path}, line {line}: the CSV cannot be read ({exc}); check for an unclosed quote.") from None
 
 
 def _check_row(row: list[str], names: list[str], scale: RatingScale | None) -> list[float]:
@@ -270,6 +287,8 @@ def _check_row(row: list[str], names: list[str], scale: RatingScale | None) -> l
                 raise ValueError("non-numeric ratings", f"rating {cell!r} is not a number") from None
             if not math.isfinite(rating):
                 raise ValueError("non-finite ratings", f"rating {cell!r} is not a finite number")
+            if abs(rating) > FLOAT32_MAX:
+                raise ValueError("non-finite ratings", f"rating {cell!r} is too large to be a rating")
             if scale is not None and not scale.contains(rating):
                 raise ValueError(
                     "ratings outside the scale",
@@ -283,6 +302,8 @@ def _check_row(row: list[str], names: list[str], scale: RatingScale | None) -> l
                 raise ValueError(f"non-integer {name}s", f"{name} {cell!r} is not an integer") from None
             if number < 0:
                 raise ValueError(f"negative {name}s", f"{name} {cell!r} is negative")
+            if number > INT64_MAX:
+                raise ValueError(f"too large {name}s", f"{name} {cell!r} is larger than {INT64_MAX}")
             values.append(number)
     return values
 
@@ -292,12 +313,12 @@ def _apply_duplicate_policy(
 ) -> pd.DataFrame:
     if policy not in DUPLICATE_POLICIES:
         raise DataError(f"Unknown duplicate policy {policy!r}; valid policies are: error, last, mean.")
-    keys = (frame["userId"].to_numpy() << np.int64(32)) | frame["movieId"].to_numpy()
-    duplicated = pd.Series(keys).duplicated(keep=False).to_numpy()
-    if not duplicated.any():
+    pairs = frame[["userId", "movieId"]]
+    repeated = pairs.duplicated(keep="first").to_numpy()
+    if not repeated.any():
         return frame
     if policy == "error":
-        first = int(np.flatnonzero(pd.Series(keys).duplicated(keep="first").to_numpy())[0])
+        first = int(np.flatnonzero(repeated)[0])
         row = frame.iloc[first]
         line = f", line {first + 1 + int(has_header)}" if not report.n_skipped else ""
         raise DataError(
@@ -306,7 +327,7 @@ def _apply_duplicate_policy(
         )
     n_before = len(frame)
     if policy == "last":
-        frame = frame[~pd.Series(keys).duplicated(keep="last").to_numpy()]
+        frame = frame[~pairs.duplicated(keep="last").to_numpy()]
     else:
         frame = (
             frame.groupby(["userId", "movieId"], sort=False, as_index=False)
@@ -324,8 +345,9 @@ def read_movies_csv(path: Path) -> pd.DataFrame:
     """movies.csv: ``movieId,title,genres`` with quoted titles."""
     _require_non_empty(path)
     try:
-        frame = pd.read_csv(path, dtype={"movieId": "int64", "title": "string", "genres": "string"})
-    except (ValueError, UnicodeDecodeError) as exc:
+        with np.errstate(invalid="ignore", over="ignore"):  # ids like "inf" are refused below, not warned about
+            frame = pd.read_csv(path, dtype={"movieId": "int64", "title": "string", "genres": "string"})
+    except (ValueError, OverflowError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is not a movies CSV with columns movieId,title,genres ({exc}).") from None
     missing = {"movieId", "title"} - set(frame.columns)
     if missing:
@@ -391,7 +413,7 @@ def parse_year(title: str) -> int | None:
 
 def normalise_genres(genres: str | None) -> str:
     """``Children's`` becomes ``Children``; "(no genres listed)" and "unknown" become empty."""
-    if genres is None or (isinstance(genres, float) and math.isnan(genres)):
+    if genres is None or (not isinstance(genres, str) and pd.isna(genres)):  # None, NaN and pandas' NA
         return ""
     names = [g.strip().replace("Children's", "Children") for g in str(genres).split("|")]
     return "|".join(g for g in names if g not in NO_GENRES)
@@ -439,8 +461,11 @@ def _read_header(path: Path) -> str:
         first = handle.readline()
     try:
         return first.decode("utf-8").lstrip("\ufeff").strip()
-    except UnicodeDecodeError:
-        raise DataError(f"{path}, line 1: the bytes are not valid UTF-8 text.") from None
+    except UnicodeDecodeError as exc:
+        bad = first[exc.start : exc.end]
+        raise DataError(
+            f"{path}, line 1: the bytes are not valid UTF-8 text (found {bad!r}); save the file as UTF-8."
+        ) from None
 
 
 def _require_non_empty(path: Path) -> None:
@@ -459,6 +484,9 @@ def _decode_any(raw: bytes) -> str:
 
 def _parse_int(cell: str, path: Path, line_no: int, name: str) -> int:
     try:
-        return int(cell)
+        number = int(cell)
     except ValueError:
         raise DataError(f"{path}, line {line_no}: {name} {cell!r} is not an integer.") from None
+    if abs(number) > INT64_MAX:
+        raise DataError(f"{path}, line {line_no}: {name} {cell!r} is larger than {INT64_MAX}.")
+    return number
