@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from movierec.cli.console import make_console
-from movierec.cli.options import ParseFlags, parse_options
+from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
 from movierec.cli.protocols import run_protocol
 from movierec.data.split import Split
 from movierec.errors import MovieRecError
@@ -62,6 +62,7 @@ def train(
     patience: Annotated[int | None, typer.Option(help="Early-stopping patience in epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for initialisation, shuffling and validation split.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
+    solver: Annotated[str | None, typer.Option(help="loop (gradient steps) or als (fast; biased-mf only).")] = None,
     config: Annotated[Path | None, typer.Option(help="JSON config file (e.g. written by `movierec tune`).")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder to write (default runs/MODEL-TIME).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint.")] = False,
@@ -75,7 +76,7 @@ def train(
     base = TrainConfig.from_file(config) if config else TrainConfig()
     settings = base.replace(
         model=model, dim=dim, epochs=epochs, lr=lr, reg=reg, weight_decay=weight_decay, batch_size=batch_size,
-        optimizer=optimizer, schedule=schedule, patience=patience, seed=seed, device=device,
+        optimizer=optimizer, schedule=schedule, patience=patience, seed=seed, device=device, solver=solver,
     )  # fmt: skip
     data_options = DataOptions(data, split, test_fraction, split_seed, train_file, test_file, movies_file)
     run_dir = out or Path("runs") / f"{settings.model}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -83,9 +84,10 @@ def train(
         settings,
         data_options,
         run_dir,
-        parse=parse_options(duplicates, skip_invalid, scale),
+        parse=(parse := parse_options(duplicates, skip_invalid, scale)),
         resume=resume,
         progress=not (quiet or as_json),
+        on_report=parse_report_printer(parse),
     )
     report(metrics, as_json, run_dir)
 

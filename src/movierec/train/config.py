@@ -18,6 +18,7 @@ TRAINED_MODELS = ("sigmoid-mf", "biased-mf", "hybrid")
 OPTIMIZERS = ("adam", "sgd", "sparse-adam", "adagrad")
 SCHEDULES = ("none", "cosine", "step")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+SOLVERS = ("loop", "als")
 DEFAULT_MODEL = "biased-mf"
 
 Optimizer = Literal["adam", "sgd", "sparse-adam", "adagrad"]
@@ -57,6 +58,8 @@ class TrainConfig:
     """Seed for initialisation, shuffling and the validation split."""
     device: str = "auto"
     """auto, cpu, cuda or mps; auto picks CUDA when present."""
+    solver: str = "loop"
+    """loop (mini-batch gradient steps with --optimizer) or als (alternating least squares, biased-mf only: fast)."""
     use_genres: bool = True
     """hybrid: add learned genre and release-year embeddings to each movie."""
     use_tags: bool = True
@@ -69,6 +72,7 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
+        _choice("solver", self.solver, SOLVERS)
         _positive_int("dim", self.dim, 1, 4096)
         _positive_int("epochs", self.epochs, 1, 10_000)
         _positive_int("batch_size", self.batch_size, 1, 10_000_000)
@@ -81,6 +85,8 @@ class TrainConfig:
                 raise MovieRecError(f"--{flag} {getattr(self, name)} is negative; use a value >= 0.")
         if not 0 < self.val_fraction < 0.5:
             raise MovieRecError(f"--val-fraction {self.val_fraction} is out of range; use a value in (0, 0.5).")
+        if self.solver == "als" and self.model in ("sigmoid-mf", "hybrid"):
+            raise MovieRecError(f"--solver als trains biased-mf only, not {self.model!r}; use --solver loop.")
         if self.optimizer == "sparse-adam" and self.weight_decay:
             raise MovieRecError("--weight-decay cannot be used with --optimizer sparse-adam; use adam instead.")
 

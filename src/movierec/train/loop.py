@@ -87,6 +87,10 @@ def fit(
     on_epoch: EpochCallback | None = None,
 ) -> FitResult:
     """Fit ``config.model`` on ``train``; baselines are closed form, the rest run the loop below."""
+    if config.solver != "loop" and config.model in TRAINED_MODELS:  # the fast path, movierec.train.fast
+        from movierec.train.fast import fit_fast
+
+        return fit_fast(config, data, train, run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
     started = time.perf_counter()
     split = validation_split(train, fraction=config.val_fraction, seed=config.seed)
     fit_part, val_part = split.train, split.test

@@ -1,0 +1,190 @@
+"""The fast training path (``--solver als``): alternating least squares for ``biased-mf``.
+
+Same contract as ``loop.fit``: a validation split carved out of the training ratings, one history row per
+epoch (here an epoch is one ALS sweep: every user solved, then every movie), early stopping on validation
+RMSE with the best epoch restored, checkpoints in the run folder, and a ``FactorModel`` exported through the
+``BiasedMF`` module. It minimises the loop's own objective (squared error plus ``reg`` times the squared norms
+of the rows each rating touches), so ``reg`` means the same under both solvers. See ``als.py`` for the solver.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from movierec.data.ratings import Dataset, Ratings
+from movierec.data.split import validation_split
+from movierec.errors import MovieRecError
+from movierec.evaluate.report import choose_rank_weight
+from movierec.models.factors import FactorModel
+from movierec.models.registry import build_module
+from movierec.train import als, checkpoint
+from movierec.train.config import TrainConfig
+from movierec.train.loop import (
+    EpochCallback,
+    EpochStats,
+    FitResult,
+    _progress_bar,
+    _status,
+    _tensors,
+    finish_params,
+    resolve_device,
+)
+
+FAST_MODELS = ("biased-mf",)
+CG_STEPS = 3
+"""Conjugate-gradient steps per row and half-sweep, warm-started from the previous sweep."""
+MIN_IMPROVEMENT = 1e-4
+"""A validation RMSE must beat the best so far by this share to reset the patience counter."""
+
+
+class AlsState:
+    """The ratings grouped both ways on the device and the learned rows, mirrored into a ``BiasedMF``."""
+
+    def __init__(self, module: Any, ratings: Ratings, device: torch.device, reg: float) -> None:
+        self.module, self.device, self.reg = module, device, reg
+        self.mean = float(module.global_mean)
+        self.n_ratings = len(ratings)
+        centred = ratings.ratings.astype(np.float32) - np.float32(self.mean)
+        n_users, n_items = module.user_factors.num_embeddings, module.item_factors.num_embeddings
+        self.by_user = als.build_side(ratings.users, ratings.items, centred, n_users, n_items, device)
+        self.by_item = als.build_side(ratings.items, ratings.users, centred, n_items, n_users, device)
+        del centred
+        self.users = _padded(module.user_factors.weight, module.user_bias.weight, device)
+        self.items = _padded(module.item_factors.weight, module.item_bias.weight, device)
+        self.bias_scale = float(module.bias_reg_scale)
+
+    def sweep(self) -> tuple[float, float]:
+        """Solve every user, then every movie; return (train loss, train RMSE) measured between the halves."""
+        als.solve_side(self.by_user, self.users, self.items, self.by_item.counts, self.reg, self.bias_scale, CG_STEPS)
+        squared = als.solve_side(
+            self.by_item, self.items, self.users, self.by_user.counts, self.reg, self.bias_scale, CG_STEPS
+        )
+        mse = float(squared) / max(1, self.n_ratings)
+        return mse + self.reg * self.mean_penalty(), math.sqrt(mse)
+
+    def mean_penalty(self) -> float:
+        """The loop's penalty term averaged over the ratings: each rating pays for the rows it touches."""
+        total = 0.0
+        for side, counts in ((self.users, self.by_user.counts), (self.items, self.by_item.counts)):
+            row = side.factors[:-1].square().sum(1) + self.bias_scale * side.bias[:-1].square()
+            total += float((counts * row).sum())
+        return total / max(1, self.n_ratings)
+
+    def rmse(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> float:
+        """RMSE of the predictions clipped to the rating scale, as ``loop.evaluate_rmse`` measures it."""
+        if users.shape[0] == 0:
+            return math.nan
+        predicted = als.predict(self.users, self.items, self.mean, users, items)
+        predicted = predicted.clamp(self.module.low, self.module.high)
+        return math.sqrt(float((predicted - ratings).square().mean()))
+
+    def to_module(self) -> None:
+        """Copy the learned rows into the module (its weights live on the CPU)."""
+        with torch.no_grad():
+            for side, factors, bias in (
+                (self.users, self.module.user_factors, self.module.user_bias),
+                (self.items, self.module.item_factors, self.module.item_bias),
+            ):
+                factors.weight.copy_(side.factors[:-1])
+                bias.weight.copy_(side.bias[:-1, None])
+
+    def from_module(self) -> None:
+        self.users = _padded(self.module.user_factors.weight, self.module.user_bias.weight, self.device)
+        self.items = _padded(self.module.item_factors.weight, self.module.item_bias.weight, self.device)
+
+
+def fit_fast(
+    config: TrainConfig,
+    data: Dataset,
+    train: Ratings,
+    *,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
+) -> FitResult:
+    """Fit ``biased-mf`` by alternating least squares; same inputs, outputs and stopping rule as ``loop.fit``."""
+    if config.model not in FAST_MODELS:
+        raise MovieRecError(f"--solver {config.solver} trains biased-mf only, not {config.model!r}; use --solver loop.")
+    started = time.perf_counter()
+    split = validation_split(train, fraction=config.val_fraction, seed=config.seed)
+    fit_part, val_part = split.train, split.test
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    module: Any = build_module(config, data, fit_part)
+    module.init_from_mean(float(fit_part.ratings.mean(dtype=np.float64)))
+    placeholder: Any = _NoOptimizer()  # ALS keeps no optimiser state; checkpoints keep their one format
+    state = checkpoint.TrainingState()
+    if resume and run_dir is not None:
+        state = checkpoint.load(run_dir, module, placeholder, config)
+    solver = AlsState(module, fit_part, device, config.reg)
+    val_users, val_items, val_ratings = _tensors(val_part, device)
+    history = [EpochStats(**row) for row in state.history]  # type: ignore[arg-type]
+    last_gain = _last_gain_epoch(history)
+
+    with _progress_bar(progress) as bar:
+        task = bar.add_task("training (als)", total=config.epochs, completed=state.epoch, status="")
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            tick = time.perf_counter()
+            train_loss, train_rmse = solver.sweep()
+            val_rmse = solver.rmse(val_users, val_items, val_ratings)
+            seconds = time.perf_counter() - tick
+            stats = EpochStats(epoch, train_loss, train_rmse, val_rmse, 0.0, seconds, len(fit_part) / seconds)
+            if val_rmse < state.best_val_rmse * (1 - MIN_IMPROVEMENT):
+                last_gain = epoch
+            history.append(stats)
+            solver.to_module()
+            state.record(stats.to_row(), val_rmse, module)
+            if run_dir is not None:
+                checkpoint.save(run_dir, module, placeholder, config, state)
+            if on_epoch is not None:
+                on_epoch(stats)
+            bar.update(task, advance=1, status=_status(stats, state))
+            if not math.isfinite(train_loss):
+                raise MovieRecError(
+                    f"ALS diverged at epoch {epoch} (loss {train_loss}); raise --reg (now {config.reg})."
+                )
+            if epoch - last_gain >= config.patience:
+                break
+
+    if state.best_state is not None:
+        module.load_state_dict(state.best_state)
+    params = finish_params(module.export(), fit_part, config)
+    model = choose_rank_weight(FactorModel(params, config.model), fit_part, val_part)
+    return FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
+
+
+class _NoOptimizer:
+    """Stands in for the optimiser in checkpoints: no state to save or restore."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"state": {}, "param_groups": []}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+
+def _last_gain_epoch(history: list[EpochStats]) -> int:
+    """The last epoch (of a resumed history) that reset the patience counter."""
+    best, last = math.inf, 0
+    for stats in history:
+        if stats.val_rmse < best * (1 - MIN_IMPROVEMENT):
+            last = stats.epoch
+        best = min(best, stats.val_rmse)
+    return last
+
+
+def _padded(factors: torch.Tensor, bias: torch.Tensor, device: torch.device) -> als.Factors:
+    """A module's rows on ``device`` with the all-zero padding row appended."""
+    dim = factors.shape[1]
+    table = torch.zeros(factors.shape[0] + 1, dim, device=device, dtype=torch.float32)
+    table[:-1] = factors.detach()
+    column = torch.zeros(factors.shape[0] + 1, device=device, dtype=torch.float32)
+    column[:-1] = bias.detach()[:, 0]
+    return als.Factors(table, column)

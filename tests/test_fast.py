@@ -1,0 +1,149 @@
+"""The fast training path (``--solver als``): recovery, determinism, early stopping, CLI, the solver itself."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from movierec.cli import main
+from movierec.data.split import random_split
+from movierec.errors import MovieRecError
+from movierec.train import als, fast
+from movierec.train.config import TrainConfig
+from movierec.train.loop import fit
+
+from models_fixtures import low_rank_dataset, rmse
+
+ALS = {"solver": "als", "dim": 3, "reg": 0.01, "epochs": 30, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def data():
+    dataset, truth = low_rank_dataset()
+    return dataset, truth, random_split(dataset.ratings, 0.1, seed=0)
+
+
+def test_als_recovers_a_low_rank_matrix_near_the_noise_floor(data) -> None:
+    dataset, truth, split = data
+    result = fit(TrainConfig(**ALS), dataset, split.train, progress=False)
+    predicted = result.model.predict(split.test.users, split.test.items)
+    floor = truth.ideal_rmse(split.test)
+    biases_only = fit(TrainConfig(model="biases"), dataset, split.train, progress=False).model
+    assert rmse(predicted, split.test.ratings) < 1.2 * floor
+    assert rmse(predicted, split.test.ratings) < 0.8 * rmse(
+        biases_only.predict(split.test.users, split.test.items), split.test.ratings
+    )
+    assert result.history[0].val_rmse > result.best_val_rmse  # it learned, it did not start there
+
+
+def test_als_is_deterministic_for_a_seed(data) -> None:
+    dataset, _, split = data
+    config = TrainConfig(**{**ALS, "dim": 8, "epochs": 4})
+    first = fit(config, dataset, split.train, progress=False)
+    second = fit(config, dataset, split.train, progress=False)
+    other = fit(config.replace(seed=1), dataset, split.train, progress=False)
+    np.testing.assert_array_equal(first.model.params.user_factors, second.model.params.user_factors)
+    assert [h.val_rmse for h in first.history] == [h.val_rmse for h in second.history]
+    assert not np.array_equal(first.model.params.user_factors, other.model.params.user_factors)
+
+
+def test_early_stopping_restores_the_best_epoch(data) -> None:
+    # Unregularised with many factors, ALS overfits this small matrix after a few sweeps.
+    dataset, _, split = data
+    config = TrainConfig(**{**ALS, "dim": 32, "reg": 0.0, "patience": 2})
+    result = fit(config, dataset, split.train, progress=False)
+    val = [h.val_rmse for h in result.history]
+    assert len(val) < config.epochs
+    assert result.best_epoch == int(np.argmin(val)) + 1 < len(val)
+    assert result.best_val_rmse == min(val)
+    # the exported model is the best epoch's: its validation RMSE matches that epoch's, not the last one's
+    from movierec.data.split import validation_split
+
+    valid = validation_split(split.train, config.val_fraction, seed=config.seed).test
+    predicted = result.model.predict(valid.users, valid.items)
+    assert rmse(predicted, valid.ratings) == pytest.approx(result.best_val_rmse, rel=1e-4)
+    assert rmse(predicted, valid.ratings) < val[-1]
+
+
+def test_history_rows_have_the_loop_fields(data) -> None:
+    dataset, _, split = data
+    seen: list[fast.EpochStats] = []
+    result = fit(TrainConfig(**{**ALS, "epochs": 2}), dataset, split.train, progress=False, on_epoch=seen.append)
+    assert seen == result.history and [h.epoch for h in seen] == [1, 2]
+    row = seen[-1].to_row()
+    assert set(row) == {"epoch", "train_loss", "train_rmse", "val_rmse", "lr", "seconds", "ratings_per_s"}
+    assert all(math.isfinite(v) for v in row.values())
+    assert row["train_loss"] >= row["train_rmse"] ** 2  # loss = squared error + a non-negative penalty
+
+
+def test_one_sweep_lowers_the_objective_and_matches_an_exact_ridge_solve() -> None:
+    """Enough CG steps reproduce the closed-form ridge solution for each user."""
+    rng = np.random.default_rng(0)
+    n_users, n_items, dim, reg = 7, 5, 3, 0.1
+    users = np.repeat(np.arange(n_users), 4).astype(np.int32)
+    items = np.concatenate([rng.choice(n_items, 4, replace=False) for _ in range(n_users)]).astype(np.int32)
+    values = rng.normal(0, 1, users.size).astype(np.float32)
+    side = als.build_side(users, items, values, n_users, n_items, torch.device("cpu"), block_ratings=8)
+    assert len(side.blocks) > 1  # several blocks are exercised
+    item_table = als.Factors(torch.randn(n_items + 1, dim), torch.randn(n_items + 1))
+    item_table.factors[-1], item_table.bias[-1] = 0.0, 0.0
+    user_table = als.Factors(torch.zeros(n_users + 1, dim), torch.zeros(n_users + 1))
+    counts = torch.from_numpy(np.bincount(items, minlength=n_items).astype(np.float32))
+    als.solve_side(side, user_table, item_table, counts, reg, 0.5, steps=dim + 1)
+    for u in range(n_users):
+        mine = users == u
+        x = np.c_[item_table.factors.numpy()[items[mine]], np.ones(mine.sum())].astype(np.float64)
+        y = values[mine] - item_table.bias.numpy()[items[mine]]
+        penalty = reg * mine.sum() * np.r_[np.ones(dim), 0.5]
+        exact = np.linalg.solve(x.T @ x + np.diag(penalty), x.T @ y)
+        got = np.r_[user_table.factors[u].numpy(), user_table.bias[u].numpy()]
+        np.testing.assert_allclose(got, exact, rtol=1e-3, atol=1e-4)
+    assert float(user_table.factors[-1].abs().sum()) == 0.0  # the padding row stays zero
+
+
+def test_padding_blocks_cover_every_rating_once() -> None:
+    rng = np.random.default_rng(1)
+    users = rng.integers(0, 50, 2_000).astype(np.int32)
+    items = rng.integers(0, 30, 2_000).astype(np.int32)
+    values = rng.normal(0, 1, 2_000).astype(np.float32)
+    side = als.build_side(users, items, values, 60, 30, torch.device("cpu"), block_ratings=256)
+    seen = []
+    for block in side.blocks:
+        valid = block.cols != 30
+        assert bool((valid.sum(1) == block.counts.to(torch.long)).all())
+        assert float(block.values[~valid].abs().sum()) == 0.0
+        rows = block.rows[:, None].expand_as(block.cols)[valid]
+        seen.append(torch.stack([rows, block.cols[valid].long()], 1))
+    pairs = torch.cat(seen).numpy()
+    expected = np.c_[users, items]
+    assert sorted(map(tuple, pairs)) == sorted(map(tuple, expected))
+    assert float(side.counts[50:].sum()) == 0.0  # users 50..59 have no ratings and no block rows
+
+
+def test_als_refuses_models_it_cannot_train() -> None:
+    with pytest.raises(MovieRecError, match="--solver als trains biased-mf only"):
+        TrainConfig(solver="als", model="sigmoid-mf")
+    with pytest.raises(MovieRecError, match="--solver 'newton' is not valid"):
+        TrainConfig(solver="newton")
+
+
+def test_train_cli_with_solver_als(tmp_path: Path, capsys: pytest.CaptureFixture[str], data) -> None:
+    split = data[2]
+    train_csv, test_csv = tmp_path / "train.csv", tmp_path / "test.csv"
+    for part, path in ((split.train, train_csv), (split.test, test_csv)):
+        frame = part.to_frame()
+        frame["rating"] = frame["rating"].clip(0.5, 5.0).round(1)
+        frame.to_csv(path, index=False)
+    out = tmp_path / "run"
+    args = ["train", "--train-file", str(train_csv), "--test-file", str(test_csv), "--solver", "als"]
+    assert main([*args, "--dim", "3", "--reg", "0.01", "--epochs", "5", "--out", str(out), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    saved = json.loads((out / "config.json").read_text())
+    assert saved.get("train", saved)["solver"] == "als"
+    assert metrics["rmse"] < 0.5  # the noise is 0.2 on ratings spanning several stars
+    assert main([*args, "--model", "hybrid", "--out", str(tmp_path / "bad")]) == 2
