@@ -59,10 +59,11 @@ class ParseReport:
     def summary(self) -> str:
         if not self.skipped and not self.duplicates_merged:
             return "no rows skipped"
-        parts = [f"{count} {reason}" for reason, count in self.skipped.most_common()]
+        reasons = sorted(self.skipped.items(), key=lambda item: (-item[1], item[0]))
+        parts = [f"skipped {self.n_skipped} rows: " + ", ".join(f"{n} {reason}" for reason, n in reasons)]
         if self.duplicates_merged:
-            parts.append(f"{self.duplicates_merged} duplicate ratings merged")
-        return f"skipped {self.n_skipped} rows: " + ", ".join(parts)
+            parts.append(f"merged {self.duplicates_merged} duplicate ratings")
+        return "; ".join(parts[int(not self.skipped) :])
 
 
 @dataclass
@@ -471,6 +472,8 @@ def _read_header(path: Path) -> str:
 def _require_non_empty(path: Path) -> None:
     if not path.exists():
         raise DataError(f"The file {path} does not exist.")
+    if not path.is_file():
+        raise DataError(f"{path} is a folder, not a file; give the path of the file itself.")
     if path.stat().st_size == 0:
         raise DataError(f"The file {path} is empty; expected MovieLens ratings with a header line.")
 
