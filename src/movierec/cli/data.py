@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from movierec.cli.console import make_console
-from movierec.cli.options import ParseFlags, parse_options
+from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
 from movierec.data.info import describe
-from movierec.data.loader import load_dataset
+from movierec.data.loader import load_dataset_with_report
 
 app = typer.Typer(help="List, download and describe MovieLens releases.", no_args_is_help=True)
 console = make_console()
@@ -52,7 +52,9 @@ def info(
     scale: ParseFlags.scale = None,
 ) -> None:
     """Users, rated movies, catalog size, ratings, density, rating scale and histogram, time span."""
-    dataset = load_dataset(source, parse_options(duplicates, skip_invalid, scale))
+    options = parse_options(duplicates, skip_invalid, scale)
+    dataset, parse_report = load_dataset_with_report(source, options)
+    parse_report_printer(options)(source, parse_report)
     facts = describe(dataset)
     if as_json:
         print(json.dumps(facts))

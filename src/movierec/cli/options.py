@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from movierec.data.movielens import DUPLICATE_POLICIES, ParseOptions
+from movierec.data.movielens import DUPLICATE_POLICIES, ParseOptions, ParseReport
 from movierec.data.ratings import RatingScale
 from movierec.errors import MovieRecError
 
@@ -28,6 +30,17 @@ def parse_options(duplicates: str, skip_invalid: bool, scale: str | None) -> Par
     if duplicates not in DUPLICATE_POLICIES:
         raise MovieRecError(f"--duplicates {duplicates!r} is not a policy; valid policies are: error, last, mean.")
     return ParseOptions(duplicates=duplicates, skip_invalid=skip_invalid, scale=parse_scale(scale))  # type: ignore[arg-type]
+
+
+def parse_report_printer(options: ParseOptions) -> Callable[[str, ParseReport], None]:
+    """Prints, on stderr, how many rows parsing skipped and why, when --skip-invalid or a merge policy acted."""
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def show(source: str, report: ParseReport) -> None:
+        if options.skip_invalid or report.duplicates_merged:
+            console.print(f"{source}: {report.summary()}")
+
+    return show
 
 
 def parse_scale(text: str | None) -> RatingScale:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ from movierec.data.movielens import ParseOptions, ParseReport, RawTables, detect
 from movierec.data.ratings import Dataset, Ratings, RatingScale, Vocabulary
 from movierec.errors import DataError, MovieRecError
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: meta.json also records what parsing skipped or merged
 DEFAULT_SCALE = RatingScale(0.5, 5.0, 0.5)  # the widest MovieLens star scale; 1-5 releases sit inside it
 
 
@@ -50,12 +52,23 @@ def load_dataset(
     use_cache: bool = True,
 ) -> Dataset:
     """Parse ``source`` (a release name, release folder or ratings CSV), caching the result as Parquet."""
+    return load_dataset_with_report(source, options, movies_file=movies_file, use_cache=use_cache)[0]
+
+
+def load_dataset_with_report(
+    source: str | Path,
+    options: ParseOptions | None = None,
+    *,
+    movies_file: Path | None = None,
+    use_cache: bool = True,
+) -> tuple[Dataset, ParseReport]:
+    """Like ``load_dataset``, also returning what parsing skipped or merged (kept in the cache too)."""
     options = options or ParseOptions(scale=DEFAULT_SCALE)
     name, path = resolve_source(source)
     sources = _source_files(path) + ([movies_file] if movies_file else [])
     folder = paths.cache_dir() / f"{_safe(name)}-{_cache_key(sources, options)}"
     if use_cache:
-        cached = read_cache(folder)
+        cached = read_cache_with_report(folder)
         if cached is not None:
             return cached
     raw = read_source(path, options)
@@ -65,15 +78,8 @@ def load_dataset(
         raw.movies = read_movies_csv(movies_file)
     dataset = build_dataset(name, raw)
     if use_cache:
-        write_cache(folder, dataset)
-    return dataset
-
-
-def load_dataset_with_report(source: str | Path, options: ParseOptions) -> tuple[Dataset, ParseReport]:
-    """Like ``load_dataset`` without the cache, also returning what was skipped or merged."""
-    name, path = resolve_source(source)
-    raw = read_source(path, options)
-    return build_dataset(name, raw), raw.report
+        write_cache(folder, dataset, raw.report)
+    return dataset, raw.report
 
 
 def build_dataset(name: str, raw: RawTables) -> Dataset:
@@ -110,7 +116,7 @@ def align_movies(movies: pd.DataFrame | None, item_vocab: Vocabulary) -> pd.Data
 # ------------------------------------------------------------------------------------------------------ cache
 
 
-def write_cache(folder: Path, dataset: Dataset) -> None:
+def write_cache(folder: Path, dataset: Dataset, report: ParseReport | None = None) -> None:
     """Write the cache as one folder, atomically (a killed writer leaves no half-written cache)."""
     r = dataset.ratings
     with atomic.atomic_directory(folder) as tmp:
@@ -126,12 +132,20 @@ def write_cache(folder: Path, dataset: Dataset) -> None:
             "name": dataset.name,
             "scale": dataset.scale.to_dict(),
             "n_movies_listed": dataset.n_movies_listed,
+            "report": _report_to_dict(report or ParseReport()),
+            "files": {f.name: _sha256(f) for f in sorted(tmp.glob("*.parquet"))},
         }
         atomic.write_json(tmp / "meta.json", meta)
 
 
 def read_cache(folder: Path) -> Dataset | None:
     """The cached dataset, or None when there is no usable cache (a damaged one is ignored and rebuilt)."""
+    cached = read_cache_with_report(folder)
+    return None if cached is None else cached[0]
+
+
+def read_cache_with_report(folder: Path) -> tuple[Dataset, ParseReport] | None:
+    """The cached dataset and its parse report, or None when there is no usable cache."""
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
         return None
@@ -139,6 +153,8 @@ def read_cache(folder: Path) -> Dataset | None:
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != CACHE_FORMAT:
             return None
+        if any(_sha256(folder / name) != digest for name, digest in meta["files"].items()):
+            return None  # damaged: parse the source again
         table = pq.read_table(folder / "ratings.parquet")
         ratings = Ratings(
             table.column("user").to_numpy(),
@@ -149,7 +165,8 @@ def read_cache(folder: Path) -> Dataset | None:
             Vocabulary(pq.read_table(folder / "items.parquet").column("id").to_numpy()),
         )
         tags_path = folder / "tags.parquet"
-        return Dataset(
+        report = _report_from_dict(meta["report"])
+        dataset = Dataset(
             name=meta["name"],
             ratings=ratings,
             movies=pd.read_parquet(folder / "movies.parquet"),
@@ -157,8 +174,18 @@ def read_cache(folder: Path) -> Dataset | None:
             scale=RatingScale(**meta["scale"]),
             n_movies_listed=int(meta["n_movies_listed"]),
         )
-    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, pa.ArrowException):
         return None
+    return dataset, report
+
+
+def _report_to_dict(report: ParseReport) -> dict[str, Any]:
+    return {"skipped": dict(report.skipped), "duplicates_merged": report.duplicates_merged}
+
+
+def _report_from_dict(doc: dict[str, Any]) -> ParseReport:
+    skipped = Counter({str(reason): int(count) for reason, count in doc["skipped"].items()})
+    return ParseReport(skipped=skipped, duplicates_merged=int(doc["duplicates_merged"]))
 
 
 def _source_files(path: Path) -> list[Path]:
@@ -173,6 +200,14 @@ def _cache_key(files: list[Path], options: ParseOptions) -> str:
         stat = f.stat()
         digest.update(f"{f.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _safe(name: str) -> str:

@@ -16,7 +16,7 @@ from movierec.errors import MovieRecError
 from movierec.evaluate.report import compare_with_baselines
 from movierec.train import checkpoint
 from movierec.train.config import TrainConfig
-from movierec.train.datasource import DataOptions, load_split
+from movierec.train.datasource import DataOptions, ReportSink, load_split
 from movierec.train.loop import EpochCallback, fit
 from movierec.train.run import save_run
 
@@ -31,17 +31,19 @@ def train_run(
     progress: bool = True,
     loaded: tuple[Dataset, Split] | None = None,
     on_epoch: EpochCallback | None = None,
+    on_report: ReportSink | None = None,
 ) -> dict[str, Any]:
     """Train ``settings`` on the split ``data_options`` describe, write ``run_dir``; return the test metrics.
 
     ``loaded`` reuses a dataset and split already loaded with the same options (a sweep loads them once).
+    ``on_report`` hears what parsing the ratings skipped or merged.
     """
     run_dir = Path(run_dir)
     if resume and not (run_dir / checkpoint.CHECKPOINT_NAME).is_file():
         raise MovieRecError(f"--resume needs a checkpoint in {run_dir}, and there is none; drop --resume to start.")
     if not resume:
         (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
-    dataset, parts = loaded if loaded is not None else load_split(data_options, parse)
+    dataset, parts = loaded if loaded is not None else load_split(data_options, parse, on_report=on_report)
     result = fit(settings, dataset, parts.train, run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
     metrics = compare_with_baselines(result.model, parts.train, parts.test, dataset.scale)
     metrics.update(
