@@ -32,7 +32,7 @@ from movierec.reports.figures import (
     save_figure,
 )
 from movierec.train.config import TrainConfig
-from movierec.train.run import read_history, verify_manifest
+from movierec.train.run import read_history, verify_run
 
 REPORT_NAME = "report.html"
 CURVES_NAME = "learning_curves.png"
@@ -68,7 +68,7 @@ def read_summary(run_dir: str | Path, label: str | None = None) -> RunSummary:
     path = Path(run_dir)
     if not path.is_dir():
         raise ArtifactError(f"The run folder {path} does not exist; train one with `movierec train --out DIR`.")
-    verify_manifest(path)
+    verify_run(path)
     config_doc = _read_json(path / "config.json")
     if not isinstance(config_doc.get("train"), dict):
         raise ArtifactError(f"The run file {path / 'config.json'} has no training settings; is it a movierec run?")

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from movierec import atomic
@@ -88,6 +88,8 @@ def save_run(
 ) -> None:
     """Write every artifact of a run atomically, the manifest last."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    # a rewrite killed midway must not leave the old manifest vouching for a mix of old and new files
+    (run_dir / "manifest.json").unlink(missing_ok=True)
     atomic.write_json(run_dir / "config.json", {"format": RUN_FORMAT, "train": config.to_dict(), "data": data})
     save_params(run_dir / "model.safetensors", model.params, model.name)
     _write_parquet(run_dir / "vocab" / "users.parquet", pa.table({"userId": train.user_vocab.ids}))
@@ -115,9 +117,11 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
 def load_run(run_dir: Path) -> Run:
     """Load and verify a run folder; damaged, foreign or missing files get a clear ArtifactError."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise ArtifactError(f"{run_dir} is a file; expected a run folder written by `movierec train --out DIR`.")
     if not run_dir.is_dir():
         raise ArtifactError(f"The run folder {run_dir} does not exist; train one with `movierec train --out DIR`.")
-    verify_manifest(run_dir)
+    verify_run(run_dir)
     config_doc = _read_json(run_dir / "config.json")
     config = TrainConfig.from_dict(config_doc["train"], source=str(run_dir / "config.json"))
     params, name = load_params(run_dir / "model.safetensors")
@@ -165,8 +169,6 @@ def load_params(path: Path) -> tuple[FactorParams, str]:
         raise ArtifactError(f"The model file {path} is missing; is this a movierec run folder?")
     try:
         arrays = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="numpy") as handle:
             meta = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
@@ -198,6 +200,35 @@ def write_manifest(run_dir: Path) -> None:
     )
     entries = {str(p.relative_to(run_dir)): _sha256(p) for p in files if not p.name.startswith(".")}
     atomic.write_json(run_dir / "manifest.json", {"format": RUN_FORMAT, "files": entries})
+
+
+def verify_run(run_dir: Path) -> None:
+    """A complete run whose parts belong together: checksums match, the weights are of the configured model
+    and as large as the vocabularies. Reads only file headers, so it is cheap."""
+    verify_manifest(run_dir)
+    train = _read_json(run_dir / "config.json").get("train")
+    model = train.get("model") if isinstance(train, dict) else None
+    if model is None:
+        raise ArtifactError(f"The run file {run_dir / 'config.json'} has no training settings; is it a movierec run?")
+    path = run_dir / "model.safetensors"
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            meta = handle.metadata() or {}
+            keys = set(handle.keys())
+            shapes = {key: list(handle.get_slice(key).get_shape()) for key in ("user_bias", "item_bias") if key in keys}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"The model file {path} is damaged, missing or not a safetensors file ({exc}).") from None
+    if meta.get("model") != model:
+        raise ArtifactError(
+            f"The run folder {run_dir} is inconsistent: config.json says model {model!r} "
+            f"but model.safetensors holds {meta.get('model')!r}; train the run again."
+        )
+    sizes = [[_n_rows(run_dir / "vocab" / "users.parquet")], [_n_rows(run_dir / "vocab" / "items.parquet")]]
+    if [shapes.get("user_bias"), shapes.get("item_bias")] != sizes:
+        raise ArtifactError(
+            f"The run folder {run_dir} is inconsistent: model.safetensors was trained on other users or movies "
+            "than its vocabularies list; train the run again."
+        )
 
 
 def verify_manifest(run_dir: Path) -> None:
@@ -246,6 +277,13 @@ def _write_parquet(path: Path, table: pa.Table) -> None:
 def _read_parquet(path: Path) -> pa.Table:
     try:
         return pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ArtifactError(f"The run file {path} is damaged or missing ({exc}).") from None
+
+
+def _n_rows(path: Path) -> int:
+    try:
+        return int(pq.read_metadata(path).num_rows)
     except (OSError, pa.ArrowException) as exc:
         raise ArtifactError(f"The run file {path} is damaged or missing ({exc}).") from None
 
