@@ -1,0 +1,154 @@
+"""Accuracy on ml-latest-small: random 90/10 splits, mean over split seeds, beside Surprise's SVD.
+
+Prints one table: test RMSE, MAE, NDCG@10 and training seconds for the baselines, `sigmoid-mf`, `biased-mf`
+(per-row L2 in the loss, and optimiser-wide weight decay instead) and the default model, with Surprise SVD
+trained on the very same splits. Install Surprise with `pip install -e ".[bench]"`; without it its row is
+skipped with a note.
+
+    python benchmarks/accuracy.py [--seeds 0,1,2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from movierec.data.loader import load_dataset
+from movierec.data.ratings import Dataset, Ratings
+from movierec.data.split import random_split
+from movierec.evaluate.protocol import evaluate_ranking, evaluate_ratings, popularity_scores
+from movierec.evaluate.report import evaluate_model
+from movierec.train.config import DEFAULT_MODEL, TrainConfig
+from movierec.train.loop import fit
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "global-mean": {"model": "global-mean"},
+    "biases": {"model": "biases"},
+    "sigmoid-mf": {"model": "sigmoid-mf"},
+    "biased-mf (L2 on touched rows)": {"model": "biased-mf"},
+    "biased-mf (weight_decay 1e-5, no L2)": {"model": "biased-mf", "reg": 0.0, "weight_decay": 1e-5},
+    "biased-mf (weight_decay 1e-4, no L2)": {"model": "biased-mf", "reg": 0.0, "weight_decay": 1e-4},
+    f"default ({DEFAULT_MODEL})": {"model": DEFAULT_MODEL},
+}
+
+
+def movierec_row(settings: dict[str, Any], dataset: Dataset, train: Ratings, test: Ratings) -> dict[str, float]:
+    started = time.perf_counter()
+    model = fit(TrainConfig(**settings), dataset, train, progress=False).model
+    seconds = time.perf_counter() - started
+    metrics = evaluate_model(model, train, test)
+    return {"rmse": metrics["rmse"], "mae": metrics["mae"], "ndcg@10": metrics["ndcg@10"], "seconds": seconds}
+
+
+def surprise_row(train: Ratings, test: Ratings, scale: tuple[float, float]) -> dict[str, float] | None:
+    try:
+        from surprise import SVD, Reader
+        from surprise import Dataset as SurpriseDataset
+    except ImportError:
+        return None
+    frame = train.to_frame(raw_ids=False)[["user", "item", "rating"]]
+    started = time.perf_counter()
+    trainset = SurpriseDataset.load_from_df(frame, Reader(rating_scale=scale)).build_full_trainset()
+    algo = SVD(random_state=0)
+    algo.fit(trainset)
+    seconds = time.perf_counter() - started
+
+    def predict(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return np.array([algo.predict(int(u), int(i)).est for u, i in zip(users, items, strict=True)], np.float32)
+
+    # Surprise's own factors, for ranking: mean + b_u + b_i + p_u . q_i over every item it knows.
+    user_inner = np.full(train.n_users, -1)
+    for inner in range(trainset.n_users):
+        user_inner[int(trainset.to_raw_uid(inner))] = inner
+    item_inner = np.full(train.n_items, -1)
+    for inner in range(trainset.n_items):
+        item_inner[int(trainset.to_raw_iid(inner))] = inner
+    known = item_inner >= 0
+
+    def score(users: np.ndarray) -> np.ndarray:
+        out = np.full((len(users), train.n_items), trainset.global_mean, np.float32)
+        for row, user in enumerate(users):
+            inner = user_inner[user]
+            if inner >= 0:
+                items = item_inner[known]
+                out[row, known] = (
+                    trainset.global_mean + algo.bu[inner] + algo.bi[items] + algo.qi[items] @ algo.pu[inner]
+                )
+        return out
+
+    metrics = evaluate_ratings(predict, train, test)
+    ranking = evaluate_ranking(score, train, test)
+    return {"rmse": metrics["rmse"], "mae": metrics["mae"], "ndcg@10": ranking["ndcg@10"], "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="0,1,2", help="split seeds, comma-separated")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+
+    dataset = load_dataset("ml-latest-small")
+    rows: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for seed in seeds:
+        split = random_split(dataset.ratings, 0.1, seed=seed)
+        for name, settings in VARIANTS.items():
+            rows[name].append(movierec_row(settings, dataset, split.train, split.test))
+        popularity = evaluate_ranking(popularity_scores(split.train), split.train, split.test)
+        rows["popularity (ranking only)"].append({"ndcg@10": popularity["ndcg@10"]})
+        surprise = surprise_row(split.train, split.test, (dataset.scale.low, dataset.scale.high))
+        if surprise is not None:
+            rows["Surprise SVD (library defaults)"].append(surprise)
+        print(f"split seed {seed} done", flush=True)
+
+    summary = {name: _mean(values) for name, values in rows.items()}
+    _print_table(summary, seeds)
+    _print_bars(summary)
+    if args.json:
+        print(json.dumps(summary))
+
+
+def _mean(values: list[dict[str, float]]) -> dict[str, float]:
+    keys = values[0].keys()
+    return {key: float(np.mean([v[key] for v in values])) for key in keys}
+
+
+def _print_table(summary: dict[str, dict[str, float]], seeds: list[int]) -> None:
+    print()
+    print(f"ml-latest-small, random 90/10, mean of split seeds {seeds}")
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(f"{'model':40s} {'RMSE':>8s} {'MAE':>8s} {'NDCG@10':>8s} {'train s':>8s}")
+    for name, row in summary.items():
+        cells = [_cell(row.get(key)) for key in ("rmse", "mae", "ndcg@10", "seconds")]
+        print(f"{name:40s} " + " ".join(f"{c:>8s}" for c in cells))
+
+
+def _print_bars(summary: dict[str, dict[str, float]]) -> None:
+    default = summary[f"default ({DEFAULT_MODEL})"]
+    checks: list[tuple[str, Callable[[], bool]]] = [
+        ("sigmoid-mf RMSE <= 0.885", lambda: summary["sigmoid-mf"]["rmse"] <= 0.885),
+        ("biased-mf RMSE <= 0.850", lambda: summary["biased-mf (L2 on touched rows)"]["rmse"] <= 0.850),
+        ("default NDCG@10 > popularity", lambda: default["ndcg@10"] > summary["popularity (ranking only)"]["ndcg@10"]),
+    ]
+    if "Surprise SVD (library defaults)" in summary:
+        svd = summary["Surprise SVD (library defaults)"]["rmse"]
+        checks.append((f"default beats Surprise SVD ({svd:.4f}) by >= 0.025", lambda: svd - default["rmse"] >= 0.025))
+    print()
+    for label, check in checks:
+        print(f"[{'met' if check() else 'NOT met'}] {label}")
+
+
+def _cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}" if value < 100 else f"{value:.1f}"
+
+
+if __name__ == "__main__":
+    main()
