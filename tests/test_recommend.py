@@ -367,8 +367,8 @@ def test_recommend_all_agrees_with_recommend_user_and_pads_short_lists(rec: Reco
 def run_dir(tmp_path: Path) -> Path:
     train = tiny_train()
     out = tmp_path / "run"
-    save_run(out, config=TrainConfig(dim=2), model=tiny_model(train), movies=MOVIES, train=train, metrics={},
-             history=[], data={})  # fmt: skip
+    model = FactorModel(tiny_model(train).params, "biased-mf")  # the configured model's name, as train writes it
+    save_run(out, config=TrainConfig(dim=2), model=model, movies=MOVIES, train=train, metrics={}, history=[], data={})
     return out
 
 

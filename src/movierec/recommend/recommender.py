@@ -216,6 +216,7 @@ class Recommender:
         """Top-``n`` for someone known only by a few (movieId, stars) ratings; unknown movieIds are ignored
         and returned. With no usable rating the list is the popular-and-well-rated fallback."""
         _check_n(n)
+        ratings = list(ratings)  # read twice below; a generator would be empty the second time
         folded = self.fold_in(ratings)
         if folded.items.size == 0:
             given = self._given_indices(ratings)
