@@ -2,18 +2,20 @@
 
 It holds the module's weights, the best epoch's weights, the optimiser's state and (as JSON metadata) the
 epoch counter and history, so a killed run resumes with ``--resume`` losing at most the epoch in flight.
-Nothing is pickled: tensors go through safetensors, everything else through JSON.
+Nothing is pickled: tensors go through safetensors, everything else through JSON. The metadata carries a sha256
+of the tensors and the other metadata, so a damaged checkpoint is refused instead of resumed from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -21,7 +23,7 @@ from movierec import atomic
 from movierec.errors import ArtifactError
 from movierec.train.config import TrainConfig
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the metadata carries a sha256
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
@@ -76,6 +78,7 @@ def save(
         ),
         "param_groups": json.dumps(optimizer_state["param_groups"]),
     }
+    meta["sha256"] = checksum(tensors, meta)
     with atomic.atomic_path(run_dir / CHECKPOINT_NAME) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -93,13 +96,20 @@ def load(run_dir: Path, module: nn.Module, optimizer: torch.optim.Optimizer, con
                 f"The checkpoint {path} was trained with {key}={saved.get(key)!r}, not {getattr(config, key)!r}; "
                 "resume with the same settings or use a new --out folder."
             )
-    module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    optimizer_state: dict[str, Any] = {"state": {}, "param_groups": json.loads(meta["param_groups"])}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, param_id, name = key.split(".", 2)
-            optimizer_state["state"].setdefault(int(param_id), {})[name] = value
-    optimizer.load_state_dict(optimizer_state)
+    try:
+        module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        optimizer_state: dict[str, Any] = {"state": {}, "param_groups": json.loads(meta["param_groups"])}
+        for key, value in tensors.items():
+            if key.startswith("opt."):
+                _, param_id, name = key.split(".", 2)
+                optimizer_state["state"].setdefault(int(param_id), {})[name] = value
+        optimizer.load_state_dict(optimizer_state)
+    except (RuntimeError, ValueError, KeyError) as exc:  # shapes of other data, another optimiser
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(
+            f"The checkpoint {path} does not fit this model and data ({reason}); "
+            "resume with the same data and settings or use a new --out folder."
+        ) from None
     info = json.loads(meta["state"])
     return TrainingState(
         epoch=int(info["epoch"]),
@@ -114,8 +124,6 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a checkpoint, refusing damaged files and unknown formats with a clear error."""
     try:
         tensors = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
@@ -124,4 +132,16 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise ArtifactError(
             f"The checkpoint {path} has format {meta.get('format')!r}; this movierec reads format {CHECKPOINT_FORMAT}."
         )
+    if meta.get("sha256") != checksum(tensors, meta):
+        raise ArtifactError(f"The checkpoint {path} is damaged: its checksum does not match its contents.")
     return tensors, meta
+
+
+def checksum(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    """sha256 over the metadata (but the checksum itself) and every tensor's name, dtype, shape and bytes."""
+    digest = hashlib.sha256(json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode())
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().to("cpu").contiguous()
+        digest.update(f"\n{key}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
