@@ -125,9 +125,9 @@ def load_run(run_dir: Path) -> Run:
     config_doc = _read_json(run_dir / "config.json")
     config = TrainConfig.from_dict(config_doc["train"], source=str(run_dir / "config.json"))
     params, name = load_params(run_dir / "model.safetensors")
-    users = Vocabulary(_read_parquet(run_dir / "vocab" / "users.parquet").column("userId").to_numpy())
-    items = Vocabulary(_read_parquet(run_dir / "vocab" / "items.parquet").column("movieId").to_numpy())
-    table = _read_parquet(run_dir / "train.parquet")
+    users = Vocabulary(_read_parquet(run_dir / "vocab" / "users.parquet", ["userId"]).column("userId").to_numpy())
+    items = Vocabulary(_read_parquet(run_dir / "vocab" / "items.parquet", ["movieId"]).column("movieId").to_numpy())
+    table = _read_parquet(run_dir / "train.parquet", ["user", "item", "rating"])
     train = Ratings(
         table.column("user").to_numpy(),
         table.column("item").to_numpy(),
@@ -142,7 +142,7 @@ def load_run(run_dir: Path) -> Run:
         path=run_dir,
         config=config,
         model=FactorModel(params, name),
-        movies=_read_parquet(run_dir / "movies.parquet").to_pandas(),
+        movies=_read_frame(run_dir / "movies.parquet", ["movieId", "title", "year", "genres"]),
         train=train,
         metrics=_read_json(run_dir / "metrics.json"),
         history=read_history(run_dir / "history.csv"),
@@ -265,8 +265,11 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
 def read_history(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
-    with open(path, newline="") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return [{str(k): float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    except (ValueError, TypeError, csv.Error):  # bad bytes, a non-number, a row longer than the header
+        raise ArtifactError(f"The run file {path} is damaged: it is not a CSV of numbers.") from None
 
 
 def _write_parquet(path: Path, table: pa.Table) -> None:
@@ -274,11 +277,23 @@ def _write_parquet(path: Path, table: pa.Table) -> None:
         pq.write_table(table, tmp)
 
 
-def _read_parquet(path: Path) -> pa.Table:
+def _read_parquet(path: Path, columns: list[str]) -> pa.Table:
     try:
-        return pq.read_table(path)
+        table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise ArtifactError(f"The run file {path} is damaged or missing ({exc}).") from None
+    missing = [name for name in columns if name not in table.column_names]
+    if missing:
+        raise ArtifactError(f"The run file {path} lacks the column(s) {missing}; it was not written by movierec.")
+    return table
+
+
+def _read_frame(path: Path, columns: list[str]) -> pd.DataFrame:
+    table = _read_parquet(path, columns)
+    try:
+        return table.to_pandas()
+    except (ValueError, pa.ArrowException) as exc:  # e.g. damaged pandas metadata in the file
+        raise ArtifactError(f"The run file {path} is damaged ({exc}).") from None
 
 
 def _n_rows(path: Path) -> int:
