@@ -1,0 +1,30 @@
+"""`POST /recommendations`: top-N for a new user from a handful of ratings (fold-in, no retraining)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from movierec.serve.routes.common import check_ratings, current, filters, recommendation_out, responses
+from movierec.serve.schemas import RecommendationsOut, RecommendIn
+
+router = APIRouter(tags=["recommendations"])
+
+
+@router.post("/recommendations", response_model=RecommendationsOut, responses=responses(413, 422))
+async def recommend_new_user(request: Request, body: RecommendIn) -> dict[str, Any]:
+    """Fold the ratings into a user vector, then list the top ``n`` movies they did not rate, with why.
+
+    Unknown movieIds are listed in ``ignored``; with no usable rating the list is the popular-and-well-rated
+    fallback (``fallback: true``)."""
+    loaded = current(request)
+    pairs = check_ratings(loaded, body.ratings)
+    chosen = filters(loaded, "body", body.genres, body.exclude_genres, body.years, body.min_ratings)
+    recs, ignored = loaded.recommender.recommend_new_user(pairs, body.n, chosen)
+    distinct = len({movie for movie, _ in pairs})
+    return {
+        "recommendations": [recommendation_out(r) for r in recs],
+        "ignored": ignored,
+        "fallback": len(ignored) == distinct,
+    }
