@@ -1,14 +1,20 @@
 """Atomic writes: write to a temporary name in the same folder, fsync, then rename over the target.
 
-A process killed at any point leaves either the old file or the new one, never a torn one.
+A process killed at any point leaves either the old file or the new one, never a torn one. Folders are swapped
+in one step where the system can (Linux ``renameat2(RENAME_EXCHANGE)``), so a reader never finds them missing
+either; elsewhere there is a brief moment between moving the old folder aside and renaming the new one in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,17 +69,66 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        if target.exists():
+        _fsync_tree(tmp)
+        if not target.exists() and not target.is_symlink():
+            os.replace(tmp, target)
+        elif exchange(tmp, target):
+            _remove(tmp)  # it holds the old contents now
+        else:
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, old / "previous")
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
         _fsync_dir(target.parent)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists() or tmp.is_symlink():
+            _remove(tmp)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+@functools.cache
+def _renameat2() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a libc without renameat2 (glibc < 2.28, musl < 1.2.2)
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def exchange(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Swap two existing paths in one atomic step; False where the system or file system cannot."""
+    function = _renameat2()
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM):
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(b))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder`` to disk, so the folder renamed into place is whole after a crash too."""
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            _fsync_file(path)
+    _fsync_dir(folder)
 
 
 def _umask() -> int:
