@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save_file
 
 from movierec import atomic
 from movierec.data.ratings import Ratings, Vocabulary
@@ -121,13 +122,13 @@ def load_run(run_dir: Path) -> Run:
         raise ArtifactError(f"{run_dir} is a file; expected a run folder written by `movierec train --out DIR`.")
     if not run_dir.is_dir():
         raise ArtifactError(f"The run folder {run_dir} does not exist; train one with `movierec train --out DIR`.")
-    verify_run(run_dir)
-    config_doc = _read_json(run_dir / "config.json")
+    files = verify_run(run_dir)  # parsed below from these very bytes, never re-read: one version of the run
+    config_doc = _json_of(run_dir, files, "config.json")
     config = TrainConfig.from_dict(config_doc["train"], source=str(run_dir / "config.json"))
-    params, name = load_params(run_dir / "model.safetensors")
-    users = Vocabulary(_read_parquet(run_dir / "vocab" / "users.parquet", ["userId"]).column("userId").to_numpy())
-    items = Vocabulary(_read_parquet(run_dir / "vocab" / "items.parquet", ["movieId"]).column("movieId").to_numpy())
-    table = _read_parquet(run_dir / "train.parquet", ["user", "item", "rating"])
+    params, name = params_from_bytes(run_dir / "model.safetensors", _bytes_of(run_dir, files, "model.safetensors"))
+    users = Vocabulary(_table_of(run_dir, files, "vocab/users.parquet", ["userId"]).column("userId").to_numpy())
+    items = Vocabulary(_table_of(run_dir, files, "vocab/items.parquet", ["movieId"]).column("movieId").to_numpy())
+    table = _table_of(run_dir, files, "train.parquet", ["user", "item", "rating"])
     train = Ratings(
         table.column("user").to_numpy(),
         table.column("item").to_numpy(),
@@ -142,10 +143,10 @@ def load_run(run_dir: Path) -> Run:
         path=run_dir,
         config=config,
         model=FactorModel(params, name),
-        movies=_read_frame(run_dir / "movies.parquet", ["movieId", "title", "year", "genres"]),
+        movies=_frame_of(run_dir, files, "movies.parquet", ["movieId", "title", "year", "genres"]),
         train=train,
-        metrics=_read_json(run_dir / "metrics.json"),
-        history=read_history(run_dir / "history.csv"),
+        metrics=_json_of(run_dir, files, "metrics.json"),
+        history=_history_of(run_dir / "history.csv", _bytes_of(run_dir, files, "history.csv")),
         data=config_doc.get("data", {}),
     )
 
@@ -168,11 +169,15 @@ def load_params(path: Path) -> tuple[FactorParams, str]:
     if not path.is_file():
         raise ArtifactError(f"The model file {path} is missing; is this a movierec run folder?")
     try:
-        arrays = load_file(str(path))
-        with safe_open(str(path), framework="numpy") as handle:
-            meta = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtifactError(f"The model file {path} is damaged or not a safetensors file ({exc}).") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"The model file {path} cannot be read ({exc}).") from None
+    return params_from_bytes(path, data)
+
+
+def params_from_bytes(path: Path, data: bytes) -> tuple[FactorParams, str]:
+    """The factors in a safetensors file's bytes (``path`` only names it in errors)."""
+    arrays, meta, _ = _safetensors_of(path, data)
     if meta.get("format") != str(RUN_FORMAT):
         raise ArtifactError(
             f"The model file {path} has format {meta.get('format')!r}; this movierec reads format {RUN_FORMAT}."
@@ -202,36 +207,41 @@ def write_manifest(run_dir: Path) -> None:
     atomic.write_json(run_dir / "manifest.json", {"format": RUN_FORMAT, "files": entries})
 
 
-def verify_run(run_dir: Path) -> None:
-    """A complete run whose parts belong together: checksums match, the weights are of the configured model
-    and as large as the vocabularies. Reads only file headers, so it is cheap."""
-    verify_manifest(run_dir)
-    train = _read_json(run_dir / "config.json").get("train")
+def verify_run(run_dir: Path) -> dict[str, bytes]:
+    """A complete run whose parts belong together: checksums match, the weights are of the configured model and
+    as large as the vocabularies. Returns the verified contents of every file, by name in the manifest."""
+    files = read_verified(run_dir)
+    train = _json_of(run_dir, files, "config.json").get("train")
     model = train.get("model") if isinstance(train, dict) else None
     if model is None:
         raise ArtifactError(f"The run file {run_dir / 'config.json'} has no training settings; is it a movierec run?")
     path = run_dir / "model.safetensors"
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            meta = handle.metadata() or {}
-            keys = set(handle.keys())
-            shapes = {key: list(handle.get_slice(key).get_shape()) for key in ("user_bias", "item_bias") if key in keys}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ArtifactError(f"The model file {path} is damaged, missing or not a safetensors file ({exc}).") from None
+    arrays, meta, _ = _safetensors_of(path, _bytes_of(run_dir, files, "model.safetensors"))
     if meta.get("model") != model:
         raise ArtifactError(
             f"The run folder {run_dir} is inconsistent: config.json says model {model!r} "
             f"but model.safetensors holds {meta.get('model')!r}; train the run again."
         )
-    sizes = [[_n_rows(run_dir / "vocab" / "users.parquet")], [_n_rows(run_dir / "vocab" / "items.parquet")]]
-    if [shapes.get("user_bias"), shapes.get("item_bias")] != sizes:
+    shapes = [list(arrays[key].shape) if key in arrays else None for key in ("user_bias", "item_bias")]
+    sizes = [[_table_of(run_dir, files, f"vocab/{name}.parquet", []).num_rows] for name in ("users", "items")]
+    if shapes != sizes:
         raise ArtifactError(
             f"The run folder {run_dir} is inconsistent: model.safetensors was trained on other users or movies "
             "than its vocabularies list; train the run again."
         )
+    return files
 
 
 def verify_manifest(run_dir: Path) -> None:
+    read_verified(run_dir)
+
+
+def read_verified(run_dir: Path) -> dict[str, bytes]:
+    """Every file the manifest lists, each read once and checked against one reading of the manifest.
+
+    Parsing these bytes (rather than opening the files again) gives one whole version of the run even while
+    another process rewrites the folder: a file replaced meanwhile fails its checksum instead of mixing in.
+    """
     path = run_dir / "manifest.json"
     if not path.is_file():
         raise ArtifactError(
@@ -242,12 +252,22 @@ def verify_manifest(run_dir: Path) -> None:
         raise ArtifactError(
             f"The run {run_dir} has format {manifest.get('format')!r}; this movierec reads format {RUN_FORMAT}."
         )
-    for name, digest in manifest.get("files", {}).items():
+    files = manifest.get("files", {})
+    if not isinstance(files, dict):
+        raise ArtifactError(f"The run file {path} is damaged: its file list is not a JSON object.")
+    contents: dict[str, bytes] = {}
+    for name, digest in files.items():
         file = run_dir / name
-        if not file.is_file():
-            raise ArtifactError(f"The run file {file} is missing.")
-        if _sha256(file) != digest:
+        try:
+            data = file.read_bytes()
+        except FileNotFoundError:
+            raise ArtifactError(f"The run file {file} is missing.") from None
+        except OSError as exc:
+            raise ArtifactError(f"The run file {file} cannot be read ({exc}).") from None
+        if hashlib.sha256(data).hexdigest() != digest:
             raise ArtifactError(f"The run file {file} is damaged: its checksum does not match the manifest.")
+        contents[name] = data
+    return contents
 
 
 # -------------------------------------------------------------------------------------------------- helpers
@@ -265,9 +285,13 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
 def read_history(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
+    return _history_of(path, path.read_bytes())
+
+
+def _history_of(path: Path, data: bytes) -> list[dict[str, float]]:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            return [{str(k): float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+        rows = csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""))
+        return [{str(k): float(v) for k, v in row.items()} for row in rows]
     except (ValueError, TypeError, csv.Error):  # bad bytes, a non-number, a row longer than the header
         raise ArtifactError(f"The run file {path} is damaged: it is not a CSV of numbers.") from None
 
@@ -277,37 +301,59 @@ def _write_parquet(path: Path, table: pa.Table) -> None:
         pq.write_table(table, tmp)
 
 
-def _read_parquet(path: Path, columns: list[str]) -> pa.Table:
+def _bytes_of(run_dir: Path, files: dict[str, bytes], name: str) -> bytes:
+    if name not in files:
+        raise ArtifactError(f"The run {run_dir} lacks {name}: its manifest does not list it; train into it again.")
+    return files[name]
+
+
+def _table_of(run_dir: Path, files: dict[str, bytes], name: str, columns: list[str]) -> pa.Table:
+    path = run_dir / name
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(pa.BufferReader(_bytes_of(run_dir, files, name)))
     except (OSError, pa.ArrowException) as exc:
-        raise ArtifactError(f"The run file {path} is damaged or missing ({exc}).") from None
-    missing = [name for name in columns if name not in table.column_names]
+        raise ArtifactError(f"The run file {path} is damaged ({exc}).") from None
+    missing = [column for column in columns if column not in table.column_names]
     if missing:
         raise ArtifactError(f"The run file {path} lacks the column(s) {missing}; it was not written by movierec.")
     return table
 
 
-def _read_frame(path: Path, columns: list[str]) -> pd.DataFrame:
-    table = _read_parquet(path, columns)
+def _frame_of(run_dir: Path, files: dict[str, bytes], name: str, columns: list[str]) -> pd.DataFrame:
+    table = _table_of(run_dir, files, name, columns)
     try:
         return table.to_pandas()
     except (ValueError, pa.ArrowException) as exc:  # e.g. damaged pandas metadata in the file
-        raise ArtifactError(f"The run file {path} is damaged ({exc}).") from None
+        raise ArtifactError(f"The run file {run_dir / name} is damaged ({exc}).") from None
 
 
-def _n_rows(path: Path) -> int:
+def _json_of(run_dir: Path, files: dict[str, bytes], name: str) -> dict[str, Any]:
+    return _parse_json(run_dir / name, _bytes_of(run_dir, files, name))
+
+
+def _safetensors_of(path: Path, data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, Any]]:
+    """Arrays, metadata and header of safetensors bytes; damaged bytes are an ArtifactError naming ``path``."""
     try:
-        return int(pq.read_metadata(path).num_rows)
-    except (OSError, pa.ArrowException) as exc:
-        raise ArtifactError(f"The run file {path} is damaged or missing ({exc}).") from None
+        arrays = load_safetensors(data)
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+    except (SafetensorError, ValueError) as exc:
+        raise ArtifactError(f"The model file {path} is damaged or not a safetensors file ({exc}).") from None
+    meta = header.get("__metadata__") or {}
+    return arrays, {str(k): str(v) for k, v in meta.items()}, header
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        value = json.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ArtifactError(f"The run file {path} is missing.") from None
+    return _parse_json(path, data)
+
+
+def _parse_json(path: Path, data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ArtifactError(f"The run file {path} is damaged: it is not valid JSON.") from None
     if not isinstance(value, dict):
