@@ -24,7 +24,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -257,6 +257,11 @@ def read_verified(run_dir: Path) -> dict[str, bytes]:
         raise ArtifactError(f"The run file {path} is damaged: its file list is not a JSON object.")
     contents: dict[str, bytes] = {}
     for name, digest in files.items():
+        relative = PurePosixPath(name)
+        if relative.is_absolute() or ".." in relative.parts or "\\" in name or not relative.parts:
+            raise ArtifactError(
+                f"The manifest {path} lists {name!r}, outside the run folder; it was not written by movierec."
+            )
         file = run_dir / name
         try:
             data = file.read_bytes()
