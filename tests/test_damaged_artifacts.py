@@ -124,6 +124,16 @@ def test_a_damaged_or_foreign_manifest_is_refused(run: Path, manifest: str, frag
     refused(lambda: load_run(run), str(run), fragment)
 
 
+@pytest.mark.parametrize("name", ["../outside.txt", "/etc/hostname", "vocab/../../outside.txt", ""])
+def test_a_manifest_naming_files_outside_the_run_is_refused(run: Path, name: str) -> None:
+    """A crafted manifest cannot make a loader (the CLI, or the service's reload) read files elsewhere."""
+    (run.parent / "outside.txt").write_text("secret")
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["files"][name] = "0" * 64
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    refused(lambda: load_run(run), str(run / "manifest.json"), repr(name), "outside the run folder")
+
+
 def test_no_manifest_means_an_incomplete_run(run: Path) -> None:
     (run / "manifest.json").unlink()
     refused(lambda: load_run(run), str(run), "no manifest.json")
