@@ -18,3 +18,8 @@ def run_protocol(name: str, run: Any, as_json: bool, **options: Any) -> None:
         valid = ", ".join(["standard", *PROTOCOLS])
         raise MovieRecError(f"--protocol {name!r} is not known; valid protocols are: {valid}.")
     PROTOCOLS[name](run, as_json, **options)
+
+
+from movierec.evaluate.cold_items import cold_items_protocol  # noqa: E402  (registers after PROTOCOLS exists)
+
+PROTOCOLS["cold-items"] = cold_items_protocol
