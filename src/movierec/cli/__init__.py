@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if debug:
             raise
+        if isinstance(error, OSError) and error.filename is not None:
+            # a path the user gave (or one under it) that cannot be written or read: a file where a folder is
+            # needed, no permission, a full disk; the user can fix that, so one sentence and exit 2
+            _stderr.print(f"[bold red]error:[/] The path {error.filename} cannot be used: {error.strerror}.")
+            return 2
         _stderr.print(f"[bold red]internal error:[/] {type(error).__name__}: {error} (rerun with --debug)")
         return 1
     return result if isinstance(result, int) else 0
