@@ -268,6 +268,39 @@ def test_other_path_options_are_checked(
         assert_one_sentence(code, " ".join(err.split()) + "\n", path)
 
 
+@pytest.mark.parametrize("target", ["missing", "empty"])
+def test_movies_file_is_checked(
+    target: str, workspace: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(workspace[target])
+    for command in commands_taking("train-file"):
+        args = invocation(command, "", tmp_path, first_positional=False)
+        args += ["--train-file", str(workspace["train"]), "--test-file", str(workspace["test"]), "--movies-file", path]
+        code, err = run_cli(args, capsys)
+        assert_one_sentence(code, " ".join(err.split()) + "\n", path)
+
+
+def test_an_output_path_blocked_by_a_file_exits_2(
+    workspace: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out naming an existing file (or a folder under one) is a one-sentence error, not an internal one."""
+    blocker = write(tmp_path / "a-file", "x")
+    outputs = [str(blocker), str(blocker / "sub")]
+    train = ["train", "--train-file", str(workspace["train"]), "--test-file", str(workspace["test"]), "--quiet"]
+    commands = {
+        "train": [*train, "--model", "biases", "--out"],
+        "eda": ["eda", str(workspace["train"]), "--out"],
+        "report": ["report", str(workspace["run"]), "--out"],
+    }
+    registered = {path[-1] for path, _ in leaf_commands()}
+    for name, args in commands.items():
+        if name not in registered:
+            continue
+        for out in outputs:
+            code, err = run_cli([*args, out], capsys)
+            assert_one_sentence(code, " ".join(err.split()) + "\n", str(blocker))
+
+
 # --------------------------------------------------------------------------------------- bad rating files
 
 BAD_ROWS = [
