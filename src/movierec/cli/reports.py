@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from movierec.cli.options import ParseFlags, parse_options
+from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
 from movierec.cli.train import DataFlags
 from movierec.errors import MovieRecError
 
@@ -28,10 +28,12 @@ def eda(
     scale: ParseFlags.scale = None,
 ) -> None:
     """Write an HTML report (images embedded) and one PNG per figure describing the dataset."""
-    from movierec.data.loader import load_dataset
+    from movierec.data.loader import load_dataset_with_report
     from movierec.reports.eda import build_eda_report, default_out_dir
 
-    dataset = load_dataset(source, parse_options(duplicates, skip_invalid, scale))
+    options = parse_options(duplicates, skip_invalid, scale)
+    dataset, parsed = load_dataset_with_report(source, options)
+    parse_report_printer(options)(source, parsed)
     report = build_eda_report(dataset, out if out is not None else default_out_dir(dataset.name))
     console.print(f"EDA report of {dataset.name}: {report}")
     console.print(f"figures (PNG) are beside it in {report.parent}")
@@ -114,8 +116,8 @@ def sweep(
             )
 
     result = run_sweep(
-        param, swept, base, data_options, out_dir, parse=parse_options(duplicates, skip_invalid, scale),
-        progress=not quiet, on_run=progress,
+        param, swept, base, data_options, out_dir, parse=(parse := parse_options(duplicates, skip_invalid, scale)),
+        progress=not quiet, on_run=progress, on_report=parse_report_printer(parse),
     )  # fmt: skip
     _print_runs(result.runs)
     if result.best is not None:

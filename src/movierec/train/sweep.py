@@ -24,7 +24,7 @@ from movierec.data.movielens import ParseOptions
 from movierec.errors import MovieRecError
 from movierec.reports.compare import RunSummary, best_run, build_comparison_report, read_summary
 from movierec.train.config import TRAINED_MODELS, TrainConfig
-from movierec.train.datasource import DataOptions, load_split
+from movierec.train.datasource import DataOptions, ReportSink, load_split
 from movierec.train.session import train_run
 
 PARAMS = {"lr": "lr", "dim": "dim", "reg": "reg", "batch-size": "batch_size", "weight-decay": "weight_decay"}
@@ -115,11 +115,12 @@ def run_sweep(
     parse: ParseOptions | None = None,
     progress: bool = True,
     on_run: RunCallback | None = None,
+    on_report: ReportSink | None = None,
 ) -> SweepResult:
     """Train one run per value of ``param`` (other settings from ``base``) on one split, and report them."""
     configs = sweep_configs(base, param, values)
     out = Path(out_dir)
-    loaded = load_split(data_options, parse)
+    loaded = load_split(data_options, parse, on_report=on_report)
     runs: list[RunSummary] = []
     failures: dict[str, str] = {}
     for value, config in zip(values, configs, strict=True):
