@@ -401,15 +401,31 @@ def test_a_clean_file_reports_nothing(tmp_path: Path, capsys: pytest.CaptureFixt
     assert capsys.readouterr().err == ""
 
 
-def test_train_skip_invalid_reports_per_file(
-    workspace: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+SKIP_INVALID_RUNS = {
+    "data info": lambda path, ws, tmp: ["data", "info", str(path), "--json"],
+    "eda": lambda path, ws, tmp: ["eda", str(path), "--out", str(tmp / "eda")],
+    "train": lambda path, ws, tmp: [*train_on(path, ws), "--out", str(tmp / "run"), "--json"],
+    "sweep": lambda path, ws, tmp: [
+        "sweep", "--param", "dim", "--values", "2", "--train-file", str(path), "--test-file", str(ws["test"]),
+        "--epochs", "1", "--quiet", "--out", str(tmp / "sweep"),
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "eda" else n for n in sorted(SKIP_INVALID_RUNS)]
+)
+def test_every_reading_command_reports_what_skip_invalid_skipped(
+    name: str, workspace: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    if name.split()[-1] not in {path[-1] for path, _ in leaf_commands()}:
+        pytest.skip(f"{name} is not registered")
     path = write(tmp_path / "train.csv", workspace["train"].read_text() + "5,99,11,1\nbad,row\n")
-    args = [*train_on(path, workspace), "--skip-invalid", "--out", str(tmp_path / "run"), "--json"]
-    assert main(args) == 0
+    assert main([*SKIP_INVALID_RUNS[name](path, workspace, tmp_path), "--skip-invalid"]) == 0
     err = " ".join(capsys.readouterr().err.split())
-    assert f"{path}: skipped 2 rows" in err
-    assert f"{workspace['test']}: no rows skipped" in err
+    assert f"{path}: skipped 2 rows: 1 ratings outside the scale, 1 rows with a wrong column count" in err
+    if "--test-file" in SKIP_INVALID_RUNS[name](path, workspace, tmp_path):
+        assert f"{workspace['test']}: no rows skipped" in err
 
 
 # ------------------------------------------------------------------------------------------- --debug
