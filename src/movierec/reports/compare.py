@@ -133,7 +133,7 @@ def plot_learning_curves(runs: Sequence[RunSummary], title: str = "Learning curv
         _curve(ax, run, "val_rmse", ACCENT_COLOR, "validation RMSE")
         _mark_best(ax, run, "0.3", best_label=True)
         ax.set(title=f"{title}: {run.label}", xlabel="epoch", ylabel="RMSE (stars)")
-        ax.legend(loc="upper right")
+        ax.legend(loc="best")
         return fig
     fig, (left, right) = new_figure(1, 2, figsize=(11.0, 5.0), sharey=True)
     for run, color in zip(trained, run_colors(len(trained)), strict=True):
