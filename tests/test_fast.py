@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from movierec.cli import main
 from movierec.data.split import random_split
 from movierec.errors import MovieRecError
 from movierec.train import als, fast
@@ -133,6 +132,8 @@ def test_als_refuses_models_it_cannot_train() -> None:
 
 
 def test_train_cli_with_solver_als(tmp_path: Path, capsys: pytest.CaptureFixture[str], data) -> None:
+    from movierec.cli import main  # here, so the solver tests run where the CLI's extras are not installed
+
     split = data[2]
     train_csv, test_csv = tmp_path / "train.csv", tmp_path / "test.csv"
     for part, path in ((split.train, train_csv), (split.test, test_csv)):
@@ -147,3 +148,15 @@ def test_train_cli_with_solver_als(tmp_path: Path, capsys: pytest.CaptureFixture
     assert saved.get("train", saved)["solver"] == "als"
     assert metrics["rmse"] < 0.5  # the noise is 0.2 on ratings spanning several stars
     assert main([*args, "--model", "hybrid", "--out", str(tmp_path / "bad")]) == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_als_on_cuda_matches_the_cpu(data) -> None:
+    dataset, _, split = data
+    config = TrainConfig(**{**ALS, "dim": 8, "epochs": 3})
+    on_cpu = fit(config, dataset, split.train, progress=False)
+    on_gpu = fit(config.replace(device="cuda"), dataset, split.train, progress=False)
+    for cpu_stats, gpu_stats in zip(on_cpu.history, on_gpu.history, strict=True):
+        assert gpu_stats.val_rmse == pytest.approx(cpu_stats.val_rmse, rel=1e-3)
+    users, items = split.test.users, split.test.items
+    np.testing.assert_allclose(on_gpu.model.predict(users, items), on_cpu.model.predict(users, items), atol=1e-2)

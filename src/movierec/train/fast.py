@@ -94,10 +94,6 @@ class AlsState:
                 factors.weight.copy_(side.factors[:-1])
                 bias.weight.copy_(side.bias[:-1, None])
 
-    def from_module(self) -> None:
-        self.users = _padded(self.module.user_factors.weight, self.module.user_bias.weight, self.device)
-        self.items = _padded(self.module.item_factors.weight, self.module.item_bias.weight, self.device)
-
 
 def fit_fast(
     config: TrainConfig,

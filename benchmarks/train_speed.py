@@ -1,0 +1,200 @@
+"""Training speed of the fast path (``--solver als``) beside the reference loop, measured in the same run.
+
+    python benchmarks/train_speed.py                      # 25,000,095 ML-25M-shaped ratings, dim 64
+    python benchmarks/train_speed.py --ratings 2000000 --json
+
+- fast: the epochs of ``solver="als"`` as ``fast.fit_fast`` runs them (one epoch = one sweep over every user
+  and every movie, then the validation RMSE); ratings/s is the median over the epochs of training ratings /
+  epoch seconds. One-time setup (validation split, grouping the ratings) is printed apart.
+- reference: the loop the project grew from: dense ``nn.Embedding`` tables, Adam with ``weight_decay``,
+  batch 8192 (``loop.run_epoch`` on a bounded number of batches after a warm-up batch).
+- sparse: the loop with sparse gradients and large batches (SparseAdam, batch 65536), the other candidate.
+
+With ``--json`` the last line is ``{"fast_ratings_per_s", "reference_ratings_per_s", "ratio"}``.
+Users scale with the number of ratings and movies with its square root (the full size is ML-25M's own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from movierec.data.loader import align_movies
+from movierec.data.ratings import Dataset, Ratings, RatingScale
+from movierec.data.split import validation_split
+from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_ratings
+from movierec.models.registry import build_module
+from movierec.train import fast, loop
+from movierec.train.config import TrainConfig
+
+FAST_BAR = 3_000_000
+RATIO_BAR = 25.0
+REFERENCE = {"optimizer": "adam", "weight_decay": 1e-5, "batch_size": 8192, "lr": 0.005}
+SPARSE = {"optimizer": "sparse-adam", "batch_size": 65536, "lr": 0.005}
+
+
+def shape_for(n_ratings: int) -> tuple[int, int]:
+    """Users and movies for ``n_ratings``: ML-25M's own at full size, scaled down otherwise."""
+    fraction = n_ratings / ML25M_RATINGS
+    n_users = max(1, round(ML25M_USERS * fraction))
+    n_items = min(max(1, round(ML25M_ITEMS * math.sqrt(fraction))), ML25M_ITEMS)
+    return n_users, max(n_items, math.ceil(n_ratings / n_users))
+
+
+def synthetic_dataset(n_ratings: int, seed: int = 0) -> Dataset:
+    """ML-25M-shaped synthetic ratings as a Dataset (placeholder movie titles)."""
+    n_users, n_items = shape_for(n_ratings)
+    ratings = generate_ratings(n_users=n_users, n_items=n_items, n_ratings=n_ratings, seed=seed)
+    return Dataset("synthetic", ratings, align_movies(None, ratings.item_vocab), None, RatingScale(0.5, 5.0, 0.5))
+
+
+def measure_fast(config: TrainConfig, data: Dataset, epochs: int) -> dict[str, Any]:
+    """Time ``epochs`` epochs of the fast path as ``fast.fit_fast`` runs them: one ALS sweep + validation RMSE.
+
+    The run's one-time work is timed apart: the validation split and grouping the ratings both ways on the
+    device (the fit's closing choice of the ranking weight, shared with the loop, is left out).
+    """
+    started = time.perf_counter()
+    device = loop.resolve_device(config.device)
+    split = validation_split(data.ratings, fraction=config.val_fraction, seed=config.seed)
+    torch.manual_seed(config.seed)
+    module: Any = build_module(config, data, split.train)
+    module.init_from_mean(float(split.train.ratings.mean(dtype=np.float64)))
+    solver = fast.AlsState(module, split.train, device, config.reg)
+    val = loop._tensors(split.test, device)
+    _synchronize(device)
+    setup = time.perf_counter() - started
+    seconds, val_rmse = [], []
+    for _ in range(epochs):
+        tick = time.perf_counter()
+        solver.sweep()
+        val_rmse.append(solver.rmse(*val))
+        _synchronize(device)
+        seconds.append(time.perf_counter() - tick)
+    rates = [len(split.train) / s for s in seconds]
+    return {
+        "epoch_seconds": seconds,
+        "ratings_per_s": statistics.median(rates),
+        "setup_seconds": setup,
+        "val_rmse": val_rmse,
+        "ratings": len(split.train),
+    }
+
+
+class BoundedBatches:
+    """A ``BatchSource`` that serves only its first ``n_batches`` batches per epoch (for timing)."""
+
+    def __init__(self, source: loop.BatchSource, n_batches: int, batch_size: int) -> None:
+        self.source, self.n_batches, self.batch_size = source, n_batches, batch_size
+
+    def __len__(self) -> int:
+        return min(len(self.source), self.n_batches * self.batch_size)
+
+    def epoch(self, batch_size: int, seed: int, epoch: int) -> Iterator[Any]:
+        return itertools.islice(self.source.epoch(batch_size, seed, epoch), self.n_batches)
+
+
+def measure_loop(config: TrainConfig, data: Dataset, n_batches: int) -> dict[str, Any]:
+    """Ratings/s of ``loop.run_epoch`` over ``n_batches`` batches, after one warm-up batch."""
+    torch.manual_seed(config.seed)
+    device = loop.resolve_device(config.device)
+    train: Ratings = data.ratings
+    module: Any = build_module(config, data, train).to(device)
+    module.init_from_mean(float(train.ratings.mean()))
+    optimizer = loop.make_optimizer(config, module)
+    source = loop.BatchSource(train, device)
+    warm_up: Any = BoundedBatches(source, 1, config.batch_size)
+    loop.run_epoch(module, optimizer, warm_up, config, epoch=1)  # allocations
+    bounded: Any = BoundedBatches(source, n_batches, config.batch_size)
+    _synchronize(device)
+    started = time.perf_counter()
+    loss, _ = loop.run_epoch(module, optimizer, bounded, config, epoch=2)
+    _synchronize(device)
+    seconds = time.perf_counter() - started
+    n = min(len(train), n_batches * config.batch_size)
+    return {"ratings_per_s": n / seconds, "seconds": seconds, "ratings": n, "loss": loss}
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ratings", type=int, default=ML25M_RATINGS, help="synthetic ratings (default ML-25M's)")
+    parser.add_argument("--dim", type=int, default=64, help="factors per user and movie")
+    parser.add_argument("--epochs", type=int, default=3, help="fast-path epochs to time")
+    parser.add_argument("--reference-batches", type=int, default=40, help="reference batches to time")
+    parser.add_argument("--no-sparse", action="store_true", help="skip the sparse-gradient loop")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    started = time.perf_counter()
+    data = synthetic_dataset(args.ratings, args.seed)
+    n_users, n_items = shape_for(args.ratings)
+    base = TrainConfig(model="biased-mf", dim=args.dim, device=args.device, seed=args.seed)
+    device = loop.resolve_device(args.device)
+    print(
+        f"train_speed: {args.ratings:,} ratings ({n_users:,} users x {n_items:,} movies), dim {args.dim}, "
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"data generated in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+
+    quick = measure_fast(base, data, args.epochs)
+    epochs = ", ".join(f"{s:.2f}" for s in quick["epoch_seconds"])
+    print(
+        f"fast (als)        : {quick['ratings_per_s']:>12,.0f} ratings/s  (median of {args.epochs} epochs; "
+        f"epoch seconds {epochs}; one-time setup {quick['setup_seconds']:.1f} s)",
+        flush=True,
+    )
+    reference = measure_loop(base.replace(**REFERENCE), data, args.reference_batches)
+    print(
+        f"reference (adam)  : {reference['ratings_per_s']:>12,.0f} ratings/s  (dense tables, Adam + weight_decay, "
+        f"batch 8192, {reference['ratings']:,} ratings in {reference['seconds']:.1f} s)",
+        flush=True,
+    )
+    if not args.no_sparse:
+        sparse = measure_loop(base.replace(**SPARSE), data, max(4, args.reference_batches // 4))
+        print(
+            f"sparse-adam loop  : {sparse['ratings_per_s']:>12,.0f} ratings/s  (sparse gradients, batch 65536, "
+            f"{sparse['ratings']:,} ratings in {sparse['seconds']:.1f} s)",
+            flush=True,
+        )
+    ratio = quick["ratings_per_s"] / reference["ratings_per_s"]
+    one_pass = args.ratings / quick["ratings_per_s"]
+    print(
+        f"ratio fast/reference: {ratio:.1f}x (bar {RATIO_BAR:.0f}x); fast bar {FAST_BAR:,} ratings/s; "
+        f"one pass over {args.ratings:,} ratings: {one_pass:.1f} s"
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "fast_ratings_per_s": round(quick["ratings_per_s"]),
+                    "reference_ratings_per_s": round(reference["ratings_per_s"]),
+                    "ratio": round(ratio, 2),
+                }
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
