@@ -69,6 +69,26 @@ def test_early_stopping_restores_the_best_epoch(data) -> None:
     assert rmse(predicted, valid.ratings) < val[-1]
 
 
+def test_resume_continues_from_the_checkpoint(data, tmp_path: Path) -> None:
+    dataset, _, split = data
+    config = TrainConfig(**{**ALS, "dim": 4, "epochs": 4, "patience": 10})
+    straight = fit(config, dataset, split.train, progress=False)
+    fit(config.replace(epochs=2), dataset, split.train, run_dir=tmp_path, progress=False)
+    ran: list[int] = []
+    resumed = fit(
+        config,
+        dataset,
+        split.train,
+        run_dir=tmp_path,
+        resume=True,
+        progress=False,
+        on_epoch=lambda s: ran.append(s.epoch),
+    )
+    assert ran == [3, 4] and [h.epoch for h in resumed.history] == [1, 2, 3, 4]
+    assert [h.val_rmse for h in resumed.history] == pytest.approx([h.val_rmse for h in straight.history], rel=1e-6)
+    np.testing.assert_allclose(resumed.model.params.item_factors, straight.model.params.item_factors, atol=1e-6)
+
+
 def test_history_rows_have_the_loop_fields(data) -> None:
     dataset, _, split = data
     seen: list[fast.EpochStats] = []
