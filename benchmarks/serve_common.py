@@ -239,15 +239,20 @@ async def closed_loop(
 async def open_loop(port: int, requests: list[bytes], clients: int, rate: float, max_seconds: float) -> Tally:
     """Requests offered at ``rate`` per second in total, spread over ``clients`` connections on a fixed
     schedule. Latency counts from the scheduled send time, so a slow answer that delays the next request is
-    charged to it too (no coordinated omission)."""
+    charged to it too (no coordinated omission). A server that falls behind gets until twice ``max_seconds``;
+    requests not sent by then are counted in ``failures`` as "not sent (server behind)"."""
     tally = Tally()
     interval = clients / rate
     total = int(rate * max_seconds)
+    hard_deadline = time.perf_counter() + 2 * max_seconds
 
     async def client(offset: int) -> None:
         connection = Connection(port)
         start = time.perf_counter() + offset * interval / clients
         for k in range(offset, total, clients):
+            if time.perf_counter() > hard_deadline:
+                tally.failures["not sent (server behind)"] += 1
+                continue
             scheduled = start + (k // clients) * interval
             delay = scheduled - time.perf_counter()
             if delay > 0:

@@ -33,6 +33,29 @@ from serve_common import Tally, build_synthetic_run, closed_loop, free_port, ope
 BARS = {"p50_ms": 10.0, "p99_ms": 30.0, "rate": 300.0}
 
 
+def in_process_reference(run_dir: Path, bodies: list[bytes], count: int = 200) -> Tally:
+    """The same requests straight into ``Recommender.recommend_new_user`` (no HTTP), one at a time, with one
+    BLAS thread like each server worker."""
+    from movierec.recommend import Recommender
+    from movierec.serve.state import limit_blas_threads
+
+    limit_blas_threads(1)
+    recommender = Recommender.load(run_dir)
+    requests = [json.loads(raw.split(b"\r\n\r\n", 1)[1]) for raw in bodies]
+    pairs = [[(r["movieId"], r["rating"]) for r in body["ratings"]] for body in requests]
+    for rated in pairs[:10]:
+        recommender.recommend_new_user(rated, 10)
+    tally = Tally()
+    started = time.perf_counter()
+    for k in range(count):
+        begun = time.perf_counter()
+        recommender.recommend_new_user(pairs[k % len(pairs)], 10)
+        tally.latencies.append(time.perf_counter() - begun)
+        tally.statuses[200] += 1
+    tally.seconds = time.perf_counter() - started
+    return tally
+
+
 def recommendation_bodies(run_dir: Path, count: int, n_ratings: int, seed: int = 0) -> list[bytes]:
     """``count`` different requests: ``n_ratings`` half-star ratings of popular movies each, n = 10."""
     import pyarrow.parquet as pq
@@ -51,10 +74,12 @@ def recommendation_bodies(run_dir: Path, count: int, n_ratings: int, seed: int =
 
 
 def row(name: str, tally: Tally) -> str:
-    errors = sum(n for s, n in tally.statuses.items() if s != 200) + sum(tally.failures.values())
+    unsent = tally.failures.get("not sent (server behind)", 0)
+    errors = sum(n for s, n in tally.statuses.items() if s != 200) + sum(tally.failures.values()) - unsent
     return (
-        f"{name:<34} {tally.count:>7,} {tally.rate:>9.0f} {tally.percentile(50):>8.2f} "
-        f"{tally.percentile(90):>8.2f} {tally.percentile(99):>8.2f} {max(tally.latencies) * 1000:>8.1f} {errors:>6}"
+        f"{name:<42} {tally.count:>7,} {tally.rate:>9.0f} {tally.percentile(50):>8.2f} "
+        f"{tally.percentile(90):>8.2f} {tally.percentile(99):>8.2f} {max(tally.latencies) * 1000:>8.1f} "
+        f"{errors:>6} {unsent:>6}"
     )
 
 
@@ -99,6 +124,7 @@ def main() -> None:
         finally:
             stop_server(server)
         load_after = os.getloadavg()
+        reference = in_process_reference(run_dir, bodies)
 
     print()
     print(
@@ -108,12 +134,13 @@ def main() -> None:
     print(f"{args.clients} clients; paced phases offer {args.rate:g} requests/s; {args.ratings} ratings, n = 10")
     print()
     print(
-        f"{'phase':<34} {'requests':>7} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-        f"{'max ms':>8} {'errors':>6}"
+        f"{'phase':<42} {'requests':>7} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'max ms':>8} {'errors':>6} {'unsent':>6}"
     )
     for (name, phase), tally in results.items():
         label = f"{name} ({phase} {args.rate:g}/s)" if phase == "paced" else f"{name} ({phase})"
         print(row(label, tally))
+    print(row("Recommender call in process (1 at a time)", reference))
     rec_sat, rec_paced = results[("POST /recommendations", "saturation")], results[("POST /recommendations", "paced")]
     health_sat, health_paced = results[("GET /health", "saturation")], results[("GET /health", "paced")]
     print()

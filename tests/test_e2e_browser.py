@@ -126,6 +126,8 @@ def test_search_rate_and_get_recommendations(server: str, tmp_path: Path) -> Non
             stored = page.evaluate("() => Object.keys(JSON.parse(localStorage.getItem('movierec.ratings.v1')))")
             assert sorted(map(int, stored)) == sorted(rated)
 
+            page.mouse.move(1, 1)  # no hover preview of stars in the picture
+            page.evaluate("() => document.activeElement && document.activeElement.blur()")
             screenshot = tmp_path / "web_page.png"
             page.screenshot(path=str(screenshot))
             atomic.write_bytes(README_IMAGE, screenshot.read_bytes())

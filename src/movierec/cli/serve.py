@@ -17,7 +17,6 @@ from movierec.serve.settings import Settings, load_settings
 
 console = make_console(stderr=True)
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +36,7 @@ def serve(
     runs_root: Annotated[
         Path | None, typer.Option(help="Folder POST /admin/reload may load runs from [the run folder's parent].")
     ] = None,
+    blas_threads: Annotated[int | None, typer.Option(help="BLAS threads per worker [1].")] = None,
     access_log: Annotated[bool | None, typer.Option("--access-log/--no-access-log", help="Log each request.")] = None,
     log_level: Annotated[str, typer.Option(help="critical, error, warning, info or debug.")] = "info",
 ) -> None:
@@ -53,12 +53,14 @@ def serve(
         max_body_bytes=max_body_bytes,
         request_timeout_s=timeout,
         runs_root=runs_root,
+        blas_threads=blas_threads,
         access_log=access_log,
     )
-    from movierec.serve.state import load, settle_memory_for_reloads
+    from movierec.serve.state import limit_blas_threads, load, settle_memory_for_reloads
 
     assert settings.run_dir is not None
     settle_memory_for_reloads()
+    limit_blas_threads(settings.blas_threads)
     loaded = load(settings.run_dir, min_ratings=settings.min_ratings)  # a bad folder stops here, exit 2
     _check_port_free(settings.host, settings.port)
     console.print(
@@ -89,9 +91,6 @@ def _run(settings: Settings, loaded: object, log_level: str) -> None:
         uvicorn.run(create_app(settings, loaded), **common)  # type: ignore[arg-type]
         return
     os.environ.update(settings.to_env())  # each worker rebuilds the settings and loads the model once
-    per_worker = str(max(1, (os.cpu_count() or 1) // settings.workers))
-    for variable in BLAS_THREAD_VARIABLES:  # N workers x M BLAS threads would oversubscribe the cores
-        os.environ.setdefault(variable, per_worker)
     del loaded
     uvicorn.run("movierec.serve.app:app_from_env", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
 

@@ -21,7 +21,7 @@ from movierec.serve import errors
 from movierec.serve.middleware import BodyLimit, TimeLimit
 from movierec.serve.routes import ROUTERS
 from movierec.serve.settings import Settings, load_settings
-from movierec.serve.state import Loaded, ModelState, load, settle_memory_for_reloads
+from movierec.serve.state import Loaded, ModelState, limit_blas_threads, load, settle_memory_for_reloads
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE_HEADERS = {
@@ -84,8 +84,10 @@ def create_app(settings: Settings, loaded: Loaded | None = None) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: settings from ``MOVIEREC_*`` variables."""
+    settings = load_settings()
     settle_memory_for_reloads()
-    return create_app(load_settings())
+    limit_blas_threads(settings.blas_threads)
+    return create_app(settings)
 
 
 def _hook_sighup(models: ModelState) -> bool:

@@ -24,6 +24,7 @@ FLAGS = {
     "request_timeout_s": "--timeout",
     "runs_root": "--runs-root",
     "access_log": "--access-log",
+    "blas_threads": "--blas-threads",
 }
 """The `movierec serve` flag of each setting that has one."""
 
@@ -51,6 +52,13 @@ class Settings(BaseSettings):
     keep_alive_s: float = Field(default=5.0, gt=0, le=300, description="Idle keep-alive connections close after this.")
     max_concurrency: int = Field(default=512, ge=1, le=100_000, description="Open connections before answering 503.")
     graceful_shutdown_s: float = Field(default=10.0, gt=0, le=600, description="Time in-flight requests get on stop.")
+    blas_threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="BLAS threads per worker. One request's work is a memory-bound matrix-vector product; more "
+        "threads barely speed it up and stall badly when the cores are busy, so workers, not threads, use cores.",
+    )
     min_ratings: int = Field(default=10, ge=0, le=1_000_000, description="Default minimum support of listed movies.")
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for `POST /admin/reload`; unset: the admin endpoint is disabled."

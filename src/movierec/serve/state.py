@@ -150,6 +150,13 @@ class ModelState:
 M_ARENA_MAX = -8  # glibc mallopt parameter
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Cap the BLAS and OpenMP thread pools of this process (NumPy's OpenBLAS, torch's OpenMP) at ``threads``."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+
+
 def settle_memory_for_reloads() -> None:
     """Allocate so that reloads do not ratchet the process's memory up; call once per serving process.
 
