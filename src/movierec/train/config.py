@@ -68,6 +68,8 @@ class TrainConfig:
     """hybrid: add the SVD++ term, a normalised sum over the movies the user rated."""
 
     def __post_init__(self) -> None:
+        for field in fields(self):  # a config file can hold any JSON: check types before values
+            _typed(field.name, getattr(self, field.name), str(field.type))
         _choice("model", self.model, MODEL_NAMES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
@@ -95,6 +97,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        if not isinstance(values, dict):
+            raise MovieRecError(f"{source} must hold a JSON object of settings, not {type(values).__name__}.")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -103,6 +107,8 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: Path) -> TrainConfig:
+        if path.is_dir():
+            raise MovieRecError(f"The config file {path} is a folder; give the path of a JSON file.")
         if not path.is_file():
             raise MovieRecError(f"The config file {path} does not exist.")
         try:
@@ -116,6 +122,20 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_KINDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
+def _typed(name: str, value: Any, kind: str) -> None:
+    valid = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+    }.get(kind, True)
+    if not valid:
+        raise MovieRecError(f"--{name.replace('_', '-')} {value!r} is not {_KINDS[kind]}; give {_KINDS[kind]}.")
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
