@@ -301,6 +301,32 @@ def test_an_output_path_blocked_by_a_file_exits_2(
             assert_one_sentence(code, " ".join(err.split()) + "\n", str(blocker))
 
 
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('{"train": 5}', "must hold a JSON object"),
+        ("[1, 2]", "must hold a JSON object"),
+        ('{"dim": "abc"}', "--dim 'abc' is not an integer"),
+        ('{"dim": true}', "--dim True is not an integer"),
+        ('{"epochs": 2.5}', "--epochs 2.5 is not an integer"),
+        ('{"lr": "0.1"}', "--lr '0.1' is not a number"),
+        ('{"use_tags": 1}', "--use-tags 1 is not true or false"),
+        ('{"lr": NaN}', "--lr nan is out of range"),
+        ("{", "is not valid JSON"),
+    ],
+)
+def test_config_files_with_wrong_types_exit_2(
+    content: str, fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write(tmp_path / "config.json", content)
+    for command, click_command in leaf_commands():
+        if "config" in {p.name for p in click_command.params}:
+            code, err = run_cli(
+                [*invocation(command, "", tmp_path, first_positional=False), "--config", str(config)], capsys
+            )
+            assert_one_sentence(code, " ".join(err.split()) + "\n", fragment)
+
+
 # --------------------------------------------------------------------------------------- bad rating files
 
 BAD_ROWS = [
