@@ -14,6 +14,8 @@ import pandas as pd
 
 from movierec.errors import DataError
 
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
 
 @dataclass(frozen=True)
 class Vocabulary:
@@ -46,6 +48,8 @@ class Vocabulary:
         return self.index(np.asarray(uniques, dtype=np.int64))[codes]
 
     def index_one(self, raw_id: int) -> int | None:
+        if not _INT64_MIN <= int(raw_id) <= _INT64_MAX:  # e.g. a user id typed by hand: unknown, not an overflow
+            return None
         idx = int(self.index(np.array([raw_id]))[0])
         return None if idx < 0 else idx
 
