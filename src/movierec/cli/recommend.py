@@ -167,7 +167,10 @@ def parse_ratings(text: str) -> list[tuple[int, float]]:
         match = re.fullmatch(r"(\d+)\s*[:=]\s*([-+]?\d+(?:\.\d+)?)", entry)
         if match is None:
             raise MovieRecError(f'The rating {entry!r} is not MOVIE_ID:STARS; write --ratings like "318:5,296:4.5".')
-        pairs.append((int(match.group(1)), float(match.group(2))))
+        movie_id = int(match.group(1))
+        if movie_id >= 2**63:
+            raise MovieRecError(f"The movie id in {entry!r} is too large; movie ids are below 2**63.")
+        pairs.append((movie_id, float(match.group(2))))
     if not pairs:
         raise MovieRecError('--ratings is empty; write it like "318:5,296:4.5".')
     return pairs
@@ -177,7 +180,11 @@ def read_ratings_file(path: Path) -> list[tuple[int, float]]:
     """A CSV with ``movieId`` and ``rating`` columns, or headerless ``movieId,rating`` lines."""
     if not path.is_file():
         raise MovieRecError(f"The ratings file {path} does not exist.")
-    rows = [row for row in csv.reader(path.read_text(encoding="utf-8-sig").splitlines()) if any(c.strip() for c in row)]
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise MovieRecError(f"The ratings file {path} is not UTF-8 text; write one movieId,rating per line.") from None
+    rows = [row for row in csv.reader(text.splitlines()) if any(c.strip() for c in row)]
     if not rows:
         raise MovieRecError(f"The ratings file {path} is empty; write one movieId,rating per line.")
     movie_col, rating_col = 0, 1
