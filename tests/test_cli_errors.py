@@ -327,6 +327,28 @@ def test_config_files_with_wrong_types_exit_2(
             assert_one_sentence(code, " ".join(err.split()) + "\n", fragment)
 
 
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["recommend", "{run}", "--user", HUGE], HUGE),
+        (["recommend", "{run}", "--ratings", f"{HUGE}:4"], "too large"),
+        (["recommend", "{run}", "--ratings-file", "{binary}"], "not UTF-8"),
+        (["similar", "{run}", HUGE], HUGE),
+    ],
+)
+def test_out_of_range_values_exit_2(
+    args: list[str], fragment: str, workspace: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    if args[0] not in {path[-1] for path, _ in leaf_commands()}:
+        pytest.skip(f"{args[0]} is not registered")
+    filled = [a.format(run=workspace["run"], binary=workspace["binary-file"]) for a in args]
+    code, err = run_cli(filled, capsys)
+    assert_one_sentence(code, " ".join(err.split()) + "\n", fragment)
+
+
 # --------------------------------------------------------------------------------------- bad rating files
 
 BAD_ROWS = [
