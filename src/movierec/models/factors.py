@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 
+from movierec.models.implicit import fold_in_watch
+
 Link = Literal["linear", "sigmoid"]
 
 
@@ -28,6 +30,7 @@ class UserVector:
 
     bias: float
     factors: np.ndarray  # float32 [dim]
+    watch: np.ndarray | None = None  # float32 [watch dim]: the "likely to watch" vector, when the model has one
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class FactorParams:
     rank_weight: float = 0.0
     fold_in_reg: float = 1.0
     implicit: np.ndarray | None = None  # float32 [n_items, dim]: SVD++ "which movies I rated" embeddings
+    watch_user: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [n_users, k]
+    watch_item: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [n_items, k]
+    watch_weight: float = 0.0  # weight of the "likely to watch" score in the ranking score
+    watch_reg: float = 10.0
+    watch_unobserved: float = 1.0
 
     @property
     def n_users(self) -> int:
@@ -60,6 +68,10 @@ class FactorParams:
     @property
     def dim(self) -> int:
         return int(self.item_factors.shape[1])
+
+    @property
+    def has_watch(self) -> bool:
+        return self.watch_item.size > 0 and self.watch_item.shape[0] == self.item_bias.shape[0]
 
 
 class FactorModel:
@@ -104,8 +116,21 @@ class FactorModel:
         return self._link(raw)
 
     def rank_scores(self, users: np.ndarray) -> np.ndarray:
-        """Scores for top-N lists (higher first): the normalised predicted rating plus the popularity prior."""
-        return self.to_rank_scores(self.score_items(users))
+        """Scores for top-N lists (higher first): the normalised predicted rating, the popularity prior, and
+        the "likely to watch" score."""
+        users = np.asarray(users, dtype=np.int64)
+        scores = self.to_rank_scores(self.score_items(users))
+        p = self.params
+        if p.has_watch and p.watch_weight:
+            scores = scores + p.watch_weight * (p.watch_user[users] @ p.watch_item.T)
+        return scores
+
+    def watch_scores(self, watch: np.ndarray | None) -> np.ndarray:
+        """The "likely to watch" score of every item for one user's watch vector (zeros without one)."""
+        p = self.params
+        if watch is None or not p.has_watch:
+            return np.zeros(p.n_items, np.float32)
+        return p.watch_item @ watch
 
     # ------------------------------------------------------------------------------------------ new users
 
@@ -120,8 +145,9 @@ class FactorModel:
             ok &= p.item_known[np.where(ok, items, 0)]
         items, ratings = items[ok], ratings[ok]
         dim = p.dim
+        watch = fold_in_watch(p.watch_item, items, p.watch_reg, p.watch_unobserved) if p.has_watch else None
         if items.size == 0:
-            return UserVector(0.0, np.zeros(dim, np.float32))
+            return UserVector(0.0, np.zeros(dim, np.float32), watch)
         offset = self.implicit_offset(items)
         target = self._inverse_link(ratings) - p.global_mean - p.item_bias[items]
         q = p.item_factors[items].astype(np.float64)
@@ -130,7 +156,7 @@ class FactorModel:
         penalty = p.fold_in_reg * np.eye(dim + 1)
         penalty[0, 0] = p.fold_in_reg * 0.5  # the bias needs less shrinkage than the factors
         solution = np.linalg.solve(design.T @ design + penalty, design.T @ target)
-        return UserVector(float(solution[0]), (solution[1:] + offset).astype(np.float32))
+        return UserVector(float(solution[0]), (solution[1:] + offset).astype(np.float32), watch)
 
     def implicit_offset(self, items: np.ndarray) -> np.ndarray:
         """The SVD++ term ``|N(u)|^-1/2 * sum(implicit[j] for j in N(u))`` for the movies a user rated."""
@@ -150,8 +176,13 @@ class FactorModel:
         raw = self._raw_all(np.array([user.bias]), user.factors[None, :])[0]
         return self._link(raw)
 
-    def rank_for(self, user: UserVector) -> np.ndarray:
-        return self.to_rank_scores(self.score_for(user)[None, :])[0]
+    def rank_for(self, user: UserVector, predicted: np.ndarray | None = None) -> np.ndarray:
+        """Rank scores of every item for a folded-in user (``predicted``: their ``score_for``, if at hand)."""
+        predicted = self.score_for(user) if predicted is None else predicted
+        scores = self.to_rank_scores(predicted[None, :])[0]
+        if self.params.watch_weight:
+            scores = scores + self.params.watch_weight * self.watch_scores(user.watch)
+        return scores
 
     # ------------------------------------------------------------------------------------------- helpers
 
@@ -162,8 +193,9 @@ class FactorModel:
             scores = scores + p.rank_weight * p.item_prior[None, :]
         return scores
 
-    def with_rank_weight(self, weight: float) -> FactorModel:
-        return FactorModel(replace(self.params, rank_weight=float(weight)), self.name)
+    def with_rank_weight(self, weight: float, watch_weight: float | None = None) -> FactorModel:
+        watch = self.params.watch_weight if watch_weight is None else float(watch_weight)
+        return FactorModel(replace(self.params, rank_weight=float(weight), watch_weight=watch), self.name)
 
     def _item_known_row(self) -> np.ndarray:
         p = self.params

@@ -3,8 +3,8 @@
 For each chunk the rank scores of every candidate movie come from one matrix product: the biases, the global
 mean and the scale are folded into two extra factor columns, so ``[p_u, b_u + mean - low, 1] · [q_i, 1, b_i]``
 divided by ``high - low`` is the normalised predicted rating before the link. Then the link (clip to [0, 1] or
-a sigmoid) and the popularity prior are applied in place, the user's rated movies are set to ``-inf`` and
-``torch.topk`` keeps the best ``n``. Peak memory is about ``chunk_size × n_candidates × 4`` bytes beyond the
+a sigmoid), the popularity prior and the "likely to watch" scores are added in place, the user's rated
+movies are set to ``-inf`` and ``torch.topk`` keeps the best ``n``. Peak memory is about ``chunk_size × n_candidates × 4`` bytes beyond the
 model, whatever the number of users. Scores match ``FactorModel.rank_scores`` up to float32 rounding.
 """
 
@@ -74,6 +74,9 @@ def batch_top_n(
     if p.rank_weight and p.item_prior.size:
         prior = torch.from_numpy((p.rank_weight * p.item_prior[columns]).astype(np.float32)).to(dev)
     user_known = p.user_known if p.user_known.size else np.ones(p.n_users, dtype=bool)
+    watch_items = None
+    if p.has_watch and p.watch_weight:
+        watch_items = torch.from_numpy((p.watch_weight * p.watch_item[columns]).T.copy()).to(dev)
 
     out_items = np.full((users.size, n), -1, dtype=np.int64)
     out_scores = np.full((users.size, n), -np.inf, dtype=np.float32)
@@ -95,6 +98,8 @@ def batch_top_n(
                 scores.sigmoid_()
             if prior is not None:
                 scores += prior
+            if watch_items is not None:
+                scores += torch.from_numpy(p.watch_user[chunk]).to(dev) @ watch_items
             rows, seen = rated.pairs_of(chunk)
             cols = column_of[seen]
             hit = cols >= 0

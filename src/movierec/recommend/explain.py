@@ -2,7 +2,9 @@
 
 Every predicted rating splits into ``global mean + user bias + movie bias + interaction`` (before the link:
 clipping to the scale, or the sigmoid of ``sigmoid-mf``), and every rank score into the part that comes from
-the predicted rating and the part that comes from the popularity prior ("how likely anyone is to watch it").
+the predicted rating, the part that comes from the popularity prior ("how likely anyone is to watch it") and
+the part that comes from the "likely to watch" component (how likely *this* person is to watch it, learned
+from which movies people chose to rate).
 
 The interaction is then traced back to the user's own ratings. Fold-in solves the user by ridge regression,
 ``s = (DᵀD + P)⁻¹ Dᵀ t`` with design rows ``d_j = [1, q_j]`` and targets ``t_j = r_j - mean - b_j``, so the
@@ -54,6 +56,7 @@ class Explanation:
     because: tuple[Because, ...]
     text: str  # every number above in one line
     summary: str  # the short reason a table shows
+    watch_part: float = 0.0  # the "likely to watch" part of the rank score
 
     def to_dict(self) -> dict[str, object]:
         values = asdict(self)
@@ -122,10 +125,12 @@ def explain_personal(
     if p.item_known.size:
         keep = p.item_known[rated_kept]
         rated_kept, ratings_kept = rated_kept[keep], ratings_kept[keep]
+    watch_parts = p.watch_weight * model.watch_scores(user.watch)[np.asarray(items, dtype=np.int64)]
     out = []
     for row, item in enumerate(np.asarray(items, dtype=np.int64)):
         because = _because(model, catalog, rated_kept, ratings_kept, shares[row])
         rating_part, popularity_part = score_parts(model, int(item), float(predicted[row]))
+        watch_part = float(watch_parts[row])
         values = {key: float(parts[key][row]) for key in parts}
         out.append(
             Explanation(
@@ -134,8 +139,11 @@ def explain_personal(
                 predicted_rating=float(predicted[row]),
                 rating_part=rating_part,
                 popularity_part=popularity_part,
+                watch_part=watch_part,
                 because=because,
-                text=_personal_text(model, values, float(predicted[row]), rating_part, popularity_part, because),
+                text=_personal_text(
+                    model, values, float(predicted[row]), (rating_part, popularity_part, watch_part), because
+                ),
                 summary=_reasons(because) or _terms(values),
             )
         )
@@ -211,8 +219,7 @@ def _personal_text(
     model: FactorModel,
     values: dict[str, float],
     predicted: float,
-    rating_part: float,
-    popularity_part: float,
+    score_split: tuple[float, float, float],
     because: tuple[Because, ...],
 ) -> str:
     p = model.params
@@ -223,7 +230,10 @@ def _personal_text(
         raw = sum(values.values())
         capped = f", capped at {p.high:g}" if raw > p.high else (f", raised to {p.low:g}" if raw < p.low else "")
         rating = f"{predicted:.1f}★ = {terms}{capped}"
-    score = rating_part + popularity_part
+    rating_part, popularity_part, watch_part = score_split
+    score = rating_part + popularity_part + watch_part
     text = f"{rating} · score {score:.2f} = {rating_part:.2f} rating + {popularity_part:.2f} popularity"
+    if watch_part:
+        text += f" + {watch_part:.2f} likely to watch"
     reasons = _reasons(because)
     return f"{text} · {reasons}" if reasons else text

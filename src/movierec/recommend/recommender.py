@@ -206,7 +206,8 @@ class Recommender:
         _check_n(n)
         user = self.user_index(user_id)
         p = self.model.params
-        vector = UserVector(float(p.user_bias[user]), p.user_factors[user])
+        watch = p.watch_user[user] if p.has_watch else None
+        vector = UserVector(float(p.user_bias[user]), p.user_factors[user], watch)
         rated, ratings = self.rated.items_of(user), self.rated.ratings_of(user)
         return self._personal(vector, rated.astype(np.int64), ratings.astype(np.float64), n, filters)
 
@@ -385,7 +386,7 @@ class Recommender:
         self, user: UserVector, rated: np.ndarray, ratings: np.ndarray, n: int, filters: Filters
     ) -> list[Recommendation]:
         predicted = self.model.score_for(user)
-        scores = self.model.to_rank_scores(predicted[None, :])[0]
+        scores = self.model.rank_for(user, predicted)
         mask = self._mask(filters)
         mask[rated] = False
         top = _top(scores, mask, n)

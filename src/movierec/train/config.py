@@ -60,6 +60,14 @@ class TrainConfig:
     """auto, cpu, cuda or mps; auto picks CUDA when present."""
     solver: str = "loop"
     """loop (mini-batch gradient steps with --optimizer) or als (alternating least squares, biased-mf only: fast)."""
+    watch_dim: int = 64
+    """Size of the "likely to watch" component of the ranking score (implicit ALS); 0 turns it off."""
+    watch_reg: float = 10.0
+    """Ridge penalty of the "likely to watch" component."""
+    watch_unobserved: float = 1.0
+    """Weight of the movies a user did not rate in the "likely to watch" component."""
+    watch_iterations: int = 8
+    """Alternating sweeps of the "likely to watch" component."""
     use_genres: bool = True
     """hybrid: add learned genre and release-year embeddings to each movie."""
     use_tags: bool = True
@@ -79,9 +87,11 @@ class TrainConfig:
         _positive_int("epochs", self.epochs, 1, 10_000)
         _positive_int("batch_size", self.batch_size, 1, 10_000_000)
         _positive_int("patience", self.patience, 1, 1000)
+        _positive_int("watch_dim", self.watch_dim, 0, 1024)
+        _positive_int("watch_iterations", self.watch_iterations, 1, 100)
         if not 0 < self.lr <= 10:
             raise MovieRecError(f"--lr {self.lr} is out of range; use a learning rate in (0, 10], e.g. 0.005.")
-        for name in ("reg", "weight_decay", "init_std", "fold_in_reg"):
+        for name in ("reg", "weight_decay", "init_std", "fold_in_reg", "watch_reg", "watch_unobserved"):
             if getattr(self, name) < 0:
                 flag = name.replace("_", "-")
                 raise MovieRecError(f"--{flag} {getattr(self, name)} is negative; use a value >= 0.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from movierec.errors import MovieRecError
 from movierec.evaluate.report import choose_rank_weight
 from movierec.models.baselines import bias_params, global_mean_params, popularity_prior
 from movierec.models.factors import FactorModel, FactorParams
+from movierec.models.implicit import WatchSettings, fit_watch
 from movierec.models.registry import build_module
 from movierec.train import checkpoint
 from movierec.train.config import TRAINED_MODELS, TrainConfig
@@ -146,17 +147,26 @@ def fit(
 
 
 def finish_params(params: FactorParams, train: Ratings, config: TrainConfig) -> FactorParams:
-    """Add what scoring needs beyond the weights: which rows were trained, the popularity prior."""
-    from dataclasses import replace
-
+    """Add what scoring needs beyond the weights: which rows were trained (untrained rows are zeroed, so they
+    score as the fallback), the popularity prior, and the "likely to watch" component fitted on ``train``."""
     user_known = train.user_counts() > 0
     item_known = params.item_known if params.item_known.size else train.item_counts() > 0
+    watch = WatchSettings(config.watch_dim, config.watch_reg, config.watch_unobserved, config.watch_iterations)
+    factors = fit_watch(train, watch, seed=config.seed) if watch.dim else None
     return replace(
         params,
+        user_bias=np.where(user_known, params.user_bias, 0.0).astype(np.float32),
+        item_bias=np.where(item_known, params.item_bias, 0.0).astype(np.float32),
+        user_factors=(params.user_factors * user_known[:, None]).astype(np.float32),
+        item_factors=(params.item_factors * item_known[:, None]).astype(np.float32),
         user_known=user_known,
         item_known=item_known,
         item_prior=popularity_prior(train),
         fold_in_reg=config.fold_in_reg,
+        watch_user=factors.user if factors else params.watch_user,
+        watch_item=factors.item if factors else params.watch_item,
+        watch_reg=watch.reg,
+        watch_unobserved=watch.unobserved,
     )
 
 

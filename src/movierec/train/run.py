@@ -50,8 +50,20 @@ ARRAY_FIELDS = (
     "user_known",
     "item_known",
     "item_prior",
+    "watch_user",
+    "watch_item",
 )
-SCALAR_FIELDS = ("global_mean", "low", "high", "link", "rank_weight", "fold_in_reg")
+FLOAT_FIELDS = (
+    "global_mean",
+    "low",
+    "high",
+    "rank_weight",
+    "fold_in_reg",
+    "watch_weight",
+    "watch_reg",
+    "watch_unobserved",
+)
+SCALAR_FIELDS = (*FLOAT_FIELDS, "link")
 
 
 @dataclass
@@ -187,7 +199,7 @@ def params_from_bytes(path: Path, data: bytes) -> tuple[FactorParams, str]:
         values["user_known"] = values["user_known"].astype(bool)
         values["item_known"] = values["item_known"].astype(bool)
         values["implicit"] = arrays.get("implicit")
-        for key in ("global_mean", "low", "high", "rank_weight", "fold_in_reg"):
+        for key in FLOAT_FIELDS:
             values[key] = float(meta[key])
         values["link"] = meta["link"]
     except (KeyError, ValueError) as exc:
