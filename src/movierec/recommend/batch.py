@@ -5,7 +5,8 @@ mean and the scale are folded into two extra factor columns, so ``[p_u, b_u + me
 divided by ``high - low`` is the normalised predicted rating before the link. Then the link (clip to [0, 1] or
 a sigmoid), the popularity prior and the "likely to watch" scores are added in place, the user's rated
 movies are set to ``-inf`` and ``torch.topk`` keeps the best ``n``. Peak memory is about
-``chunk_size × n_candidates × 4`` bytes beyond the model, whatever the number of users. Scores match ``FactorModel.rank_scores`` up to float32 rounding.
+``chunk_size × n_candidates × 4`` bytes beyond the model, whatever the number of users.
+Scores match ``FactorModel.rank_scores`` up to float32 rounding.
 """
 
 from __future__ import annotations
