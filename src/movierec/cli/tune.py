@@ -15,7 +15,7 @@ import typer
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from movierec.cli.options import ParseFlags, parse_options
+from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
 from movierec.cli.train import DataFlags
 from movierec.errors import MovieRecError
 from movierec.train.config import DEFAULT_MODEL, TrainConfig
@@ -70,7 +70,8 @@ def tune_command(
     out_dir = out or Path("runs") / f"tune-{study_name}"
     url = storage_url(storage or out_dir / "tune.db")
     data_options = DataOptions(data, split, test_fraction, split_seed, train_file, test_file, movies_file)
-    dataset, parts = load_split(data_options, parse_options(duplicates, skip_invalid, scale))
+    parse = parse_options(duplicates, skip_invalid, scale)
+    dataset, parts = load_split(data_options, parse, on_report=parse_report_printer(parse))
     train = parts.train  # the test ratings go no further; fit carves its validation split out of these
     dataset = dataclasses.replace(dataset, ratings=train)
     optuna.logging.set_verbosity(logging.WARNING)
