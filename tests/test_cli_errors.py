@@ -457,11 +457,15 @@ SKIP_INVALID_RUNS = {
         "sweep", "--param", "dim", "--values", "2", "--train-file", str(path), "--test-file", str(ws["test"]),
         "--epochs", "1", "--quiet", "--out", str(tmp / "sweep"),
     ],
+    "tune": lambda path, ws, tmp: [
+        "tune", "--train-file", str(path), "--test-file", str(ws["test"]), "--trials", "1", "--out", str(tmp / "tune"),
+    ],
 }  # fmt: skip
+SLOW_TO_RUN = {"eda", "tune"}
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "eda" else n for n in sorted(SKIP_INVALID_RUNS)]
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_TO_RUN else n for n in sorted(SKIP_INVALID_RUNS)]
 )
 def test_every_reading_command_reports_what_skip_invalid_skipped(
     name: str, workspace: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
