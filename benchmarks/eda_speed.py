@@ -71,9 +71,7 @@ def peak_rss_gb() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ratings", type=int, default=ML25M[0], help="number of ratings (default ML-25M's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="keep the report here (default: a temp dir)")
@@ -100,12 +98,8 @@ def main() -> None:
         print(f"report written: {report}")
     print(f"RSS with the dataset loaded, before the report: {rss_before:.2f} GB")
     print(f"{'':24}{'measured':>10}{'bar':>10}")
-    print(
-        f"{'build_eda_report time':24}{seconds:>9.1f}s{TIME_BAR_S:>9.0f}s  {_verdict(seconds <= TIME_BAR_S)}"
-    )
-    print(
-        f"{'peak RSS (process)':24}{peak:>8.2f}GB{MEMORY_BAR_GB:>8.1f}GB  {_verdict(peak <= MEMORY_BAR_GB)}"
-    )
+    print(f"{'build_eda_report time':24}{seconds:>9.1f}s{TIME_BAR_S:>9.0f}s  {_verdict(seconds <= TIME_BAR_S)}")
+    print(f"{'peak RSS (process)':24}{peak:>8.2f}GB{MEMORY_BAR_GB:>8.1f}GB  {_verdict(peak <= MEMORY_BAR_GB)}")
 
 
 def _verdict(ok: bool) -> str:

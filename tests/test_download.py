@@ -169,9 +169,7 @@ def test_fetch_with_known_md5(
     assert again == folder and len(state.requests) == 1  # already there: nothing fetched
 
 
-def test_fetch_with_published_md5_file_and_mirror_env(
-    server: tuple[MovieLensServer, str], tmp_path: Path
-) -> None:
+def test_fetch_with_published_md5_file_and_mirror_env(server: tuple[MovieLensServer, str], tmp_path: Path) -> None:
     state, _ = server
     data = make_zip("ml-32m", extra={"__MACOSX/._ratings.csv": b"junk"})
     state.files["/movielens/ml-32m.zip"] = data

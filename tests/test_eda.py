@@ -74,9 +74,7 @@ def tiny_ratings(timestamps: list[int] | None = None) -> Ratings:
     items = np.array([0, 1, 2, 3, 0, 1, 2, 0, 1, 0], dtype=np.int32)
     stars = np.array([5, 4, 3, 1, 4, 4, 2, 3, 5, 4], dtype=np.float32)
     stamps = np.zeros(10, np.int64) if timestamps is None else np.array(timestamps, dtype=np.int64)
-    return Ratings(
-        users, items, stars, stamps, Vocabulary(np.arange(1, 5)), Vocabulary(np.array([10, 20, 30, 40, 50]))
-    )
+    return Ratings(users, items, stars, stamps, Vocabulary(np.arange(1, 5)), Vocabulary(np.array([10, 20, 30, 40, 50])))
 
 
 def test_headline_hand_computed() -> None:

@@ -40,9 +40,7 @@ def csv_release(root: Path) -> Path:
 
 def dat_release(root: Path) -> Path:
     write(root / "ratings.dat", "1::10::4::100\n1::20::3::200\n2::10::5::300\n")
-    write(
-        root / "movies.dat", "10::Heat (1995)::Action|Crime\n20::Amélie (2001)::Comedy|Romance\n", "latin-1"
-    )
+    write(root / "movies.dat", "10::Heat (1995)::Action|Crime\n20::Amélie (2001)::Comedy|Romance\n", "latin-1")
     return root
 
 
