@@ -121,7 +121,7 @@ def write_cache(folder: Path, dataset: Dataset, report: ParseReport | None = Non
     r = dataset.ratings
     with atomic.atomic_directory(folder) as tmp:
         table = pa.table({"user": r.users, "item": r.items, "rating": r.ratings, "timestamp": r.timestamps})
-        pq.write_table(table, tmp / "ratings.parquet", compression="lz4")
+        pq.write_table(table, tmp / "ratings.parquet", compression="lz4", row_group_size=max(1, len(r)))
         pq.write_table(pa.table({"id": r.user_vocab.ids}), tmp / "users.parquet")
         pq.write_table(pa.table({"id": r.item_vocab.ids}), tmp / "items.parquet")
         dataset.movies.to_parquet(tmp / "movies.parquet", index=False)

@@ -192,21 +192,25 @@ def _read_fast(source: Path | bytes, names: list[str], delimiter: str, has_heade
     table = pacsv.read_csv(stream, read_options, parse_options, convert_options)
     if table.num_rows and any(table.column(n).null_count for n in names):
         raise pa.ArrowInvalid("null values")
-    return _normalise_ratings(table.to_pandas())
+    columns = {}
+    for name in names:  # one column at a time, so at most one column is held twice
+        columns[name] = table.column(name).to_numpy()
+        table = table.drop_columns([name])
+    del table
+    pa.default_memory_pool().release_unused()
+    return _normalise_ratings(pd.DataFrame(columns, copy=False))
 
 
 def _normalise_ratings(frame: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(
-        {
-            "userId": frame["userId"].to_numpy(dtype=np.int64),
-            "movieId": frame["movieId"].to_numpy(dtype=np.int64),
-            "rating": frame["rating"].to_numpy(dtype=np.float32),
-        }
-    )
-    out["timestamp"] = (
-        frame["timestamp"].to_numpy(dtype=np.int64) if "timestamp" in frame else np.zeros(len(out), np.int64)
-    )
-    return out
+    """The four rating columns with their dtypes (no copy where a column already has its dtype)."""
+    n = len(frame)
+    columns = {
+        "userId": frame["userId"].to_numpy(dtype=np.int64),
+        "movieId": frame["movieId"].to_numpy(dtype=np.int64),
+        "rating": frame["rating"].to_numpy(dtype=np.float32),
+        "timestamp": frame["timestamp"].to_numpy(dtype=np.int64) if "timestamp" in frame else np.zeros(n, np.int64),
+    }
+    return pd.DataFrame(columns, copy=False)
 
 
 def _all_valid(frame: pd.DataFrame, scale: RatingScale | None) -> bool:
@@ -309,11 +313,28 @@ def _check_row(row: list[str], names: list[str], scale: RatingScale | None) -> l
     return values
 
 
+def _may_have_duplicates(frame: pd.DataFrame) -> bool:
+    """A cheap first check: pack (user, movie) into one int64 key, sort it in place, look for equal neighbours.
+    Only when that finds a repeat (or ids are too large to pack) does the exact pandas check run."""
+    users = frame["userId"].to_numpy()
+    movies = frame["movieId"].to_numpy()
+    if users.size < 2:
+        return False
+    width = int(movies.max()) + 1
+    if int(users.max()) >= (np.iinfo(np.int64).max - width) // width:
+        return True
+    keys = users * np.int64(width) + movies
+    keys.sort()
+    return bool((keys[1:] == keys[:-1]).any())
+
+
 def _apply_duplicate_policy(
     frame: pd.DataFrame, path: Path, policy: str, report: ParseReport, has_header: bool
 ) -> pd.DataFrame:
     if policy not in DUPLICATE_POLICIES:
         raise DataError(f"Unknown duplicate policy {policy!r}; valid policies are: error, last, mean.")
+    if not _may_have_duplicates(frame):
+        return frame
     pairs = frame[["userId", "movieId"]]
     repeated = pairs.duplicated(keep="first").to_numpy()
     if not repeated.any():
