@@ -8,9 +8,11 @@ split out of them) and is scored by its best validation RMSE; the test ratings a
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,21 +72,22 @@ def open_study(
     start-up configurations of the first run.
     """
     search_space(base.model)  # a clear error for an untunable model before anything is created
-    try:
-        study = optuna.create_study(
-            storage=_rdb_storage(storage),
-            study_name=study_name,
-            direction="minimize",
-            pruner=optuna.pruners.MedianPruner(
-                n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS
-            ),
-            load_if_exists=True,
-        )
-    except optuna.exceptions.StorageInternalError as exc:
-        raise MovieRecError(f"The study storage {storage} cannot be opened ({exc}).") from None
-    _claim(study, {"model": base.model, "fixed": fixed_settings(base), "data": data})
-    if not study.trials:
-        study.enqueue_trial(base_params(base), user_attrs={"source": "base config"}, skip_if_exists=True)
+    with _schema_lock(storage):  # one process at a time creates tables, the study and its first trial
+        try:
+            study = optuna.create_study(
+                storage=_rdb_storage(storage),
+                study_name=study_name,
+                direction="minimize",
+                pruner=optuna.pruners.MedianPruner(
+                    n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS
+                ),
+                load_if_exists=True,
+            )
+        except optuna.exceptions.StorageInternalError as exc:
+            raise MovieRecError(f"The study storage {storage} cannot be opened ({exc}).") from None
+        _claim(study, {"model": base.model, "fixed": fixed_settings(base), "data": data})
+        if not study.trials:
+            study.enqueue_trial(base_params(base), user_attrs={"source": "base config"}, skip_if_exists=True)
     seed = None if sampler_seed is None else sampler_seed + len(study.trials)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -219,6 +222,22 @@ def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
             )
     except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as exc:
         raise MovieRecError(f"--storage {url!r} cannot be opened ({exc}); use sqlite:///PATH/tune.db.") from None
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Serialise opening a SQLite study: two processes creating its tables at once would collide."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(url[len("sqlite:///") :] + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _claim(study: optuna.Study, attrs: dict[str, Any]) -> None:
