@@ -9,6 +9,7 @@ import pytest
 
 from movierec.cli import main
 from movierec.data.split import random_split
+from movierec.train.config import DEFAULT_MODEL
 
 from models_fixtures import low_rank_dataset
 
@@ -39,7 +40,7 @@ def test_train_from_files_then_evaluate(files, tmp_path: Path, capsys: pytest.Ca
     assert main([*args, "--out", str(out), "--json"]) == 0
     trained = last_json(capsys.readouterr().out)
     assert set(trained) >= JSON_KEYS
-    assert trained["model"] == "biased-mf" and trained["n_test"] == 800
+    assert trained["model"] == DEFAULT_MODEL and trained["n_test"] == 800
     assert set(trained["baselines"]) == {"global-mean", "biases", "popularity"}
     for name in ("config.json", "model.safetensors", "metrics.json", "history.csv", "manifest.json"):
         assert (out / name).is_file(), name

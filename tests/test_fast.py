@@ -161,7 +161,17 @@ def test_train_cli_with_solver_als(tmp_path: Path, capsys: pytest.CaptureFixture
         frame["rating"] = frame["rating"].clip(0.5, 5.0).round(1)
         frame.to_csv(path, index=False)
     out = tmp_path / "run"
-    args = ["train", "--train-file", str(train_csv), "--test-file", str(test_csv), "--solver", "als"]
+    args = [
+        "train",
+        "--train-file",
+        str(train_csv),
+        "--test-file",
+        str(test_csv),
+        "--model",
+        "biased-mf",
+        "--solver",
+        "als",
+    ]
     assert main([*args, "--dim", "3", "--reg", "0.01", "--epochs", "5", "--out", str(out), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     saved = json.loads((out / "config.json").read_text())

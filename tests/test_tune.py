@@ -267,7 +267,7 @@ def test_rerun_with_another_model_on_the_same_study_exits_2(
     tmp_path: Path, ratings_csv: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     common = ["--data", str(ratings_csv), "--trials", "1", "--study", "s", "--out", str(tmp_path / "o"), "--json"]
-    assert run_cli(capsys, "tune", *common)[0] == 0
+    assert run_cli(capsys, "tune", *common, "--model", "biased-mf")[0] == 0
     code, _, err = run_cli(capsys, "tune", *common, "--model", "sigmoid-mf")
     assert code == 2
     assert "was started with model biased-mf, not sigmoid-mf" in " ".join(err.split())

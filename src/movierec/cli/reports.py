@@ -102,7 +102,7 @@ def sweep(
     if options[field] is not None:
         raise MovieRecError(f"--{param} {options[field]} was given while sweeping {param}; drop it or --param {param}.")
     swept = parse_values(param, values)
-    base = (TrainConfig.from_file(config) if config else TrainConfig()).replace(**options)
+    base = (TrainConfig.from_file(config) if config else TrainConfig.for_model(model)).replace(**options)
     data_options = DataOptions(data, split, test_fraction, split_seed, train_file, test_file, movies_file)
     out_dir = out or Path("sweeps") / f"{param}-{time.strftime('%Y%m%d-%H%M%S')}"
 

@@ -73,7 +73,7 @@ def train(
     scale: ParseFlags.scale = None,
 ) -> None:
     """Train a model, evaluate it on held-out ratings beside the baselines, and write a run folder."""
-    base = TrainConfig.from_file(config) if config else TrainConfig()
+    base = TrainConfig.from_file(config) if config else TrainConfig.for_model(model)
     settings = base.replace(
         model=model, dim=dim, epochs=epochs, lr=lr, reg=reg, weight_decay=weight_decay, batch_size=batch_size,
         optimizer=optimizer, schedule=schedule, patience=patience, seed=seed, device=device, solver=solver,

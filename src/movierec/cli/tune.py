@@ -62,7 +62,7 @@ def tune_command(
 ) -> None:
     """Tune a model's hyperparameters (TPE sampler, pruning on validation RMSE); rerun to continue the study."""
     started = time.perf_counter()
-    base = (TrainConfig.from_file(config) if config else TrainConfig()).replace(model=model)
+    base = (TrainConfig.from_file(config) if config else TrainConfig.for_model(model)).replace(model=model)
     search_space(base.model)
     if threads < 1:
         raise MovieRecError(f"--threads {threads} is out of range; use at least 1.")
