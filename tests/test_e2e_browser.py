@@ -128,6 +128,7 @@ def test_search_rate_and_get_recommendations(server: str, tmp_path: Path) -> Non
 
             page.mouse.move(1, 1)  # no hover preview of stars in the picture
             page.evaluate("() => document.activeElement && document.activeElement.blur()")
+            page.wait_for_timeout(300)  # let the stars' colour transition finish
             screenshot = tmp_path / "web_page.png"
             page.screenshot(path=str(screenshot))
             atomic.write_bytes(README_IMAGE, screenshot.read_bytes())

@@ -25,18 +25,23 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `movierec train`.")],
-    host: Annotated[str | None, typer.Option(help="Address to listen on [env MOVIEREC_HOST; 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [env MOVIEREC_PORT; 8000].")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes, each with the model [1].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1; env MOVIEREC_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000; env MOVIEREC_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes, each holding the model (default 1).")] = None,
     cors_origin: Annotated[
         list[str] | None, typer.Option(help="An origin allowed to call the API from a browser (repeatable).")
     ] = None,
-    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body in bytes [65536].")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Longest time one request may take, in seconds [10].")] = None,
-    runs_root: Annotated[
-        Path | None, typer.Option(help="Folder POST /admin/reload may load runs from [the run folder's parent].")
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body in bytes (default 65536).")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Longest time one request may take, in seconds (default 10).")
     ] = None,
-    blas_threads: Annotated[int | None, typer.Option(help="BLAS threads per worker [1].")] = None,
+    runs_root: Annotated[
+        Path | None,
+        typer.Option(help="Folder POST /admin/reload may load runs from (default: the run folder's parent)."),
+    ] = None,
+    blas_threads: Annotated[int | None, typer.Option(help="BLAS threads per worker (default 1).")] = None,
     access_log: Annotated[bool | None, typer.Option("--access-log/--no-access-log", help="Log each request.")] = None,
     log_level: Annotated[str, typer.Option(help="critical, error, warning, info or debug.")] = "info",
 ) -> None:
