@@ -9,8 +9,9 @@ Rows, each adding one component to the one before:
   + genres/year                 learned genre and release-decade embeddings on the movie side
   + tags                        learned user-tag embeddings on the movie side
   + implicit term               the SVD++ sum over the movies each user rated: the hybrid's defaults
-and beside them `biased-mf` with its defaults and `biased-mf` tuned per split on VALIDATION RMSE over a small
-grid (embedding size x L2 penalty x learning rate; the test ratings never choose anything).
+and beside them `biased-mf` with its shipped defaults (``TrainConfig.for_model``) and `biased-mf` tuned per split
+on VALIDATION RMSE over a small grid (its shipped defaults, embedding size x L2 penalty, one lower learning
+rate; the test ratings never choose anything).
 
 Then the cold-items protocol (movierec.evaluate.cold_items): 10% of the rated movies removed from training,
 their test ratings predicted by the hybrid, the genre average and the global mean.
@@ -49,16 +50,18 @@ ABLATION: list[tuple[str, dict[str, Any]]] = [
     ("+ implicit term = hybrid", {"model": "hybrid"}),
 ]
 HYBRID_ROW = "+ implicit term = hybrid"
-BIASED_MF_GRID = [
-    {"dim": dim, "reg": reg, "lr": lr} for dim in (32, 64, 128) for reg in (0.07, 0.1, 0.14) for lr in (0.005,)
-] + [{"dim": 64, "reg": 0.1, "lr": 0.003}]
+BIASED_MF_GRID: list[dict[str, Any]] = [
+    {},  # the shipped defaults (MODEL_DEFAULTS, themselves found by `movierec tune` on validation data)
+    *({"dim": dim, "reg": reg, "lr": 0.005} for dim in (32, 64, 128) for reg in (0.07, 0.1, 0.14)),
+    {"dim": 64, "reg": 0.1, "lr": 0.003},
+]
 RMSE_BAR = 0.838
 MARGIN_BAR = 0.01
 SECONDS_BAR = 30.0
 
 
 def fit_and_score(settings: dict[str, Any], dataset: Dataset, train: Ratings, test: Ratings) -> dict[str, Any]:
-    config = TrainConfig(**settings)
+    config = TrainConfig.for_model(**settings)  # the model's shipped defaults, then the row's settings
     result = fit(config, dataset, train, progress=False)
     metrics = evaluate_ratings(result.model.predict, train, test)
     return {
@@ -100,7 +103,8 @@ def run(seeds: list[int], tuning: bool, cold: bool) -> dict[str, Any]:
                 fit_and_score({"model": DEFAULT_MODEL}, dataset, split.train, split.test)
             )
         if cold:
-            cold_rows.append(evaluate_cold_items(TrainConfig(model="hybrid"), dataset, split.train, seed=seed))
+            hybrid = TrainConfig.for_model("hybrid")
+            cold_rows.append(evaluate_cold_items(hybrid, dataset, split.train, seed=seed))
     return {"rows": rows, "cold": cold_rows}
 
 
@@ -138,16 +142,17 @@ def report(summary: dict[str, Any], load_before: tuple[float, ...], load_after: 
         print(f"{name:<34} {row['rmse']:7.4f}  {per_seed:<26} {row['mae']:7.4f} {row['seconds']:8.1f}")
     tuned = rows.get("biased-mf (tuned on validation)")
     if tuned is not None:
-        chosen = ", ".join(f"dim {c['dim']} reg {c['reg']} lr {c['lr']}" for c in tuned["chosen"])
+        chosen = ", ".join(_settings(c) for c in tuned["chosen"])
         print(f"tuned biased-mf chose (per seed): {chosen}; {len(BIASED_MF_GRID)} grid points, "
               f"{tuned['tuning_seconds']:.0f} s of tuning per seed")  # fmt: skip
     hybrid = rows[HYBRID_ROW]
-    reference = tuned or rows["biased-mf (defaults)"]
+    candidates = {"default": rows["biased-mf (defaults)"], **({"tuned": tuned} if tuned else {})}
+    label, reference = min(candidates.items(), key=lambda item: item[1]["rmse"])  # the stronger on test
     margin = reference["rmse"] - hybrid["rmse"]
     print()
     passed = "yes" if hybrid["rmse"] <= RMSE_BAR else "NO"
     print(f"hybrid (defaults) RMSE {hybrid['rmse']:.4f}  (bar <= {RMSE_BAR}: {passed})")
-    print(f"better than {'tuned' if tuned else 'default'} biased-mf by {margin:.4f}  "
+    print(f"better than the stronger biased-mf row ({label}) by {margin:.4f}  "
           f"(bar >= {MARGIN_BAR}: {'yes' if margin >= MARGIN_BAR else 'NO'})")  # fmt: skip
     print(f"hybrid training {hybrid['seconds']:.1f} s per fit  (bar <= {SECONDS_BAR:.0f} s on 2 cores: "
           f"{'yes' if hybrid['seconds'] <= SECONDS_BAR else 'NO'}); "
@@ -162,6 +167,11 @@ def report(summary: dict[str, Any], load_before: tuple[float, ...], load_after: 
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     print(f"{machine}, torch {torch.__version__} with {torch.get_num_threads()} threads; "
           f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")  # fmt: skip
+
+
+def _settings(chosen: dict[str, Any]) -> str:
+    rest = {k: v for k, v in chosen.items() if k != "model"}
+    return " ".join(f"{k} {v}" for k, v in rest.items()) or "shipped defaults"
 
 
 def main() -> None:
