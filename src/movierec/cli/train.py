@@ -16,6 +16,7 @@ from movierec.cli.protocols import run_protocol
 from movierec.data.split import Split
 from movierec.errors import MovieRecError
 from movierec.evaluate.report import compare_with_baselines
+from movierec.train import distributed as ranks
 from movierec.train.config import TrainConfig
 from movierec.train.datasource import DataOptions, load_split
 from movierec.train.run import load_run, write_metrics
@@ -68,6 +69,10 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    distributed: Annotated[
+        bool,
+        typer.Option("--distributed", help="Train across the processes torchrun starts (DDP; docs/distributed.md)."),
+    ] = False,
     duplicates: ParseFlags.duplicates = "error",
     skip_invalid: ParseFlags.skip_invalid = False,
     scale: ParseFlags.scale = None,
@@ -77,19 +82,25 @@ def train(
     settings = base.replace(
         model=model, dim=dim, epochs=epochs, lr=lr, reg=reg, weight_decay=weight_decay, batch_size=batch_size,
         optimizer=optimizer, schedule=schedule, patience=patience, seed=seed, device=device, solver=solver,
+        distributed=distributed,
     )  # fmt: skip
     data_options = DataOptions(data, split, test_fraction, split_seed, train_file, test_file, movies_file)
     run_dir = out or Path("runs") / f"{settings.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    metrics = train_run(
-        settings,
-        data_options,
-        run_dir,
-        parse=(parse := parse_options(duplicates, skip_invalid, scale)),
-        resume=resume,
-        progress=not (quiet or as_json),
-        on_report=parse_report_printer(parse),
-    )
-    report(metrics, as_json, run_dir)
+    main = not distributed or ranks.setup(settings.device).is_main  # only rank 0 of torchrun's processes speaks
+    try:
+        metrics = train_run(
+            settings,
+            data_options,
+            run_dir,
+            parse=(parse := parse_options(duplicates, skip_invalid, scale)),
+            resume=resume,
+            progress=not (quiet or as_json),
+            on_report=parse_report_printer(parse) if main else None,
+        )
+    finally:
+        ranks.teardown()
+    if main:
+        report(metrics, as_json, run_dir)
 
 
 def evaluate(

@@ -81,6 +81,8 @@ class TrainConfig:
     """hybrid: add learned embeddings of user tags to each movie (when the data has tags)."""
     use_implicit: bool = True
     """hybrid: add the SVD++ term, a normalised sum over the movies the user rated."""
+    distributed: bool = False
+    """Train across the processes torchrun starts (DistributedDataParallel; each rank trains on its shard)."""
 
     def __post_init__(self) -> None:
         for field in fields(self):  # a config file can hold any JSON: check types before values
@@ -106,6 +108,10 @@ class TrainConfig:
             raise MovieRecError(f"--val-fraction {self.val_fraction} is out of range; use a value in (0, 0.5).")
         if self.solver == "als" and self.model in ("sigmoid-mf", "hybrid"):
             raise MovieRecError(f"--solver als trains biased-mf only, not {self.model!r}; use --solver loop.")
+        if self.distributed and self.solver != "loop":
+            raise MovieRecError(f"--distributed trains with --solver loop, not {self.solver!r}; use --solver loop.")
+        if self.distributed and self.optimizer == "sparse-adam":
+            raise MovieRecError("--distributed cannot be used with --optimizer sparse-adam; use adam instead.")
         if self.optimizer == "sparse-adam" and self.weight_decay:
             raise MovieRecError("--weight-decay cannot be used with --optimizer sparse-adam; use adam instead.")
 

@@ -27,7 +27,7 @@ from movierec.models.baselines import bias_params, global_mean_params, popularit
 from movierec.models.factors import FactorModel, FactorParams
 from movierec.models.implicit import WatchSettings, fit_watch
 from movierec.models.registry import build_module
-from movierec.train import checkpoint
+from movierec.train import checkpoint, distributed
 from movierec.train.config import TRAINED_MODELS, TrainConfig
 
 
@@ -102,12 +102,22 @@ def fit(
         return FitResult(model, seconds=time.perf_counter() - started)
 
     torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
+    ranks = distributed.setup(config.device) if config.distributed else None
+    device = ranks.device if ranks is not None else resolve_device(config.device)
     module: Any = build_module(config, data, fit_part).to(device)
     module.init_from_mean(float(fit_part.ratings.mean()))
     optimizer = make_optimizer(config, module)
-    batches = BatchSource(fit_part, device)
-    val_users, val_items, val_ratings = _tensors(val_part, device)
+    trainer, step_config, val_rows, save_dir = module, config, val_part, run_dir
+    if ranks is None:
+        batches = BatchSource(fit_part, device)
+    else:  # each rank steps on its shard, batch_size / world at a time, and measures its validation shard
+        trainer = distributed.wrap(module, ranks)
+        step_config = config.replace(batch_size=max(1, -(-config.batch_size // ranks.world)))
+        batches = BatchSource(distributed.equal_shard(fit_part, ranks, config.seed), device)
+        val_rows = distributed.shard(val_part, ranks.rank, ranks.world, config.seed)
+        save_dir = run_dir if ranks.is_main else None  # every rank may resume; only rank 0 writes or prints
+        progress, on_epoch = progress and ranks.is_main, on_epoch if ranks.is_main else None
+    val_users, val_items, val_ratings = _tensors(val_rows, device)
 
     state = checkpoint.TrainingState()
     if resume and run_dir is not None:
@@ -121,14 +131,17 @@ def fit(
             lr = learning_rate(config, epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            train_loss, train_rmse = run_epoch(module, optimizer, batches, config, epoch)
+            train_loss, train_rmse = run_epoch(trainer, optimizer, batches, step_config, epoch)
             val_rmse = evaluate_rmse(module, val_users, val_items, val_ratings, config.batch_size * 8)
+            if ranks is not None:  # every rank sees the same figures, so all stop at the same epoch
+                train_loss, train_rmse = distributed.reduce_train(train_loss, train_rmse, len(batches), device)
+                val_rmse = distributed.reduce_rmse(val_rmse, len(val_rows), device)
             seconds = time.perf_counter() - tick
             stats = EpochStats(epoch, train_loss, train_rmse, val_rmse, lr, seconds, len(fit_part) / seconds)
             history.append(stats)
             state.record(stats.to_row(), val_rmse, module)
-            if run_dir is not None:
-                checkpoint.save(run_dir, module, optimizer, config, state)
+            if save_dir is not None:
+                checkpoint.save(save_dir, module, optimizer, config, state)
             if on_epoch is not None:
                 on_epoch(stats)
             bar.update(task, advance=1, status=_status(stats, state))

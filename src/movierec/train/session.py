@@ -14,7 +14,7 @@ from movierec.data.ratings import Dataset
 from movierec.data.split import Split
 from movierec.errors import MovieRecError
 from movierec.evaluate.report import compare_with_baselines
-from movierec.train import checkpoint
+from movierec.train import checkpoint, distributed
 from movierec.train.config import TrainConfig
 from movierec.train.datasource import DataOptions, ReportSink, load_split
 from movierec.train.loop import EpochCallback, fit
@@ -33,18 +33,22 @@ def train_run(
     on_epoch: EpochCallback | None = None,
     on_report: ReportSink | None = None,
 ) -> dict[str, Any]:
-    """Train ``settings`` on the split ``data_options`` describe, write ``run_dir``; return the test metrics.
+    """Train ``settings`` on the split ``data_options`` describe, write ``run_dir``; return the test metrics
+    (with ``settings.distributed``, on rank 0; the other ranks help train and return an empty dict).
 
     ``loaded`` reuses a dataset and split already loaded with the same options (a sweep loads them once).
     ``on_report`` hears what parsing the ratings skipped or merged.
     """
     run_dir = Path(run_dir)
+    main = not settings.distributed or distributed.setup(settings.device).is_main
     if resume and not (run_dir / checkpoint.CHECKPOINT_NAME).is_file():
         raise MovieRecError(f"--resume needs a checkpoint in {run_dir}, and there is none; drop --resume to start.")
-    if not resume:
+    if not resume and main:
         (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
     dataset, parts = loaded if loaded is not None else load_split(data_options, parse, on_report=on_report)
     result = fit(settings, dataset, parts.train, run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
+    if not main:  # with --distributed, rank 0 alone evaluates and writes the run folder
+        return {}
     metrics = compare_with_baselines(result.model, parts.train, parts.test, dataset.scale)
     metrics.update(
         {
