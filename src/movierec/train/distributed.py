@@ -112,7 +112,7 @@ def wrap(module: nn.Module, context: Context) -> Any:
     # Buffers (the global mean, the hybrid's rated-movies matrix) are built identically on every rank: no
     # broadcast at every forward. Newer PyTorch names the switch forward_sync_buffers.
     newer = "forward_sync_buffers" in inspect.signature(ddp_class.__init__).parameters
-    no_sync: dict[str, bool] = {"forward_sync_buffers" if newer else "broadcast_buffers": False}
+    no_sync: dict[str, Any] = {"forward_sync_buffers" if newer else "broadcast_buffers": False}
     device_ids = [context.device.index] if context.device.type == "cuda" else None
     ddp = ddp_class(module, device_ids=device_ids, **no_sync)
     return _Trainer(ddp)
@@ -126,7 +126,7 @@ class _Trainer:
         self.module: Any = ddp.module
 
     def __call__(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self.ddp(users, items)  # type: ignore[no-any-return]
+        return self.ddp(users, items)
 
     def train(self) -> None:
         self.ddp.train()
