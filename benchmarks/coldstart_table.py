@@ -1,6 +1,6 @@
 """The cold-start table: users held out of training reveal k ratings, fold-in scores the rest.
 
-    python benchmarks/coldstart_table.py                       # ml-latest-small, biased-mf, k = 5, 10, 20
+    python benchmarks/coldstart_table.py                       # ml-latest-small, the default model, k = 5, 10, 20
     python benchmarks/coldstart_table.py --model hybrid --order random --seed 1
 
 Runs ``movierec.evaluate.coldstart.cold_start`` (the protocol behind `movierec evaluate --protocol
@@ -17,13 +17,13 @@ import torch
 
 from movierec.data.loader import load_dataset
 from movierec.evaluate.coldstart import ColdStartOptions, cold_start, parse_given
-from movierec.train.config import TrainConfig
+from movierec.train.config import DEFAULT_MODEL, TrainConfig
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="ml-latest-small")
-    parser.add_argument("--model", default="biased-mf")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--given", default="5,10,20")
     parser.add_argument("--fraction", type=float, default=ColdStartOptions.holdout_fraction)
     parser.add_argument("--order", default="time", choices=["time", "random"])
@@ -35,7 +35,7 @@ def main() -> None:
         given=parse_given(args.given), holdout_fraction=args.fraction, order=args.order, seed=args.seed
     )
     started = time.perf_counter()
-    rows = cold_start(TrainConfig(model=args.model, device="cpu"), load_dataset(args.data), options)
+    rows = cold_start(TrainConfig.for_model(args.model, device="cpu"), load_dataset(args.data), options)
     seconds = time.perf_counter() - started
     print(
         f"{args.data}: {rows[0]['n_users']} held-out users ({args.fraction:.0%}, seed {args.seed}), first k by "

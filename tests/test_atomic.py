@@ -336,3 +336,25 @@ def test_the_write_scan_finds_plain_writes(tmp_path: Path) -> None:
     sample.write_text(code)
     hits = writes_outside_atomic(sample, "sample.py")
     assert [hit.split(" in ")[0] for hit in hits] == ["sample.py:3", "sample.py:4", "sample.py:5", "sample.py:7"], hits
+
+
+def test_two_writers_racing_for_a_new_folder_both_succeed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process may create the folder after this one saw it missing; the later writer must still win."""
+    target = tmp_path / "cache"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data.txt").write_text("theirs")
+    real_exists = Path.exists
+
+    def exists_then_lose_the_race(path: Path) -> bool:
+        if path == target and not real_exists(target):
+            os.replace(other, target)  # the other writer renames its folder in just after this check
+            return False
+        return real_exists(path)
+
+    with atomic.atomic_directory(target) as tmp:
+        (tmp / "data.txt").write_text("mine")
+        monkeypatch.setattr(Path, "exists", exists_then_lose_the_race)
+    monkeypatch.undo()
+    assert (target / "data.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]

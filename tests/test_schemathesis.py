@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from movierec.serve import create_app, load_settings
+
 from serve_fixtures import build_run
 
 EXAMPLES = 25

@@ -26,6 +26,7 @@ from movierec.serve.middleware import BodyLimit, TimeLimit
 from movierec.serve.search import TitleIndex
 from movierec.serve.state import ModelState, load
 from movierec.train.run import load_run
+
 from serve_fixtures import N_ITEMS, build_run
 
 with warnings.catch_warnings():  # starlette asks for httpx2, which is not a dependency here

@@ -70,8 +70,8 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_tree(tmp)
-        if not target.exists() and not target.is_symlink():
-            os.replace(tmp, target)
+        if not target.exists() and not target.is_symlink() and _rename_into_empty_place(tmp, target):
+            pass
         elif exchange(tmp, target):
             _remove(tmp)  # it holds the old contents now
         else:
@@ -83,6 +83,17 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists() or tmp.is_symlink():
             _remove(tmp)
+
+
+def _rename_into_empty_place(tmp: Path, target: Path) -> bool:
+    """Rename ``tmp`` to ``target``; False when another writer put a folder there first (a race we then swap)."""
+    try:
+        os.replace(tmp, target)
+    except OSError as error:
+        if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    return True
 
 
 _AT_FDCWD = -100
