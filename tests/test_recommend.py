@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,9 +16,9 @@ from movierec.cli import main
 from movierec.data.ratings import Ratings, Vocabulary
 from movierec.errors import MovieRecError
 from movierec.models.baselines import popularity_prior
-from movierec.models.factors import FactorModel, FactorParams
+from movierec.models.factors import FactorModel, FactorParams, UserVector
 from movierec.recommend import Filters, Recommender, batch_top_n, parse_years
-from movierec.recommend.explain import influence
+from movierec.recommend.explain import influence, prior_part
 from movierec.recommend.rated import RatedSets
 from movierec.train.config import TrainConfig
 from movierec.train.run import save_run
@@ -233,18 +234,35 @@ def test_explanation_parts_add_up_to_the_prediction_and_the_score(rec: Recommend
         assert "avg" in why.text and "popularity" in why.text
 
 
+@pytest.mark.parametrize("with_prior", [False, True])
 @pytest.mark.parametrize("implicit", [False, True])
-def test_influence_shares_add_up_to_the_fold_in_interaction(implicit: bool) -> None:
+def test_influence_shares_add_up_to_the_fold_in_interaction(implicit: bool, with_prior: bool) -> None:
     train = tiny_train()
     rng = np.random.default_rng(0)
-    extra = {"implicit": rng.normal(0, 0.3, (8, 2)).astype(np.float32)} if implicit else {}
+    extra: dict[str, Any] = {"implicit": rng.normal(0, 0.3, (8, 2)).astype(np.float32)} if implicit else {}
+    if with_prior:
+        extra.update(fold_in_mean=np.array([0.2, 0.5, -0.3]), fold_in_precision=np.diag([4.0, 2.0, 3.0]))
     model = tiny_model(train, **extra)
     rated, stars = np.array([0, 2, 4, 5]), np.array([5.0, 1.0, 3.5, 4.0])
     user = model.fold_in(rated, stars)
     items = np.array([1, 3, 6, 7])
     shares = influence(model, rated, stars, items)
+    from_prior = prior_part(model, rated, stars, items)
     assert shares.shape == (4, 4)
-    np.testing.assert_allclose(shares.sum(axis=1), model.params.item_factors[items] @ user.factors, atol=1e-5)
+    assert np.any(np.abs(from_prior) > 1e-3) == with_prior
+    interaction = model.params.item_factors[items] @ user.factors
+    np.testing.assert_allclose(shares.sum(axis=1) + from_prior, interaction, atol=1e-5)
+
+
+def test_a_new_user_with_one_rating_starts_from_the_typical_user() -> None:
+    """Under the population prior a single rating moves the user only a little away from the prior's mean."""
+    train = tiny_train()
+    mean = np.array([0.2, 0.5, -0.3])
+    model = tiny_model(train, fold_in_mean=mean, fold_in_precision=np.diag([50.0, 50.0, 50.0]))
+    user = model.fold_in(np.array([0]), np.array([5.0]))
+    np.testing.assert_allclose([user.bias, *user.factors], mean, atol=0.1)
+    ridge = tiny_model(train).fold_in(np.array([0]), np.array([5.0]))
+    assert np.linalg.norm(ridge.factors - mean[1:]) > np.linalg.norm(user.factors - mean[1:])
 
 
 def test_because_names_the_ratings_that_push_a_recommendation_up(rec: Recommender) -> None:
@@ -473,3 +491,19 @@ def test_opposite_tastes_get_clearly_different_lists_on_real_data(real: Recommen
     dark, light = {"Horror", "Thriller"}, {"Comedy", "Children", "Animation"}
     assert share(a, dark) > share(b, dark)
     assert share(b, light) > share(a, light)
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(include_genres=("Horror",)), Filters(min_ratings=1)])
+def test_scoring_the_well_supported_pool_gives_the_list_of_scoring_everything(filters: Filters) -> None:
+    """Lists are scored over the movies with the default support only when every candidate is among them."""
+    train = tiny_train()
+    strict = Recommender(tiny_model(train), MOVIES, train, min_ratings=2)
+    assert strict._pool.size < int(strict.item_known.sum())
+    user = UserVector(0.1, np.array([1.0, -0.5], np.float32))
+    everything = strict.model.rank_for(user)
+    mask = strict._mask(filters)
+    order = [i for i in np.argsort(-everything, kind="stable") if mask[i]]
+    got = strict._personal(user, np.empty(0, np.int64), np.empty(0), 8, filters)
+    assert [r.movieId for r in got] == [int(strict.catalog.movie_ids[i]) for i in order] and got
+    if filters.min_ratings == 1:
+        assert any(r.n_ratings < 2 for r in got), "a filter below the default support reaches outside the pool"

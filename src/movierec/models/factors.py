@@ -14,6 +14,7 @@ Two named scores, kept apart on purpose:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -31,6 +32,17 @@ class UserVector:
     bias: float
     factors: np.ndarray  # float32 [dim]
     watch: np.ndarray | None = None  # float32 [watch dim]: the "likely to watch" vector, when the model has one
+
+
+@dataclass(frozen=True)
+class FoldInSystem:
+    """``lhs @ x = design.T @ target + prior_rhs``: x is a new user's [bias, factors] (before ``offset``)."""
+
+    design: np.ndarray  # [n_rated, dim + 1]: a column of ones, then the rated movies' factors
+    target: np.ndarray  # [n_rated]: what the user's bias and factors must explain of each rating
+    lhs: np.ndarray  # [dim + 1, dim + 1]: design.T @ design + the prior's precision
+    prior_rhs: np.ndarray  # [dim + 1]: the prior's precision times its mean (zeros for a ridge penalty)
+    offset: np.ndarray  # [dim]: the SVD++ term of the rated movies, added to the solved factors
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,8 @@ class FactorParams:
     watch_weight: float = 0.0  # weight of the "likely to watch" score in the ranking score
     watch_reg: float = 10.0
     watch_unobserved: float = 1.0
+    fold_in_mean: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))  # [dim + 1]: bias, factors
+    fold_in_precision: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.float64))  # [dim+1, dim+1]
 
     @property
     def n_users(self) -> int:
@@ -136,27 +150,48 @@ class FactorModel:
 
     def fold_in(self, items: np.ndarray, ratings: np.ndarray) -> UserVector:
         """A new user's bias and factors from a few ratings, by regularised least squares against the frozen
-        item factors and biases (closed form, no retraining)."""
+        item factors and biases (closed form, no retraining); see ``fold_in_system``."""
+        p = self.params
+        items, ratings = self._usable(items, ratings)
+        watch = fold_in_watch(p.watch_item, items, p.watch_reg, p.watch_unobserved) if p.has_watch else None
+        if items.size == 0:
+            return UserVector(0.0, np.zeros(p.dim, np.float32), watch)
+        system = self.fold_in_system(items, ratings)
+        solution = np.linalg.solve(system.lhs, system.design.T @ system.target + system.prior_rhs)
+        return UserVector(float(solution[0]), (solution[1:] + system.offset).astype(np.float32), watch)
+
+    def fold_in_system(self, items: np.ndarray, ratings: np.ndarray) -> FoldInSystem:
+        """The least-squares problem behind ``fold_in`` for usable (item, stars) pairs.
+
+        With a population prior (``fold_in_mean`` and ``fold_in_precision``: the mean and inverse covariance
+        of the trained users' [bias, factors]), it is the posterior mode under that Gaussian prior with noise
+        variance ``fold_in_reg``: a user with few ratings starts from the typical user rather than from zero.
+        Without one, a ridge penalty ``fold_in_reg`` (half on the bias) shrinks towards zero.
+        """
+        p = self.params
+        dim = p.dim
+        offset = self.implicit_offset(items)
+        q = p.item_factors[items].astype(np.float64)
+        target = self._inverse_link(ratings) - p.global_mean - p.item_bias[items] - q @ offset
+        design = np.hstack([np.ones((items.size, 1)), q])
+        if p.fold_in_precision.shape == (dim + 1, dim + 1) and p.fold_in_mean.shape == (dim + 1,):
+            penalty = p.fold_in_reg * p.fold_in_precision
+            prior_rhs = penalty @ p.fold_in_mean
+        else:
+            penalty = p.fold_in_reg * np.eye(dim + 1)
+            penalty[0, 0] = p.fold_in_reg * 0.5  # the bias needs less shrinkage than the factors
+            prior_rhs = np.zeros(dim + 1)
+        return FoldInSystem(design, target, design.T @ design + penalty, prior_rhs, offset)
+
+    def _usable(self, items: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (item, stars) pairs fold-in can use: items in range that the model was trained on."""
         p = self.params
         items = np.asarray(items, dtype=np.int64)
         ratings = np.asarray(ratings, dtype=np.float64)
         ok = (items >= 0) & (items < p.n_items)
         if p.item_known.size:
             ok &= p.item_known[np.where(ok, items, 0)]
-        items, ratings = items[ok], ratings[ok]
-        dim = p.dim
-        watch = fold_in_watch(p.watch_item, items, p.watch_reg, p.watch_unobserved) if p.has_watch else None
-        if items.size == 0:
-            return UserVector(0.0, np.zeros(dim, np.float32), watch)
-        offset = self.implicit_offset(items)
-        target = self._inverse_link(ratings) - p.global_mean - p.item_bias[items]
-        q = p.item_factors[items].astype(np.float64)
-        target = target - q @ offset
-        design = np.hstack([np.ones((items.size, 1)), q])
-        penalty = p.fold_in_reg * np.eye(dim + 1)
-        penalty[0, 0] = p.fold_in_reg * 0.5  # the bias needs less shrinkage than the factors
-        solution = np.linalg.solve(design.T @ design + penalty, design.T @ target)
-        return UserVector(float(solution[0]), (solution[1:] + offset).astype(np.float32), watch)
+        return items[ok], ratings[ok]
 
     def implicit_offset(self, items: np.ndarray) -> np.ndarray:
         """The SVD++ term ``|N(u)|^-1/2 * sum(implicit[j] for j in N(u))`` for the movies a user rated."""
@@ -184,6 +219,28 @@ class FactorModel:
             scores = scores + self.params.watch_weight * self.watch_scores(user.watch)
         return scores
 
+    def restricted_to(self, items: np.ndarray) -> FactorModel:
+        """This model over ``items`` only (item index ``j`` of the result is ``items[j]`` here), for scoring a
+        shortlist of movies faster: a contiguous copy of their rows. Fold new users in with the full model."""
+        p = self.params
+        items = np.asarray(items, dtype=np.int64)
+
+        def rows(table: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(table[items]) if table.size and table.shape[0] == p.n_items else table
+
+        return FactorModel(
+            replace(
+                p,
+                item_bias=rows(p.item_bias),
+                item_factors=rows(p.item_factors),
+                item_known=rows(p.item_known),
+                item_prior=rows(p.item_prior),
+                implicit=None,
+                watch_item=rows(p.watch_item),
+            ),
+            self.name,
+        )
+
     # ------------------------------------------------------------------------------------------- helpers
 
     def to_rank_scores(self, predicted: np.ndarray) -> np.ndarray:
@@ -203,11 +260,15 @@ class FactorModel:
 
     def _raw_all(self, user_bias: np.ndarray, user_factors: np.ndarray) -> np.ndarray:
         p = self.params
-        item_bias = np.where(self._item_known_row(), p.item_bias, 0.0)
-        raw = p.global_mean + user_bias[:, None] + item_bias[None, :]
+        raw = p.global_mean + user_bias[:, None] + self._known_item_bias[None, :]
         if p.dim:
             raw = raw + user_factors @ p.item_factors.T
         return raw
+
+    @functools.cached_property
+    def _known_item_bias(self) -> np.ndarray:
+        """Item biases with untrained items at zero (computed once: scoring a user reads it every time)."""
+        return np.where(self._item_known_row(), self.params.item_bias, 0.0)
 
     def _link(self, raw: np.ndarray) -> np.ndarray:
         """Map raw scores to stars: clip for the linear models, a scaled sigmoid for ``sigmoid-mf``."""
@@ -224,3 +285,21 @@ class FactorModel:
             return ratings
         share = np.clip((ratings - p.low) / (p.high - p.low), 0.02, 0.98)
         return np.log(share / (1.0 - share))
+
+
+def population_prior(params: FactorParams, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, precision) of the trained users' [bias, factors]: the prior ``fold_in`` starts a new user from.
+
+    ``weights`` (per user, e.g. their number of ratings) weigh users as the ratings to be predicted do: most
+    ratings come from active users, so the typical rating's user is a better start than the typical user.
+    """
+    known = params.user_known if params.user_known.size else np.ones(params.n_users, bool)
+    if weights is not None:
+        known = known & (np.asarray(weights) > 0)
+    if known.sum() <= params.dim + 2:
+        return np.empty(0, np.float64), np.empty((0, 0), np.float64)
+    users = np.hstack([params.user_bias[known, None], params.user_factors[known]]).astype(np.float64)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)[known]
+    covariance = np.atleast_2d(np.cov(users, rowvar=False, aweights=w))
+    covariance += 1e-6 * max(float(np.trace(covariance)) / covariance.shape[0], 1e-6) * np.eye(covariance.shape[0])
+    return np.average(users, axis=0, weights=w), np.linalg.inv(covariance)

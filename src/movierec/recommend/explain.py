@@ -81,29 +81,33 @@ def influence(model: FactorModel, rated: np.ndarray, ratings: np.ndarray, items:
     """[len(items), len(rated)]: stars each rated movie adds to each item's interaction under fold-in.
 
     Rows sum to the interaction ``q_i · u`` of the user folded in from (``rated``, ``ratings``), implicit
-    feedback term included (each rated movie's share of it is added to its column).
+    feedback term included (each rated movie's share of it is added to its column), less ``prior_part``:
+    what the typical user the fold-in starts from contributes.
     """
     p = model.params
     items = np.asarray(items, dtype=np.int64)
-    rated = np.asarray(rated, dtype=np.int64)
-    ratings = np.asarray(ratings, dtype=np.float64)
-    if p.item_known.size:
-        keep = p.item_known[rated]
-        rated, ratings = rated[keep], ratings[keep]
+    rated, ratings = model._usable(rated, ratings)
     if p.dim == 0 or rated.size == 0 or items.size == 0:
         return np.zeros((items.size, rated.size))
-    q_rated = p.item_factors[rated].astype(np.float64)
+    system = model.fold_in_system(rated, ratings)
     q_items = p.item_factors[items].astype(np.float64)
-    offset = model.implicit_offset(rated)
-    target = model._inverse_link(ratings) - p.global_mean - p.item_bias[rated] - q_rated @ offset
-    design = np.hstack([np.ones((rated.size, 1)), q_rated])
-    penalty = p.fold_in_reg * np.eye(p.dim + 1)
-    penalty[0, 0] = p.fold_in_reg * 0.5  # as FactorModel.fold_in does
-    solved = np.linalg.solve(design.T @ design + penalty, design.T)  # [(dim + 1), n_rated]
-    shares = (q_items @ solved[1:]) * target[None, :]
+    solved = np.linalg.solve(system.lhs, system.design.T)  # [(dim + 1), n_rated]
+    shares = (q_items @ solved[1:]) * system.target[None, :]
     if p.implicit is not None:
         shares += q_items @ p.implicit[rated].T.astype(np.float64) / np.sqrt(rated.size)
     return np.asarray(shares)
+
+
+def prior_part(model: FactorModel, rated: np.ndarray, ratings: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """[len(items)]: the part of each item's interaction that the fold-in's prior gives, whatever was rated."""
+    p = model.params
+    items = np.asarray(items, dtype=np.int64)
+    rated, ratings = model._usable(rated, ratings)
+    if p.dim == 0 or rated.size == 0 or items.size == 0:
+        return np.zeros(items.size)
+    system = model.fold_in_system(rated, ratings)
+    from_prior = np.linalg.solve(system.lhs, system.prior_rhs)
+    return np.asarray(p.item_factors[items].astype(np.float64) @ from_prior[1:])
 
 
 def explain_personal(

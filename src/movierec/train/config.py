@@ -59,8 +59,9 @@ class TrainConfig:
     """Share of the training ratings carved out for validation (the test set never chooses anything)."""
     init_std: float = 0.05
     """Standard deviation of the initial factors."""
-    fold_in_reg: float = 5.0
-    """Ridge penalty when a new user is folded in from a few ratings."""
+    fold_in_reg: float = 0.6
+    """Noise variance of a new user's ratings against the trained users' Gaussian prior when folding in (smaller
+    trusts the few ratings more); a ridge penalty where a model has no such prior."""
     seed: int = 0
     """Seed for initialisation, shuffling and the validation split."""
     device: str = "auto"

@@ -24,7 +24,7 @@ from movierec.data.split import validation_split
 from movierec.errors import MovieRecError
 from movierec.evaluate.report import choose_rank_weight
 from movierec.models.baselines import bias_params, global_mean_params, popularity_prior
-from movierec.models.factors import FactorModel, FactorParams
+from movierec.models.factors import FactorModel, FactorParams, population_prior
 from movierec.models.implicit import WatchSettings, fit_watch
 from movierec.models.registry import build_module
 from movierec.train import checkpoint, distributed
@@ -161,12 +161,13 @@ def fit(
 
 def finish_params(params: FactorParams, train: Ratings, config: TrainConfig) -> FactorParams:
     """Add what scoring needs beyond the weights: which rows were trained (untrained rows are zeroed, so they
-    score as the fallback), the popularity prior, and the "likely to watch" component fitted on ``train``."""
+    score as the fallback), the popularity prior, the "likely to watch" component fitted on ``train``, and the
+    population prior that new users are folded in from."""
     user_known = train.user_counts() > 0
     item_known = params.item_known if params.item_known.size else train.item_counts() > 0
     watch = WatchSettings(config.watch_dim, config.watch_reg, config.watch_unobserved, config.watch_iterations)
     factors = fit_watch(train, watch, seed=config.seed) if watch.dim else None
-    return replace(
+    finished = replace(
         params,
         user_bias=np.where(user_known, params.user_bias, 0.0).astype(np.float32),
         item_bias=np.where(item_known, params.item_bias, 0.0).astype(np.float32),
@@ -181,6 +182,8 @@ def finish_params(params: FactorParams, train: Ratings, config: TrainConfig) -> 
         watch_reg=watch.reg,
         watch_unobserved=watch.unobserved,
     )
+    prior_mean, prior_precision = population_prior(finished, weights=train.user_counts())
+    return replace(finished, fold_in_mean=prior_mean, fold_in_precision=prior_precision)
 
 
 class BatchSource:

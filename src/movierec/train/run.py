@@ -53,6 +53,7 @@ ARRAY_FIELDS = (
     "watch_user",
     "watch_item",
 )
+OPTIONAL_ARRAY_FIELDS = ("fold_in_mean", "fold_in_precision")  # absent from runs written before they existed
 FLOAT_FIELDS = (
     "global_mean",
     "low",
@@ -171,6 +172,9 @@ def save_params(path: Path, params: FactorParams, name: str) -> None:
     arrays = {k: (v.astype(np.uint8) if v.dtype == bool else v) for k, v in arrays.items()}
     if params.implicit is not None:
         arrays["implicit"] = np.ascontiguousarray(params.implicit)
+    for key in OPTIONAL_ARRAY_FIELDS:
+        if getattr(params, key).size:
+            arrays[key] = np.ascontiguousarray(getattr(params, key))
     meta = {key: str(getattr(params, key)) for key in SCALAR_FIELDS}
     meta.update({"format": str(RUN_FORMAT), "model": name})
     with atomic.atomic_path(path) as tmp:
@@ -199,6 +203,7 @@ def params_from_bytes(path: Path, data: bytes) -> tuple[FactorParams, str]:
         values["user_known"] = values["user_known"].astype(bool)
         values["item_known"] = values["item_known"].astype(bool)
         values["implicit"] = arrays.get("implicit")
+        values.update({key: arrays[key] for key in OPTIONAL_ARRAY_FIELDS if key in arrays})
         for key in FLOAT_FIELDS:
             values[key] = float(meta[key])
         values["link"] = meta["link"]
