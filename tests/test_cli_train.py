@@ -58,6 +58,24 @@ def test_train_prints_the_comparison_table(files, tmp_path: Path, capsys: pytest
         assert name in out
 
 
+def test_every_model_setting_has_a_flag(files, tmp_path: Path) -> None:
+    train, test = files
+    out = tmp_path / "run"
+    flags = ["--model", "hybrid", "--no-genres", "--no-tags", "--no-implicit", "--watch-dim", "0"]
+    flags += ["--fold-in-reg", "0.9", "--init-std", "0.02", "--val-fraction", "0.1", "--epochs", "1", "--dim", "3"]
+    assert (
+        main(["train", "--train-file", str(train), "--test-file", str(test), *flags, "--out", str(out), "--quiet"]) == 0
+    )
+    saved = json.loads((out / "config.json").read_text())["train"]
+    assert (saved["use_genres"], saved["use_tags"], saved["use_implicit"], saved["watch_dim"]) == (
+        False,
+        False,
+        False,
+        0,
+    )
+    assert (saved["fold_in_reg"], saved["init_std"], saved["val_fraction"], saved["dim"]) == (0.9, 0.02, 0.1, 3)
+
+
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [

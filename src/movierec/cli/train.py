@@ -64,6 +64,23 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed for initialisation, shuffling and validation split.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
     solver: Annotated[str | None, typer.Option(help="loop (gradient steps) or als (fast; biased-mf only).")] = None,
+    init_std: Annotated[float | None, typer.Option(help="Standard deviation of the initial factors.")] = None,
+    val_fraction: Annotated[
+        float | None, typer.Option(help="Share of the training ratings carved out for validation.")
+    ] = None,
+    fold_in_reg: Annotated[
+        float | None, typer.Option(help="Noise variance against the prior when a new user is folded in.")
+    ] = None,
+    watch_dim: Annotated[
+        int | None, typer.Option(help='Size of the "likely to watch" ranking component; 0 turns it off.')
+    ] = None,
+    genres: Annotated[
+        bool | None, typer.Option("--genres/--no-genres", help="hybrid: genre and release-year embeddings.")
+    ] = None,
+    tags: Annotated[bool | None, typer.Option("--tags/--no-tags", help="hybrid: user-tag embeddings.")] = None,
+    implicit: Annotated[
+        bool | None, typer.Option("--implicit/--no-implicit", help="hybrid: the SVD++ term over rated movies.")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="JSON config file (e.g. written by `movierec tune`).")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder to write (default runs/MODEL-TIME).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint.")] = False,
@@ -82,7 +99,8 @@ def train(
     settings = base.replace(
         model=model, dim=dim, epochs=epochs, lr=lr, reg=reg, weight_decay=weight_decay, batch_size=batch_size,
         optimizer=optimizer, schedule=schedule, patience=patience, seed=seed, device=device, solver=solver,
-        distributed=distributed,
+        init_std=init_std, val_fraction=val_fraction, fold_in_reg=fold_in_reg, watch_dim=watch_dim,
+        use_genres=genres, use_tags=tags, use_implicit=implicit, distributed=distributed,
     )  # fmt: skip
     data_options = DataOptions(data, split, test_fraction, split_seed, train_file, test_file, movies_file)
     run_dir = out or Path("runs") / f"{settings.model}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -107,7 +125,9 @@ def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `movierec train`.")],
     data: Annotated[str | None, typer.Option(help="Evaluate on this dataset's split instead of the run's own.")] = None,
     test_file: Annotated[str | None, typer.Option(help="CSV of held-out ratings to score.")] = None,
-    protocol: Annotated[str, typer.Option(help="standard (more protocols come with later commands).")] = "standard",
+    protocol: Annotated[
+        str, typer.Option(help="standard, cold-start (new users) or cold-items (new movies).")
+    ] = "standard",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
     given: Annotated[str | None, typer.Option(help="cold-start: ratings per held-out user, e.g. 5,10,20.")] = None,
 ) -> None:
