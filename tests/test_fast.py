@@ -145,7 +145,7 @@ def test_padding_blocks_cover_every_rating_once() -> None:
 
 
 def test_als_refuses_models_it_cannot_train() -> None:
-    with pytest.raises(MovieRecError, match="--solver als trains biased-mf only"):
+    with pytest.raises(MovieRecError, match="--solver als trains biased-mf and hybrid, not .sigmoid-mf."):
         TrainConfig(solver="als", model="sigmoid-mf")
     with pytest.raises(MovieRecError, match="--solver 'newton' is not valid"):
         TrainConfig(solver="newton")

@@ -67,7 +67,7 @@ class TrainConfig:
     device: str = "auto"
     """auto, cpu, cuda or mps; auto picks CUDA when present."""
     solver: str = "loop"
-    """loop (mini-batch gradient steps with --optimizer) or als (alternating least squares, biased-mf only: fast)."""
+    """loop (gradient steps, --optimizer) or als (fast alternating least squares: biased-mf; hybrid without SVD++)."""
     watch_dim: int = 64
     """Size of the "likely to watch" component of the ranking score (implicit ALS); 0 turns it off."""
     watch_reg: float = 10.0
@@ -107,8 +107,8 @@ class TrainConfig:
                 raise MovieRecError(f"--{flag} {getattr(self, name)} is negative; use a value >= 0.")
         if not 0 < self.val_fraction < 0.5:
             raise MovieRecError(f"--val-fraction {self.val_fraction} is out of range; use a value in (0, 0.5).")
-        if self.solver == "als" and self.model in ("sigmoid-mf", "hybrid"):
-            raise MovieRecError(f"--solver als trains biased-mf only, not {self.model!r}; use --solver loop.")
+        if self.solver == "als" and self.model == "sigmoid-mf":
+            raise MovieRecError(f"--solver als trains biased-mf and hybrid, not {self.model!r}; use --solver loop.")
         if self.distributed and self.solver != "loop":
             raise MovieRecError(f"--distributed trains with --solver loop, not {self.solver!r}; use --solver loop.")
         if self.distributed and self.optimizer == "sparse-adam":
