@@ -9,6 +9,14 @@ so a user with n ratings carries a ridge penalty ``reg * n`` (and movies likewis
 each user's ``[p_u, b_u]`` is a ridge regression on the features ``[q_i, 1]`` of the movies they rated, with
 target ``r - mean - b_i``; a sweep solves every user, then every movie the same way.
 
+The hybrid (``HybridMF`` without its SVD++ term) builds each movie's row from parts: vector ``e_i + sum_f w_if W_f``
+and bias ``b_i + sum_f w_if c_f`` over its features (genres, year, tags). Its movie half is split in two:
+``solve_features`` fits the feature rows ``[W_f, c_f]`` holding the users and the movies' own rows, one joint
+least-squares problem (features share movies) with penalty ``reg * feature_scale * N_f`` per feature row, ``N_f =
+sum_i n_i w_if`` (the loop's per-rating penalty summed); then ``solve_side`` with an ``offset`` fits each movie's
+own ``[e_i, b_i]`` with its feature part held fixed in the prediction. Both lower the same objective (plus, when
+``solve_side`` is given a ``prior``, a fixed ridge per row: the hybrid's fast path adds one, see ``fast.py``).
+
 How it is fast:
 - Each side's ratings are grouped by row once, rows sorted by length and cut into blocks of similar length,
   padded into dense ``(rows, length)`` index and value matrices (padding points at an all-zero row).
@@ -16,6 +24,10 @@ How it is fast:
   ridge regressions together with a few steps of preconditioned conjugate gradients, warm-started from the
   current vectors. Every step is two batched matrix-vector products over ``X``, so the work is linear in
   ``dim`` (forming and factorising Gram matrices would be quadratic and cubic) and stays in cache.
+- The hybrid's feature rows are one system for all features together, so each of its CG steps is one pass over
+  the movie blocks (gathering ``X`` again) with the same two products; the movie x feature matrix maps a
+  direction onto the movies and the products back onto the features (``index_add``). ``steps`` CG steps cost
+  ``steps + 1`` such passes per sweep on top of biased-mf's work.
 """
 
 from __future__ import annotations
@@ -117,11 +129,16 @@ def solve_side(
     reg: float,
     bias_scale: float,
     steps: int,
+    offset: Factors | None = None,
+    prior: tuple[float, float] = (0.0, 0.0),
 ) -> torch.Tensor:
     """Re-solve every row of ``own`` that has ratings, in place, holding ``other`` fixed.
 
-    ``other_counts`` holds the fixed side's ratings per row (for the preconditioner). Returns the summed
-    squared error of the ratings before the update, as a 0-d tensor on the device (no synchronisation).
+    ``other_counts`` holds the fixed side's ratings per row (for the preconditioner). ``offset``, when given,
+    is a fixed part of each own row that the prediction adds to it (the hybrid's feature part of a movie's
+    vector and bias): the row solved is the rest. ``prior`` adds a fixed ridge ``(on the factors, on the bias)``
+    to every row's, whatever its number of ratings. Returns the summed squared error of the ratings before the
+    update, as a 0-d tensor on the device (no synchronisation).
     """
     features, other_bias = other.factors, other.bias
     # Jacobi preconditioner: the diagonal of X'X is about n_u times the rating-weighted mean square feature.
@@ -131,7 +148,7 @@ def solve_side(
     with torch.no_grad():
         for block in side.blocks:
             squared_error += _solve_block(
-                block, side.n_cols, own, features, other_bias, mean_square, reg, bias_scale, steps
+                block, side.n_cols, own, features, other_bias, mean_square, reg, bias_scale, steps, offset, prior
             )
     return squared_error
 
@@ -146,6 +163,8 @@ def _solve_block(
     reg: float,
     bias_scale: float,
     steps: int,
+    offset: Factors | None = None,
+    prior: tuple[float, float] = (0.0, 0.0),
 ) -> torch.Tensor:
     """Preconditioned CG on one block's ridge regressions; the bias is the constant feature, kept apart."""
     n_block, width = block.cols.shape
@@ -153,9 +172,12 @@ def _solve_block(
     x = features.index_select(0, flat).view(n_block, width, -1)
     mask = (block.cols != pad).to(x.dtype)
     target = block.values - other_bias.index_select(0, flat).view(n_block, width)
+    if offset is not None:
+        fixed, fixed_bias = offset.factors.index_select(0, block.rows), offset.bias.index_select(0, block.rows)
+        target = target - _times(x, fixed) - fixed_bias[:, None] * mask
     p, b = own.factors.index_select(0, block.rows), own.bias.index_select(0, block.rows)
-    lam = reg * block.counts
-    lam_b = lam * bias_scale
+    lam = reg * block.counts + prior[0]
+    lam_b = reg * bias_scale * block.counts + prior[1]
     error = target - _times(x, p) - b[:, None] * mask
     squared_error = error.square().sum()
     r, r_b = _transposed_times(x, error) - lam[:, None] * p, error.sum(1) - lam_b * b
@@ -178,6 +200,106 @@ def _solve_block(
     own.factors.index_copy_(0, block.rows, p)
     own.bias.index_copy_(0, block.rows, b)
     return squared_error
+
+
+@dataclass(frozen=True)
+class FeatureMatrix:
+    """The hybrid's constant movie x feature matrix ``F`` (weights ``w_if``), as COO entries on the device."""
+
+    items: torch.Tensor  # (nnz,) int64: the movie of each entry
+    features: torch.Tensor  # (nnz,) int64: the feature of each entry
+    weights: torch.Tensor  # (nnz,) float32
+    n_items: int
+    n_features: int
+
+    @classmethod
+    def from_csr(
+        cls, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, n_features: int, device: torch.device
+    ) -> FeatureMatrix:
+        n_items = int(indptr.shape[0] - 1)
+        items = np.repeat(np.arange(n_items, dtype=np.int64), np.diff(indptr))
+        return cls(
+            items=torch.from_numpy(items).to(device),
+            features=torch.from_numpy(np.asarray(indices, np.int64)).to(device),
+            weights=torch.from_numpy(np.asarray(weights, np.float32)).to(device),
+            n_items=n_items,
+            n_features=int(n_features),
+        )
+
+    def times(self, table: torch.Tensor) -> torch.Tensor:
+        """``F @ table`` with an all-zero padding row appended: (n_features, C) -> (n_items + 1, C)."""
+        out = table.new_zeros(self.n_items + 1, table.shape[1])
+        return out.index_add_(0, self.items, table.index_select(0, self.features) * self.weights[:, None])
+
+    def transposed_times(self, table: torch.Tensor, squared: bool = False) -> torch.Tensor:
+        """``F' @ table`` (``F``'s entries squared if asked): (n_items [+ 1], C) -> (n_features, C)."""
+        weights = self.weights.square() if squared else self.weights
+        out = table.new_zeros(self.n_features, table.shape[1])
+        return out.index_add_(0, self.features, table.index_select(0, self.items) * weights[:, None])
+
+
+def solve_features(
+    side: Side,
+    table: torch.Tensor,
+    items: Factors,
+    users: Factors,
+    matrix: FeatureMatrix,
+    penalty: torch.Tensor,
+    steps: int,
+) -> None:
+    """Re-solve the hybrid's feature rows ``table = [W_f, c_f]`` (``(n_features, dim + 1)``), in place.
+
+    ``side`` holds the ratings grouped by movie, ``items`` each movie's whole vector and bias (its own part plus
+    ``F @ table``), ``users`` the users' rows (both held fixed) and ``penalty`` the ridge weight of each entry of
+    ``table``. The feature rows share movies (each movie sums a few genres, a year and tags), so they form one
+    least-squares problem, solved by ``steps`` steps of Jacobi-preconditioned conjugate gradients warm-started
+    from the current rows. A step is one pass over the movie blocks, two batched matrix-vector products each, as
+    in ``solve_side``; the feature matrix maps directions to movies and gradients back (``index_add``).
+    """
+    with torch.no_grad():
+        gradient, squares = _movie_pass(side, users, items, residual=True)
+        assert squares is not None
+        r = matrix.transposed_times(gradient) - penalty * table
+        inv = 1.0 / (matrix.transposed_times(squares, squared=True) + penalty).clamp_min(_TINY)
+        z = inv * r
+        d, rz = z, (r * z).sum()
+        for _ in range(steps):
+            spread = matrix.times(d)
+            moved, _ = _movie_pass(side, users, Factors(spread[:, :-1], spread[:, -1]), residual=False)
+            q = matrix.transposed_times(moved) + penalty * d
+            alpha = rz / (d * q).sum().clamp_min(_TINY)
+            table += alpha * d
+            r = r - alpha * q
+            z = inv * r
+            rz_next = (r * z).sum()
+            d = z + (rz_next / rz.clamp_min(_TINY)) * d
+            rz = rz_next
+
+
+def _movie_pass(side: Side, users: Factors, rows: Factors, residual: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per movie ``[X'e, sum e]`` (``(n_items + 1, dim + 1)``), ``X`` its raters' vectors.
+
+    With ``residual``, ``e`` is the error of the predictions ``b_u + b_i + p_u.q_i`` (``rows`` holds the movies'
+    ``q_i, b_i``), and the diagonal of each movie's ``[X, 1]'[X, 1]`` comes back too; without, ``e = X v + c``
+    for the direction ``rows = (v, c)``.
+    """
+    dim = users.factors.shape[1]
+    out = users.factors.new_zeros(side.n_rows + 1, dim + 1)
+    squares = users.factors.new_zeros(side.n_rows + 1, dim + 1) if residual else None
+    for block in side.blocks:
+        n_block, width = block.cols.shape
+        flat = block.cols.view(-1)
+        x = users.factors.index_select(0, flat).view(n_block, width, -1)
+        mask = (block.cols != side.n_cols).to(x.dtype)
+        vector, bias = rows.factors.index_select(0, block.rows), rows.bias.index_select(0, block.rows)
+        predicted = _times(x, vector) + bias[:, None] * mask
+        if squares is not None:
+            error = block.values - users.bias.index_select(0, flat).view(n_block, width) - predicted
+            squares.index_copy_(0, block.rows, torch.cat([x.square().sum(1), block.counts[:, None]], 1))
+        else:
+            error = predicted
+        out.index_copy_(0, block.rows, torch.cat([_transposed_times(x, error), error.sum(1, keepdim=True)], 1))
+    return out, squares
 
 
 def _times(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
