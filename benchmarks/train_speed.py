@@ -2,6 +2,7 @@
 
     python benchmarks/train_speed.py                      # 25,000,095 ML-25M-shaped ratings, dim 64
     python benchmarks/train_speed.py --ratings 2000000 --json
+    python benchmarks/train_speed.py --model hybrid --ratings 2000000 --threads 1
 
 - fast: the epochs of ``solver="als"`` as ``fast.fit_fast`` runs them (one epoch = one sweep over every user
   and every movie, then the validation RMSE); ratings/s is the median over the epochs of training ratings /
@@ -12,6 +13,12 @@
 
 With ``--json`` the last line is ``{"fast_ratings_per_s", "reference_ratings_per_s", "ratio"}``.
 Users scale with the number of ratings and movies with its square root (the full size is ML-25M's own).
+
+``--model hybrid`` (default ``biased-mf``) times the hybrid the same way, both solvers without the SVD++ term
+(ALS trains it without; the loop row is the same model): the synthetic movies get ML-like genres and years
+(``synthetic_movies``) and made-up tags (``TAGS_PER_MOVIE`` a movie on average, long-tailed over ``TAG_NAMES``
+names), so the feature rows are ~20 genres, ~10 decades and the 300 most used tags. The sparse-gradient row is
+left out (the hybrid's tables are dense), and a last reference row times the loop's hybrid with its SVD++ term.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import argparse
 import itertools
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -27,12 +35,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from movierec.data.loader import align_movies
 from movierec.data.ratings import Dataset, Ratings, RatingScale
 from movierec.data.split import validation_split
-from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_ratings
+from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_ratings, synthetic_movies
+from movierec.models.features import build_item_features
 from movierec.models.registry import build_module
 from movierec.train import fast, loop
 from movierec.train.config import TrainConfig
@@ -41,6 +51,9 @@ FAST_BAR = 3_000_000
 RATIO_BAR = 25.0
 REFERENCE = {"optimizer": "adam", "weight_decay": 1e-5, "batch_size": 8192, "lr": 0.005}
 SPARSE = {"optimizer": "sparse-adam", "batch_size": 65536, "lr": 0.005}
+MODELS = ("biased-mf", "hybrid")
+TAGS_PER_MOVIE = 3.0
+TAG_NAMES = 1000
 
 
 def shape_for(n_ratings: int) -> tuple[int, int]:
@@ -51,11 +64,31 @@ def shape_for(n_ratings: int) -> tuple[int, int]:
     return n_users, max(n_items, math.ceil(n_ratings / n_users))
 
 
-def synthetic_dataset(n_ratings: int, seed: int = 0) -> Dataset:
-    """ML-25M-shaped synthetic ratings as a Dataset (placeholder movie titles)."""
+def synthetic_dataset(n_ratings: int, seed: int = 0, features: bool = False) -> Dataset:
+    """ML-25M-shaped synthetic ratings as a Dataset: placeholder movies, or with ``features`` synthetic genres,
+    years and tags for the hybrid."""
     n_users, n_items = shape_for(n_ratings)
     ratings = generate_ratings(n_users=n_users, n_items=n_items, n_ratings=n_ratings, seed=seed)
-    return Dataset("synthetic", ratings, align_movies(None, ratings.item_vocab), None, RatingScale(0.5, 5.0, 0.5))
+    if not features:
+        return Dataset("synthetic", ratings, align_movies(None, ratings.item_vocab), None, RatingScale(0.5, 5.0, 0.5))
+    movies = align_movies(synthetic_movies(n_items, seed), ratings.item_vocab)
+    return Dataset("synthetic", ratings, movies, synthetic_tags(movies, seed), RatingScale(0.5, 5.0, 0.5))
+
+
+def synthetic_tags(movies: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Made-up tag applications: Poisson(TAGS_PER_MOVIE) a movie, names drawn with Zipf-like popularity."""
+    rng = np.random.default_rng(seed + 1)
+    per_movie = rng.poisson(TAGS_PER_MOVIE, len(movies))
+    popularity = 1.0 / np.arange(1, TAG_NAMES + 1)
+    names = rng.choice(TAG_NAMES, size=int(per_movie.sum()), p=popularity / popularity.sum())
+    return pd.DataFrame(
+        {
+            "userId": 1,
+            "movieId": np.repeat(movies["movieId"].to_numpy(), per_movie),
+            "tag": [f"tag{n}" for n in names],
+            "timestamp": 0,
+        }
+    )
 
 
 def measure_fast(config: TrainConfig, data: Dataset, epochs: int) -> dict[str, Any]:
@@ -68,7 +101,7 @@ def measure_fast(config: TrainConfig, data: Dataset, epochs: int) -> dict[str, A
     device = loop.resolve_device(config.device)
     split = validation_split(data.ratings, fraction=config.val_fraction, seed=config.seed)
     torch.manual_seed(config.seed)
-    module: Any = build_module(config, data, split.train)
+    module: Any = build_module(fast.module_config(config), data, split.train)
     module.init_from_mean(float(split.train.ratings.mean(dtype=np.float64)))
     solver = fast.AlsState(module, split.train, device, config.reg)
     val = loop._tensors(split.test, device)
@@ -125,6 +158,13 @@ def measure_loop(config: TrainConfig, data: Dataset, n_batches: int) -> dict[str
     return {"ratings_per_s": n / seconds, "seconds": seconds, "ratings": n, "loss": loss}
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -133,6 +173,7 @@ def _synchronize(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ratings", type=int, default=ML25M_RATINGS, help="synthetic ratings (default ML-25M's)")
+    parser.add_argument("--model", choices=MODELS, default="biased-mf", help="model to time (default biased-mf)")
     parser.add_argument("--dim", type=int, default=64, help="factors per user and movie")
     parser.add_argument("--epochs", type=int, default=3, help="fast-path epochs to time")
     parser.add_argument("--reference-batches", type=int, default=40, help="reference batches to time")
@@ -146,16 +187,21 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     started = time.perf_counter()
-    data = synthetic_dataset(args.ratings, args.seed)
+    hybrid = args.model == "hybrid"
+    data = synthetic_dataset(args.ratings, args.seed, features=hybrid)
     n_users, n_items = shape_for(args.ratings)
-    base = TrainConfig(model="biased-mf", dim=args.dim, device=args.device, seed=args.seed)
+    base = TrainConfig(model=args.model, dim=args.dim, device=args.device, seed=args.seed, use_implicit=False)
     device = loop.resolve_device(args.device)
     print(
-        f"train_speed: {args.ratings:,} ratings ({n_users:,} users x {n_items:,} movies), dim {args.dim}, "
-        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"data generated in {time.perf_counter() - started:.1f} s",
+        f"train_speed: {args.model}, {args.ratings:,} ratings ({n_users:,} users x {n_items:,} movies), "
+        f"dim {args.dim}, device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"data generated in {time.perf_counter() - started:.1f} s; load average {_load()}",
         flush=True,
     )
+    if hybrid:
+        features = build_item_features(data, data.ratings.n_items)
+        groups = ", ".join(f"{len(features.group(g))} {g}s" for g in ("genre", "year", "tag"))
+        print(f"hybrid features: {groups}; {features.weights.size:,} movie-feature entries", flush=True)
 
     quick = measure_fast(base, data, args.epochs)
     epochs = ", ".join(f"{s:.2f}" for s in quick["epoch_seconds"])
@@ -170,7 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         f"batch 8192, {reference['ratings']:,} ratings in {reference['seconds']:.1f} s)",
         flush=True,
     )
-    if not args.no_sparse:
+    if hybrid:
+        implicit = measure_loop(base.replace(**REFERENCE, use_implicit=True), data, args.reference_batches)
+        print(
+            f"loop with SVD++   : {implicit['ratings_per_s']:>12,.0f} ratings/s  (the loop's hybrid with its SVD++ "
+            f"term, same settings, {implicit['ratings']:,} ratings in {implicit['seconds']:.1f} s)",
+            flush=True,
+        )
+    elif not args.no_sparse:
         sparse = measure_loop(base.replace(**SPARSE), data, max(4, args.reference_batches // 4))
         print(
             f"sparse-adam loop  : {sparse['ratings_per_s']:>12,.0f} ratings/s  (sparse gradients, batch 65536, "

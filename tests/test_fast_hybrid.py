@@ -93,7 +93,8 @@ def test_feature_solve_matches_an_exact_ridge_solve() -> None:
     for _ in range(3):  # restarted CG: float32 round-off leaves a little after n steps
         spread = matrix.times(table)  # the whole movie rows: own part plus the current feature part
         whole = als.Factors(own.factors + spread[:, :-1], own.bias + spread[:, -1])
-        als.solve_features(side, table, whole, user_rows, matrix, penalty, steps=n_features * (dim + 1))
+        sums = als.movie_sums(side, user_rows, whole)
+        als.solve_features(side, table, user_rows, matrix, penalty, n_features * (dim + 1), sums)
     # the same problem written out: unknowns vec(table), one equation per rating
     p = np.c_[user_rows.factors.numpy()[users], np.ones(users.size)].astype(np.float64)
     design = (dense[items][:, :, None] * p[:, None, :]).reshape(users.size, -1)
@@ -102,6 +103,28 @@ def test_feature_solve_matches_an_exact_ridge_solve() -> None:
     normal = design.T @ design + np.diag(penalty.numpy().reshape(-1).astype(np.float64))
     exact = np.linalg.solve(normal, design.T @ target).reshape(n_features, dim + 1)
     np.testing.assert_allclose(table.numpy(), exact, rtol=1e-3, atol=1e-4)
+
+
+def test_the_movie_solve_leaves_the_sums_the_feature_solve_needs() -> None:
+    """``solve_side(..., sums=)`` records, per movie, the same sums a fresh pass over the updated rows gives."""
+    rng = np.random.default_rng(2)
+    n_users, n_items, dim = 12, 7, 3
+    users = np.repeat(np.arange(n_users), 4).astype(np.int32)
+    items = np.concatenate([rng.choice(n_items - 1, 4, replace=False) for _ in range(n_users)]).astype(np.int32)
+    values = rng.normal(0, 1, users.size).astype(np.float32)
+    side = als.build_side(items, users, values, n_items, n_users, torch.device("cpu"), block_ratings=8)
+    user_rows = als.Factors(torch.randn(n_users + 1, dim), torch.randn(n_users + 1))
+    user_rows.factors[-1], user_rows.bias[-1] = 0.0, 0.0
+    own = als.Factors(torch.zeros(n_items + 1, dim), torch.zeros(n_items + 1))
+    offset = als.Factors(torch.randn(n_items + 1, dim), torch.randn(n_items + 1))
+    offset.factors[-1], offset.bias[-1] = 0.0, 0.0
+    counts = torch.from_numpy(np.bincount(users, minlength=n_users).astype(np.float32))
+    sums = als.RowSums.zeros(n_items, dim, torch.device("cpu"))
+    als.solve_side(side, own, user_rows, counts, 0.1, 0.1, 3, offset, (1.0, 5.0), sums)
+    fresh = als.movie_sums(side, user_rows, als.Factors(own.factors + offset.factors, own.bias + offset.bias))
+    torch.testing.assert_close(sums.gradient, fresh.gradient, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sums.squares, fresh.squares)
+    assert float(sums.squares[n_items - 1].abs().sum()) == 0.0  # the movie nobody rated has no sums
 
 
 def test_penalty_means_what_it_means_to_the_loop(data) -> None:

@@ -13,8 +13,8 @@ The hybrid (``HybridMF`` without its SVD++ term) builds each movie's row from pa
 and bias ``b_i + sum_f w_if c_f`` over its features (genres, year, tags). Its movie half is split in two:
 ``solve_features`` fits the feature rows ``[W_f, c_f]`` holding the users and the movies' own rows, one joint
 least-squares problem (features share movies) with penalty ``reg * feature_scale * N_f`` per feature row, ``N_f =
-sum_i n_i w_if`` (the loop's per-rating penalty summed); then ``solve_side`` with an ``offset`` fits each movie's
-own ``[e_i, b_i]`` with its feature part held fixed in the prediction. Both lower the same objective (plus, when
+sum_i n_i w_if`` (the loop's per-rating penalty summed); ``solve_side`` with an ``offset`` fits each movie's own
+``[e_i, b_i]`` with its feature part held fixed in the prediction. Both lower the same objective (plus, when
 ``solve_side`` is given a ``prior``, a fixed ridge per row: the hybrid's fast path adds one, see ``fast.py``).
 
 How it is fast:
@@ -26,16 +26,18 @@ How it is fast:
   ``dim`` (forming and factorising Gram matrices would be quadratic and cubic) and stays in cache.
 - The hybrid's feature rows are one system for all features together, so each of its CG steps is one pass over
   the movie blocks (gathering ``X`` again) with the same two products; the movie x feature matrix maps a
-  direction onto the movies and the products back onto the features (``index_add``). ``steps`` CG steps cost
-  ``steps + 1`` such passes per sweep on top of biased-mf's work.
+  direction onto the movies and the products back onto the features (``embedding_bag`` sums). The starting
+  gradient costs no pass: the movie solve records it (``RowSums``) while each block is still in cache.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 CPU_BLOCK_RATINGS = 1 << 16  # padded ratings per block on the CPU: X stays in the last-level cache
 GPU_BLOCK_RATINGS = 1 << 22  # larger blocks keep a GPU busy
@@ -131,13 +133,15 @@ def solve_side(
     steps: int,
     offset: Factors | None = None,
     prior: tuple[float, float] = (0.0, 0.0),
+    sums: RowSums | None = None,
 ) -> torch.Tensor:
     """Re-solve every row of ``own`` that has ratings, in place, holding ``other`` fixed.
 
     ``other_counts`` holds the fixed side's ratings per row (for the preconditioner). ``offset``, when given,
     is a fixed part of each own row that the prediction adds to it (the hybrid's feature part of a movie's
     vector and bias): the row solved is the rest. ``prior`` adds a fixed ridge ``(on the factors, on the bias)``
-    to every row's, whatever its number of ratings. Returns the summed squared error of the ratings before the
+    to every row's, whatever its number of ratings. ``sums``, when given, receives each row's ``RowSums`` after
+    its update (while its block is still in cache). Returns the summed squared error of the ratings before the
     update, as a 0-d tensor on the device (no synchronisation).
     """
     features, other_bias = other.factors, other.bias
@@ -148,7 +152,7 @@ def solve_side(
     with torch.no_grad():
         for block in side.blocks:
             squared_error += _solve_block(
-                block, side.n_cols, own, features, other_bias, mean_square, reg, bias_scale, steps, offset, prior
+                block, side.n_cols, own, features, other_bias, mean_square, reg, bias_scale, steps, offset, prior, sums
             )
     return squared_error
 
@@ -165,6 +169,7 @@ def _solve_block(
     steps: int,
     offset: Factors | None = None,
     prior: tuple[float, float] = (0.0, 0.0),
+    sums: RowSums | None = None,
 ) -> torch.Tensor:
     """Preconditioned CG on one block's ridge regressions; the bias is the constant feature, kept apart."""
     n_block, width = block.cols.shape
@@ -199,16 +204,18 @@ def _solve_block(
         rz = rz_next
     own.factors.index_copy_(0, block.rows, p)
     own.bias.index_copy_(0, block.rows, b)
+    if sums is not None:
+        sums.record(block, x, target - _times(x, p) - b[:, None] * mask)
     return squared_error
 
 
 @dataclass(frozen=True)
 class FeatureMatrix:
-    """The hybrid's constant movie x feature matrix ``F`` (weights ``w_if``), as COO entries on the device."""
+    """The hybrid's constant movie x feature matrix ``F`` (weights ``w_if``) on the device, stored both ways in
+    CSR form (by movie and by feature) so that both products are ``embedding_bag`` sums."""
 
-    items: torch.Tensor  # (nnz,) int64: the movie of each entry
-    features: torch.Tensor  # (nnz,) int64: the feature of each entry
-    weights: torch.Tensor  # (nnz,) float32
+    by_item: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # offsets (n_items,), feature, weight per entry
+    by_feature: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # offsets (n_features,), movie, weight per entry
     n_items: int
     n_features: int
 
@@ -218,55 +225,91 @@ class FeatureMatrix:
     ) -> FeatureMatrix:
         n_items = int(indptr.shape[0] - 1)
         items = np.repeat(np.arange(n_items, dtype=np.int64), np.diff(indptr))
+        features = np.asarray(indices, np.int64)
+        weights = np.asarray(weights, np.float32)
+        order = np.argsort(features, kind="stable")
+        feature_starts = np.searchsorted(features[order], np.arange(n_features))
+
+        def tensors(*arrays: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            starts, columns, values = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays)
+            return starts, columns, values
+
         return cls(
-            items=torch.from_numpy(items).to(device),
-            features=torch.from_numpy(np.asarray(indices, np.int64)).to(device),
-            weights=torch.from_numpy(np.asarray(weights, np.float32)).to(device),
+            by_item=tensors(np.asarray(indptr[:-1], np.int64), features, weights),
+            by_feature=tensors(feature_starts.astype(np.int64), items[order], weights[order]),
             n_items=n_items,
             n_features=int(n_features),
         )
 
     def times(self, table: torch.Tensor) -> torch.Tensor:
         """``F @ table`` with an all-zero padding row appended: (n_features, C) -> (n_items + 1, C)."""
-        out = table.new_zeros(self.n_items + 1, table.shape[1])
-        return out.index_add_(0, self.items, table.index_select(0, self.features) * self.weights[:, None])
+        offsets, columns, values = self.by_item
+        out = F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=values)
+        return torch.cat([out, out.new_zeros(1, table.shape[1])])
 
     def transposed_times(self, table: torch.Tensor, squared: bool = False) -> torch.Tensor:
         """``F' @ table`` (``F``'s entries squared if asked): (n_items [+ 1], C) -> (n_features, C)."""
-        weights = self.weights.square() if squared else self.weights
-        out = table.new_zeros(self.n_features, table.shape[1])
-        return out.index_add_(0, self.features, table.index_select(0, self.items) * weights[:, None])
+        offsets, columns, values = self.by_feature
+        weights = values.square() if squared else values
+        return F.embedding_bag(columns, table, offsets, mode="sum", per_sample_weights=weights)
+
+
+@dataclass(frozen=True)
+class RowSums:
+    """Per row of a side (one extra padding row): ``gradient = [X'e, sum e]`` for the errors ``e`` of its ratings'
+    predictions and ``squares``, the diagonal of ``[X, 1]'[X, 1]``; ``X`` holds the other side's vectors."""
+
+    gradient: torch.Tensor  # (n_rows + 1, dim + 1)
+    squares: torch.Tensor  # (n_rows + 1, dim + 1)
+
+    @classmethod
+    def zeros(cls, n_rows: int, dim: int, device: torch.device) -> RowSums:
+        return cls(torch.zeros(n_rows + 1, dim + 1, device=device), torch.zeros(n_rows + 1, dim + 1, device=device))
+
+    def record(self, block: Block, x: torch.Tensor, error: torch.Tensor) -> None:
+        self.gradient.index_copy_(
+            0, block.rows, torch.cat([_transposed_times(x, error), error.sum(1, keepdim=True)], 1)
+        )
+        self.squares.index_copy_(0, block.rows, torch.cat([x.square().sum(1), block.counts[:, None]], 1))
+
+
+def movie_sums(side: Side, users: Factors, items: Factors) -> RowSums:
+    """``RowSums`` of every movie for the predictions ``b_u + b_i + p_u.q_i`` (``items`` holds ``q_i, b_i``)."""
+    sums = RowSums.zeros(side.n_rows, users.factors.shape[1], users.factors.device)
+    for block, x, mask in _gathered(side, users):
+        flat = block.cols.view(-1)
+        vector, bias = items.factors.index_select(0, block.rows), items.bias.index_select(0, block.rows)
+        target = block.values - users.bias.index_select(0, flat).view(block.cols.shape)
+        sums.record(block, x, target - _times(x, vector) - bias[:, None] * mask)
+    return sums
 
 
 def solve_features(
     side: Side,
     table: torch.Tensor,
-    items: Factors,
     users: Factors,
     matrix: FeatureMatrix,
     penalty: torch.Tensor,
     steps: int,
+    sums: RowSums,
 ) -> None:
     """Re-solve the hybrid's feature rows ``table = [W_f, c_f]`` (``(n_features, dim + 1)``), in place.
 
-    ``side`` holds the ratings grouped by movie, ``items`` each movie's whole vector and bias (its own part plus
-    ``F @ table``), ``users`` the users' rows (both held fixed) and ``penalty`` the ridge weight of each entry of
-    ``table``. The feature rows share movies (each movie sums a few genres, a year and tags), so they form one
-    least-squares problem, solved by ``steps`` steps of Jacobi-preconditioned conjugate gradients warm-started
-    from the current rows. A step is one pass over the movie blocks, two batched matrix-vector products each, as
-    in ``solve_side``; the feature matrix maps directions to movies and gradients back (``index_add``).
+    ``side`` holds the ratings grouped by movie, ``users`` the users' rows, ``sums`` each movie's ``RowSums``
+    for the current predictions (its own part plus ``F @ table``; ``solve_side`` leaves them behind when it
+    solves the movies' own rows, ``movie_sums`` computes them afresh) and ``penalty`` the ridge weight of each
+    entry of ``table``. The feature rows share movies (each movie sums a few genres, a year and tags), so they
+    form one least-squares problem, solved by ``steps`` steps of Jacobi-preconditioned conjugate gradients
+    warm-started from the current rows. A step is one pass over the movie blocks, two batched matrix-vector
+    products each, as in ``solve_side``; the feature matrix maps directions to movies and gradients back.
     """
     with torch.no_grad():
-        gradient, squares = _movie_pass(side, users, items, residual=True)
-        assert squares is not None
-        r = matrix.transposed_times(gradient) - penalty * table
-        inv = 1.0 / (matrix.transposed_times(squares, squared=True) + penalty).clamp_min(_TINY)
+        r = matrix.transposed_times(sums.gradient) - penalty * table
+        inv = 1.0 / (matrix.transposed_times(sums.squares, squared=True) + penalty).clamp_min(_TINY)
         z = inv * r
         d, rz = z, (r * z).sum()
         for _ in range(steps):
-            spread = matrix.times(d)
-            moved, _ = _movie_pass(side, users, Factors(spread[:, :-1], spread[:, -1]), residual=False)
-            q = matrix.transposed_times(moved) + penalty * d
+            q = matrix.transposed_times(_gram_times(side, users, matrix.times(d))) + penalty * d
             alpha = rz / (d * q).sum().clamp_min(_TINY)
             table += alpha * d
             r = r - alpha * q
@@ -276,30 +319,21 @@ def solve_features(
             rz = rz_next
 
 
-def _movie_pass(side: Side, users: Factors, rows: Factors, residual: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per movie ``[X'e, sum e]`` (``(n_items + 1, dim + 1)``), ``X`` its raters' vectors.
+def _gram_times(side: Side, users: Factors, direction: torch.Tensor) -> torch.Tensor:
+    """Per movie ``[X, 1]'[X, 1] v`` for ``direction`` rows ``v`` (``(n_items + 1, dim + 1)``, bias last)."""
+    out = torch.zeros_like(direction)
+    for block, x, mask in _gathered(side, users):
+        v = direction.index_select(0, block.rows)
+        moved = _times(x, v[:, :-1]) + v[:, -1:] * mask
+        out.index_copy_(0, block.rows, torch.cat([_transposed_times(x, moved), moved.sum(1, keepdim=True)], 1))
+    return out
 
-    With ``residual``, ``e`` is the error of the predictions ``b_u + b_i + p_u.q_i`` (``rows`` holds the movies'
-    ``q_i, b_i``), and the diagonal of each movie's ``[X, 1]'[X, 1]`` comes back too; without, ``e = X v + c``
-    for the direction ``rows = (v, c)``.
-    """
-    dim = users.factors.shape[1]
-    out = users.factors.new_zeros(side.n_rows + 1, dim + 1)
-    squares = users.factors.new_zeros(side.n_rows + 1, dim + 1) if residual else None
+
+def _gathered(side: Side, other: Factors) -> Iterator[tuple[Block, torch.Tensor, torch.Tensor]]:
+    """Each block with its gathered ``X`` (the other side's vectors, ``(rows, length, dim)``) and padding mask."""
     for block in side.blocks:
-        n_block, width = block.cols.shape
-        flat = block.cols.view(-1)
-        x = users.factors.index_select(0, flat).view(n_block, width, -1)
-        mask = (block.cols != side.n_cols).to(x.dtype)
-        vector, bias = rows.factors.index_select(0, block.rows), rows.bias.index_select(0, block.rows)
-        predicted = _times(x, vector) + bias[:, None] * mask
-        if squares is not None:
-            error = block.values - users.bias.index_select(0, flat).view(n_block, width) - predicted
-            squares.index_copy_(0, block.rows, torch.cat([x.square().sum(1), block.counts[:, None]], 1))
-        else:
-            error = predicted
-        out.index_copy_(0, block.rows, torch.cat([_transposed_times(x, error), error.sum(1, keepdim=True)], 1))
-    return out, squares
+        x = other.factors.index_select(0, block.cols.view(-1)).view(*block.cols.shape, -1)
+        yield block, x, (block.cols != side.n_cols).to(x.dtype)
 
 
 def _times(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
