@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from movierec.data.loader import align_movies
-from movierec.data.ratings import Dataset, RatingScale
+from movierec.data.ratings import Dataset, Ratings, RatingScale
 from movierec.data.synthetic import LowRankData, generate_low_rank
 
 
@@ -26,3 +31,38 @@ def as_frame(dataset: Dataset) -> pd.DataFrame:
 
 def rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)))
+
+
+def write_csv_files(dataset: Dataset, train: Ratings, test: Ratings, folder: Path) -> list[str]:
+    """Write train/test ratings and the movies (title with its year) as CSV; return the matching CLI flags."""
+    paths = {name: folder / f"{name}.csv" for name in ("train", "test", "movies")}
+    for part, name in ((train, "train"), (test, "test")):
+        frame = part.to_frame()
+        frame["rating"] = frame["rating"].round(1)
+        frame.to_csv(paths[name], index=False)
+    movies = dataset.movies.assign(title=lambda f: f["title"] + " (" + f["year"].astype(str) + ")")
+    movies[["movieId", "title", "genres"]].to_csv(paths["movies"], index=False)
+    return [
+        "--train-file",
+        str(paths["train"]),
+        "--test-file",
+        str(paths["test"]),
+        "--movies-file",
+        str(paths["movies"]),
+    ]
+
+
+def check_resume_matches_a_straight_run(
+    fit: Callable[..., Any], config: Any, dataset: Dataset, train: Ratings, run_dir: Path, tolerance: float
+) -> None:
+    """Two epochs, then ``--resume`` to four, must retrace a straight four-epoch run."""
+    straight = fit(config, dataset, train, progress=False)
+    fit(config.replace(epochs=2), dataset, train, run_dir=run_dir, progress=False)
+    ran: list[int] = []
+    resumed = fit(
+        config, dataset, train, run_dir=run_dir, resume=True, progress=False, on_epoch=lambda s: ran.append(s.epoch)
+    )
+    assert ran == [3, 4] and [h.epoch for h in resumed.history] == [1, 2, 3, 4]
+    val = [h.val_rmse for h in straight.history]
+    assert [h.val_rmse for h in resumed.history] == pytest.approx(val, rel=tolerance)
+    np.testing.assert_allclose(resumed.model.params.item_factors, straight.model.params.item_factors, atol=tolerance)

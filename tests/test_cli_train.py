@@ -76,6 +76,18 @@ def test_every_model_setting_has_a_flag(files, tmp_path: Path) -> None:
     assert (saved["fold_in_reg"], saved["init_std"], saved["val_fraction"], saved["dim"]) == (0.9, 0.02, 0.1, 3)
 
 
+@pytest.mark.parametrize(("extra", "reg"), [([], 0.3), (["--reg", "0.2"], 0.2), (["--solver", "loop"], 0.1)])
+def test_the_als_hybrid_has_its_own_default_reg(extra: list[str], reg: float, files, tmp_path: Path) -> None:
+    train, test = files
+    solver = [] if "--solver" in extra else ["--solver", "als"]
+    flags = ["--model", "hybrid", *solver, *extra, "--epochs", "1", "--dim", "3", "--watch-dim", "0"]
+    out = tmp_path / "run"
+    assert (
+        main(["train", "--train-file", str(train), "--test-file", str(test), *flags, "--out", str(out), "--quiet"]) == 0
+    )
+    assert json.loads((out / "config.json").read_text())["train"]["reg"] == reg
+
+
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [

@@ -16,7 +16,7 @@ from movierec.train import als, fast
 from movierec.train.config import TrainConfig
 from movierec.train.loop import fit
 
-from models_fixtures import low_rank_dataset, rmse
+from models_fixtures import check_resume_matches_a_straight_run, low_rank_dataset, rmse
 
 ALS = {"solver": "als", "dim": 3, "reg": 0.01, "epochs": 30, "device": "cpu"}
 
@@ -71,22 +71,9 @@ def test_early_stopping_restores_the_best_epoch(data) -> None:
 
 def test_resume_continues_from_the_checkpoint(data, tmp_path: Path) -> None:
     dataset, _, split = data
-    config = TrainConfig(**{**ALS, "dim": 4, "epochs": 4, "patience": 10})
-    straight = fit(config, dataset, split.train, progress=False)
-    fit(config.replace(epochs=2), dataset, split.train, run_dir=tmp_path, progress=False)
-    ran: list[int] = []
-    resumed = fit(
-        config,
-        dataset,
-        split.train,
-        run_dir=tmp_path,
-        resume=True,
-        progress=False,
-        on_epoch=lambda s: ran.append(s.epoch),
+    check_resume_matches_a_straight_run(
+        fit, TrainConfig(**{**ALS, "dim": 4, "epochs": 4, "patience": 10}), dataset, split.train, tmp_path, 1e-6
     )
-    assert ran == [3, 4] and [h.epoch for h in resumed.history] == [1, 2, 3, 4]
-    assert [h.val_rmse for h in resumed.history] == pytest.approx([h.val_rmse for h in straight.history], rel=1e-6)
-    np.testing.assert_allclose(resumed.model.params.item_factors, straight.model.params.item_factors, atol=1e-6)
 
 
 def test_history_rows_have_the_loop_fields(data) -> None:

@@ -22,7 +22,7 @@ from movierec.train import als, fast
 from movierec.train.config import TrainConfig
 from movierec.train.loop import fit
 
-from models_fixtures import rmse
+from models_fixtures import check_resume_matches_a_straight_run, rmse, write_csv_files
 
 ALS = {"model": "hybrid", "solver": "als", "dim": 4, "reg": 0.3, "epochs": 20, "device": "cpu", "watch_dim": 0}
 N_USERS, N_MOVIES, COLD = 120, 82, (80, 81)  # movies 80 (a comedy) and 81 (a horror film) are never rated
@@ -217,22 +217,9 @@ def test_implicit_is_ignored_under_als(data, fitted) -> None:
 
 def test_resume_continues_from_the_checkpoint(data, tmp_path: Path) -> None:
     dataset, split = data
-    config = TrainConfig(**{**ALS, "epochs": 4, "patience": 10})
-    straight = fit(config, dataset, split.train, progress=False)
-    fit(config.replace(epochs=2), dataset, split.train, run_dir=tmp_path, progress=False)
-    ran: list[int] = []
-    resumed = fit(
-        config,
-        dataset,
-        split.train,
-        run_dir=tmp_path,
-        resume=True,
-        progress=False,
-        on_epoch=lambda s: ran.append(s.epoch),
+    check_resume_matches_a_straight_run(
+        fit, TrainConfig(**{**ALS, "epochs": 4, "patience": 10}), dataset, split.train, tmp_path, 1e-5
     )
-    assert ran == [3, 4]
-    assert [h.val_rmse for h in resumed.history] == pytest.approx([h.val_rmse for h in straight.history], rel=1e-5)
-    np.testing.assert_allclose(resumed.model.params.item_factors, straight.model.params.item_factors, atol=1e-5)
 
 
 def test_without_features_it_still_trains(data) -> None:
@@ -257,22 +244,8 @@ def test_train_cli_hybrid_with_solver_als(data, tmp_path: Path, capsys: pytest.C
     from movierec.cli import main  # here, so the solver tests run where the CLI's extras are not installed
 
     dataset, split = data
-    paths = {name: tmp_path / f"{name}.csv" for name in ("train", "test", "movies")}
-    for part, name in ((split.train, "train"), (split.test, "test")):
-        frame = part.to_frame()
-        frame["rating"] = frame["rating"].round(1)
-        frame.to_csv(paths[name], index=False)
-    movies = dataset.movies.assign(title=lambda f: f["title"] + " (" + f["year"].astype(str) + ")")
-    movies[["movieId", "title", "genres"]].to_csv(paths["movies"], index=False)
     out = tmp_path / "run"
-    files = [
-        "--train-file",
-        str(paths["train"]),
-        "--test-file",
-        str(paths["test"]),
-        "--movies-file",
-        str(paths["movies"]),
-    ]
+    files = write_csv_files(dataset, split.train, split.test, tmp_path)
     args = ["train", *files, "--model", "hybrid", "--solver", "als", "--dim", "4", "--reg", "0.3", "--epochs", "8"]
     assert main([*args, "--out", str(out), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

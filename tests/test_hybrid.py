@@ -23,7 +23,7 @@ from movierec.train.config import TrainConfig
 from movierec.train.loop import fit
 from movierec.train.run import load_run, save_run
 
-from models_fixtures import low_rank_dataset, rmse
+from models_fixtures import low_rank_dataset, rmse, write_csv_files
 
 FAST = {"epochs": 60, "lr": 0.02, "batch_size": 256, "patience": 5, "dim": 8, "reg": 0.01, "init_std": 0.1}
 COMEDY_COLD, HORROR_COLD = 40, 41  # movie ids nobody rates in the taste data
@@ -326,22 +326,8 @@ def test_cold_items_protocol_hybrid_beats_the_genre_average() -> None:
 def test_cold_items_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dataset = taste_dataset(seed=2)
     split = random_split(dataset.ratings, 0.1, seed=0)
-    paths = {name: tmp_path / f"{name}.csv" for name in ("train", "test", "movies")}
-    for part, name in ((split.train, "train"), (split.test, "test")):
-        frame = part.to_frame()
-        frame["rating"] = frame["rating"].round(1)
-        frame.to_csv(paths[name], index=False)
-    movies = dataset.movies.assign(title=lambda f: f["title"] + " (" + f["year"].astype(str) + ")")
-    movies[["movieId", "title", "genres"]].to_csv(paths["movies"], index=False)
     run = tmp_path / "run"
-    files = [
-        "--train-file",
-        str(paths["train"]),
-        "--test-file",
-        str(paths["test"]),
-        "--movies-file",
-        str(paths["movies"]),
-    ]
+    files = write_csv_files(dataset, split.train, split.test, tmp_path)
     assert main(["train", *files, "--model", "hybrid", "--epochs", "20", "--dim", "8", "--lr", "0.02",
                  "--out", str(run), "--json"]) == 0  # fmt: skip
     capsys.readouterr()

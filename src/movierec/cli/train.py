@@ -63,7 +63,9 @@ def train(
     patience: Annotated[int | None, typer.Option(help="Early-stopping patience in epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for initialisation, shuffling and validation split.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
-    solver: Annotated[str | None, typer.Option(help="loop (gradient steps) or als (fast; biased-mf only).")] = None,
+    solver: Annotated[
+        str | None, typer.Option(help="loop (gradient steps) or als (fast; biased-mf and hybrid).")
+    ] = None,
     init_std: Annotated[float | None, typer.Option(help="Standard deviation of the initial factors.")] = None,
     val_fraction: Annotated[
         float | None, typer.Option(help="Share of the training ratings carved out for validation.")
@@ -95,7 +97,7 @@ def train(
     scale: ParseFlags.scale = None,
 ) -> None:
     """Train a model, evaluate it on held-out ratings beside the baselines, and write a run folder."""
-    base = TrainConfig.from_file(config) if config else TrainConfig.for_model(model)
+    base = TrainConfig.from_file(config) if config else TrainConfig.for_model(model, solver=solver)
     settings = base.replace(
         model=model, dim=dim, epochs=epochs, lr=lr, reg=reg, weight_decay=weight_decay, batch_size=batch_size,
         optimizer=optimizer, schedule=schedule, patience=patience, seed=seed, device=device, solver=solver,
