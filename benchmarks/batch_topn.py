@@ -42,6 +42,7 @@ from movierec.models.factors import FactorModel, FactorParams
 from movierec.recommend.batch import DEFAULT_CHUNK, batch_top_n
 from movierec.recommend.rated import RatedSets
 from movierec.recommend.recommender import Recommender
+from serve_common import with_default_model_parts
 
 TIME_BAR_S = 120.0
 FOLD_IN_BAR_MS = 5.0
@@ -77,7 +78,7 @@ class PeakRss:
 
 def synthetic_params(n_users: int, n_items: int, dim: int, prior: np.ndarray, seed: int) -> FactorParams:
     rng = np.random.default_rng(seed)
-    return FactorParams(
+    params = FactorParams(
         global_mean=3.5,
         user_bias=rng.normal(0, 0.4, n_users).astype(np.float32),
         item_bias=rng.normal(0, 0.5, n_items).astype(np.float32),
@@ -89,8 +90,8 @@ def synthetic_params(n_users: int, n_items: int, dim: int, prior: np.ndarray, se
         item_known=np.ones(n_items, bool),
         item_prior=prior,
         rank_weight=0.5,
-        fold_in_reg=5.0,
     )
+    return with_default_model_parts(params, rng)
 
 
 def reference_loop(model: FactorModel, rated: RatedSets, users: np.ndarray, n: int) -> tuple[np.ndarray, float]:

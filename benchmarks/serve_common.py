@@ -1,7 +1,8 @@
 """Shared by the service benchmarks: an ML-25M-sized run folder without training, and a tiny HTTP/1.1 load client.
 
 ``build_synthetic_run`` writes a real run folder (``save_run``) whose model is drawn at random: the catalog of
-ML-25M (59,047 movies from the synthetic generator), 128 factors, and synthetic ML-shaped training ratings for
+ML-25M (59,047 movies from the synthetic generator), 128 factors, the default model's "likely to watch"
+component and fold-in prior, and synthetic ML-shaped training ratings for
 the rating counts and the "already rated" sets. Serving cost depends on these sizes, not on what was learned.
 
 The load client speaks HTTP/1.1 over raw asyncio streams with keep-alive: a few microseconds of client CPU per
@@ -17,13 +18,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from movierec.data.synthetic import ML25M_ITEMS, generate_ratings, synthetic_movies
-from movierec.models.factors import FactorModel, FactorParams
+from movierec.models.factors import FactorModel, FactorParams, population_prior
 from movierec.train.config import TrainConfig
 from movierec.train.run import save_run
 
@@ -55,12 +56,11 @@ def build_synthetic_run(
         item_known=counts > 0,
         item_prior=(np.log1p(counts) / np.log1p(counts.max())).astype(np.float32),
         rank_weight=0.2,
-        fold_in_reg=5.0,
     )
     save_run(
         run_dir,
         config=TrainConfig(dim=dim, epochs=1),
-        model=FactorModel(params, "biased-mf"),
+        model=FactorModel(with_default_model_parts(params, rng), "biased-mf"),
         movies=movies,
         train=ratings,
         metrics={},
@@ -68,6 +68,22 @@ def build_synthetic_run(
         data={"source": f"synthetic ML-25M catalog ({n_items} movies, seed {seed})"},
     )
     return run_dir
+
+
+def with_default_model_parts(params: FactorParams, rng: np.random.Generator, watch_dim: int = 64) -> FactorParams:
+    """What a model trained with the shipped defaults carries beyond its factors, drawn at random: the "likely
+    to watch" component (``watch_dim`` per user and movie, weight 0.1 in the ranking score) and the population
+    prior that new users are folded in from. Serving cost depends on their sizes, not their values."""
+    scale = 0.3 / np.sqrt(watch_dim)
+    with_watch = replace(
+        params,
+        watch_user=rng.normal(0, scale, (params.n_users, watch_dim)).astype(np.float32),
+        watch_item=rng.normal(0, scale, (params.n_items, watch_dim)).astype(np.float32),
+        watch_weight=0.1,
+        fold_in_reg=0.6,
+    )
+    mean, precision = population_prior(with_watch)
+    return replace(with_watch, fold_in_mean=mean, fold_in_precision=precision)
 
 
 # -------------------------------------------------------------------------------------------------- server

@@ -769,3 +769,14 @@ def test_real_server_reloads_on_sighup(runs: Path) -> None:
         server.terminate()
         server.wait(timeout=30)
     assert server.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a graceful stop
+
+
+def test_serving_a_run_does_not_import_torch(tmp_path: Path) -> None:
+    """Each worker would pay a second and a few hundred MB for torch it never uses."""
+    run = build_run(tmp_path / "run")
+    code = (
+        "import sys; from movierec.serve import create_app, load_settings; "
+        f"from movierec.recommend import Recommender; Recommender.load({str(run)!r}).recommend_new_user([(1, 5.0)]); "
+        "sys.exit(3 if 'torch' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

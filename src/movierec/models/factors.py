@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from movierec.models.implicit import fold_in_watch
+from movierec.models.implicit import fold_in_watch, watch_gram
 
 Link = Literal["linear", "sigmoid"]
 
@@ -139,12 +139,15 @@ class FactorModel:
             scores = scores + p.watch_weight * (p.watch_user[users] @ p.watch_item.T)
         return scores
 
-    def watch_scores(self, watch: np.ndarray | None) -> np.ndarray:
-        """The "likely to watch" score of every item for one user's watch vector (zeros without one)."""
+    def watch_scores(self, watch: np.ndarray | None, items: np.ndarray | None = None) -> np.ndarray:
+        """The "likely to watch" score of every item (or of ``items``) for one user's watch vector (zeros
+        without one)."""
         p = self.params
+        count = p.n_items if items is None else len(items)
         if watch is None or not p.has_watch:
-            return np.zeros(p.n_items, np.float32)
-        return p.watch_item @ watch
+            return np.zeros(count, np.float32)
+        table = p.watch_item if items is None else p.watch_item[np.asarray(items, dtype=np.int64)]
+        return table @ watch
 
     # ------------------------------------------------------------------------------------------ new users
 
@@ -153,7 +156,11 @@ class FactorModel:
         item factors and biases (closed form, no retraining); see ``fold_in_system``."""
         p = self.params
         items, ratings = self._usable(items, ratings)
-        watch = fold_in_watch(p.watch_item, items, p.watch_reg, p.watch_unobserved) if p.has_watch else None
+        watch = (
+            fold_in_watch(p.watch_item, items, p.watch_reg, p.watch_unobserved, self._watch_gram)
+            if p.has_watch
+            else None
+        )
         if items.size == 0:
             return UserVector(0.0, np.zeros(p.dim, np.float32), watch)
         system = self.fold_in_system(items, ratings)
@@ -264,6 +271,11 @@ class FactorModel:
         if p.dim:
             raw = raw + user_factors @ p.item_factors.T
         return raw
+
+    @functools.cached_property
+    def _watch_gram(self) -> np.ndarray:
+        """Computed once per model: on a large catalog it is most of a fold-in's cost."""
+        return watch_gram(self.params.watch_item)
 
     @functools.cached_property
     def _known_item_bias(self) -> np.ndarray:

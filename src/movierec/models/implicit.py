@@ -13,12 +13,16 @@ new user from the set of movies they rated, without retraining.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from movierec.data.ratings import Ratings
-from movierec.train.als import Side, build_side
+
+if TYPE_CHECKING:  # torch is imported where the fit runs: folding in and serving need only NumPy
+    import torch
+
+    from movierec.train.als import Side
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,10 @@ class WatchFactors:
 
 def fit_watch(train: Ratings, settings: WatchSettings, seed: int = 0, device: str = "cpu") -> WatchFactors:
     """Alternate exact user and movie solves ``settings.iterations`` times."""
+    import torch
+
+    from movierec.train.als import build_side
+
     dev = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     dim = settings.dim
@@ -54,19 +62,29 @@ def fit_watch(train: Ratings, settings: WatchSettings, seed: int = 0, device: st
     return WatchFactors(users[:-1].cpu().numpy().copy(), items[:-1].cpu().numpy().copy())
 
 
-def fold_in_watch(item_factors: np.ndarray, items: np.ndarray, reg: float, unobserved: float) -> np.ndarray:
-    """A new user's watch vector from the movies they rated (any rating counts)."""
+def fold_in_watch(
+    item_factors: np.ndarray, items: np.ndarray, reg: float, unobserved: float, gram: np.ndarray | None = None
+) -> np.ndarray:
+    """A new user's watch vector from the movies they rated (any rating counts). ``gram`` is
+    ``item_factors.T @ item_factors`` (``watch_gram``), passed in by callers that fold in many users."""
     dim = item_factors.shape[1]
     if items.size == 0 or dim == 0:
         return np.zeros(dim, np.float32)
     chosen = item_factors[items].astype(np.float64)
-    gram = item_factors.T.astype(np.float64) @ item_factors
+    gram = watch_gram(item_factors) if gram is None else gram
     lhs = chosen.T @ chosen + unobserved * gram + reg * np.eye(dim)
     return np.linalg.solve(lhs, chosen.sum(axis=0)).astype(np.float32)
 
 
+def watch_gram(item_factors: np.ndarray) -> np.ndarray:
+    """``item_factors.T @ item_factors`` in float64: the "every movie unobserved" part of every fold-in."""
+    return item_factors.T.astype(np.float64) @ item_factors.astype(np.float64)
+
+
 def _solve_side(side: Side, other: torch.Tensor, settings: WatchSettings) -> torch.Tensor:
     """Every row's exact ridge solution against ``other`` (whose last row is the zero padding row)."""
+    import torch
+
     dim = other.shape[1]
     base = settings.unobserved * (other.T @ other) + settings.reg * torch.eye(dim, device=other.device)
     out = torch.zeros(side.n_rows, dim, device=other.device)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from movierec.models.factors import FactorModel
 from movierec.recommend.rated import RatedSets
@@ -46,6 +45,8 @@ def batch_top_n(
     ``users``: user indices (default: every user with a rating in ``rated``). ``candidates``: bool [n_items],
     the movies that may be recommended (default: every movie the model was trained on).
     """
+    import torch  # here: serving one request at a time needs no torch, and importing it costs a second and memory
+
     if n < 1:
         raise ValueError(f"n is {n}; ask for at least 1 movie.")
     if chunk_size < 1:

@@ -129,7 +129,7 @@ def explain_personal(
     if p.item_known.size:
         keep = p.item_known[rated_kept]
         rated_kept, ratings_kept = rated_kept[keep], ratings_kept[keep]
-    watch_parts = p.watch_weight * model.watch_scores(user.watch)[np.asarray(items, dtype=np.int64)]
+    watch_parts = p.watch_weight * model.watch_scores(user.watch, items)
     out = []
     for row, item in enumerate(np.asarray(items, dtype=np.int64)):
         because = _because(model, catalog, rated_kept, ratings_kept, shares[row])

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load as tensors_from_bytes
+from safetensors.torch import save_file
 from torch import nn
 
 from movierec import atomic
@@ -123,10 +124,12 @@ def load(run_dir: Path, module: nn.Module, optimizer: torch.optim.Optimizer, con
 def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a checkpoint, refusing damaged files and unknown formats with a clear error."""
     try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
+        data = path.read_bytes()  # one read: a checkpoint replaced meanwhile cannot mix two versions' parts
+        tensors = tensors_from_bytes(data)
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+        meta = {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
+    except (SafetensorError, OSError, ValueError, AttributeError) as exc:
         raise ArtifactError(f"The checkpoint {path} is damaged or not a safetensors file ({exc}).") from None
     if meta.get("format") != str(CHECKPOINT_FORMAT):
         raise ArtifactError(
