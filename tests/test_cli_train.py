@@ -85,7 +85,8 @@ def test_the_als_hybrid_has_its_own_default_reg(extra: list[str], reg: float, fi
     assert (
         main(["train", "--train-file", str(train), "--test-file", str(test), *flags, "--out", str(out), "--quiet"]) == 0
     )
-    assert json.loads((out / "config.json").read_text())["train"]["reg"] == reg
+    saved = json.loads((out / "config.json").read_text())["train"]
+    assert saved["reg"] == reg and saved["use_implicit"] == ("--solver" in extra)  # ALS has no SVD++ term
 
 
 @pytest.mark.parametrize(
