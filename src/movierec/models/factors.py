@@ -155,7 +155,7 @@ class FactorModel:
         """A new user's bias and factors from a few ratings, by regularised least squares against the frozen
         item factors and biases (closed form, no retraining); see ``fold_in_system``."""
         p = self.params
-        items, ratings = self._usable(items, ratings)
+        items, ratings = self.usable_ratings(items, ratings)
         watch = (
             fold_in_watch(p.watch_item, items, p.watch_reg, p.watch_unobserved, self._watch_gram)
             if p.has_watch
@@ -190,7 +190,7 @@ class FactorModel:
             prior_rhs = np.zeros(dim + 1)
         return FoldInSystem(design, target, design.T @ design + penalty, prior_rhs, offset)
 
-    def _usable(self, items: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def usable_ratings(self, items: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The (item, stars) pairs fold-in can use: items in range that the model was trained on."""
         p = self.params
         items = np.asarray(items, dtype=np.int64)

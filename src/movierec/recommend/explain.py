@@ -86,7 +86,7 @@ def influence(model: FactorModel, rated: np.ndarray, ratings: np.ndarray, items:
     """
     p = model.params
     items = np.asarray(items, dtype=np.int64)
-    rated, ratings = model._usable(rated, ratings)
+    rated, ratings = model.usable_ratings(rated, ratings)
     if p.dim == 0 or rated.size == 0 or items.size == 0:
         return np.zeros((items.size, rated.size))
     system = model.fold_in_system(rated, ratings)
@@ -102,7 +102,7 @@ def prior_part(model: FactorModel, rated: np.ndarray, ratings: np.ndarray, items
     """[len(items)]: the part of each item's interaction that the fold-in's prior gives, whatever was rated."""
     p = model.params
     items = np.asarray(items, dtype=np.int64)
-    rated, ratings = model._usable(rated, ratings)
+    rated, ratings = model.usable_ratings(rated, ratings)
     if p.dim == 0 or rated.size == 0 or items.size == 0:
         return np.zeros(items.size)
     system = model.fold_in_system(rated, ratings)
