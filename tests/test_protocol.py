@@ -206,6 +206,7 @@ def test_popularity_baseline_hand_computed(split: tuple[Ratings, Ratings]) -> No
             "novelty@2": (2 * math.log2(3) + 3 * math.log2(3 / 2)) / 5,
             "avg_popularity@2": (1 + 1 + 2 + 2 + 2) / 5,
             "n_ranked_users": 3,
+            "n_rankable_users": 3,
         }
     )
 
@@ -220,6 +221,23 @@ def test_chunk_size_does_not_change_results(split: tuple[Ratings, Ratings]) -> N
     ]
     assert results[0] == results[1] == results[2]
     assert results[0]["n_ranked_users"] == 4
+
+
+def test_max_users_ranks_a_seeded_sample(split: tuple[Ratings, Ratings]) -> None:
+    train, test = split
+    truth = dense(test)
+    seen: list[int] = []
+
+    def oracle(users: np.ndarray) -> np.ndarray:
+        seen.extend(int(u) for u in users)
+        return truth[users]
+
+    sampled = evaluate_ranking(oracle, train, test, k=2, max_users=2)
+    assert (sampled["n_ranked_users"], sampled["n_rankable_users"]) == (2, 3)
+    assert len(seen) == 2 and sampled["ndcg@2"] == pytest.approx(1.0)
+    again = evaluate_ranking(lambda u: truth[u], train, test, k=2, max_users=2)
+    assert again == sampled  # the same users every time
+    assert evaluate_ranking(lambda u: truth[u], train, test, k=2, max_users=3)["n_ranked_users"] == 3
 
 
 def test_popularity_scores_rows_are_training_counts(split: tuple[Ratings, Ratings]) -> None:

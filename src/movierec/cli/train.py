@@ -202,6 +202,9 @@ def report(metrics: dict[str, Any], as_json: bool, run_dir: Path | None) -> None
         f"{metrics.get('n_test', 0):,} test ratings, {metrics.get('n_unknown', 0):,} of them for users or movies "
         "unseen in training (predicted by the fallback)."
     )
+    ranked, rankable = metrics.get("n_ranked_users"), metrics.get("n_rankable_users")
+    if ranked is not None and rankable is not None and ranked < rankable:
+        console.print(f"Ranking metrics on a seeded sample of {ranked:,} of the {rankable:,} test users.")
     if run_dir is not None:
         console.print(f"Run folder: {run_dir}")
 

@@ -14,6 +14,8 @@ from movierec.models.factors import FactorModel
 
 RANK_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 1000.0)
 WATCH_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 1000.0)
+RANKED_USERS = 10_000
+"""Ranking metrics are computed on at most this many test users (a seeded sample, the same for every model)."""
 
 
 def evaluate_model(model: FactorModel, train: Ratings, test: Ratings, k: int = 10) -> dict[str, Any]:
@@ -21,7 +23,7 @@ def evaluate_model(model: FactorModel, train: Ratings, test: Ratings, k: int = 1
     metrics: dict[str, Any] = {"model": model.name, **evaluate_ratings(model.predict, train, test)}
     metrics["n_train"] = len(train)
     try:
-        metrics.update(evaluate_ranking(model.rank_scores, train, test, k=k))
+        metrics.update(evaluate_ranking(model.rank_scores, train, test, k=k, max_users=RANKED_USERS))
         metrics.update({f"rating_order_{key}": value for key, value in _rating_order(model, train, test, k).items()})
     except DataError:
         pass  # no test user has a relevant movie: the ranking metrics are left out rather than invented
@@ -40,7 +42,7 @@ def compare_with_baselines(
     try:
         rows["popularity"] = {
             "model": "popularity",
-            **evaluate_ranking(popularity_scores(train), train, test, k=k),
+            **evaluate_ranking(popularity_scores(train), train, test, k=k, max_users=RANKED_USERS),
         }
     except DataError:
         rows["popularity"] = {"model": "popularity"}
@@ -71,5 +73,5 @@ def choose_rank_weight(model: FactorModel, train: Ratings, valid: Ratings, max_u
 
 def _rating_order(model: FactorModel, train: Ratings, test: Ratings, k: int) -> dict[str, float]:
     """Ranking by predicted rating alone (the known pitfall), reported beside the ranking score."""
-    result = evaluate_ranking(model.score_items, train, test, k=k)
+    result = evaluate_ranking(model.score_items, train, test, k=k, max_users=RANKED_USERS)
     return {f"ndcg@{k}": result[f"ndcg@{k}"], f"recall@{k}": result[f"recall@{k}"]}
