@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,12 @@ class MovieInfo:
     genres: tuple[str, ...]
     n_ratings: int
     mean_rating: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready fields (genres as a list); the result types that extend this class add their own."""
+        values = asdict(self)
+        values["genres"] = list(self.genres)
+        return values
 
 
 class Catalog:

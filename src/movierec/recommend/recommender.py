@@ -47,66 +47,38 @@ thinly rated movie needs a clearly higher cosine to outrank a well-known one."""
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class Recommendation(MovieInfo):
     """One recommended movie. ``score`` is the rank score the list is sorted by (rating part + popularity
     part for personal lists, the normalised damped mean for the fallback)."""
 
-    movieId: int
-    title: str
-    year: int | None
-    genres: tuple[str, ...]
     predicted_rating: float
     score: float
-    n_ratings: int
-    mean_rating: float | None
     explanation: Explanation
 
     def to_dict(self) -> dict[str, object]:
-        values = asdict(self)
-        values["genres"] = list(self.genres)
+        values = super().to_dict()
+        why = self.explanation.to_dict()
+        del why["text"]
         values["explanation"] = self.explanation.text
-        values["why"] = self.explanation.to_dict()
-        del values["why"]["text"]
+        values["why"] = why
         return values
 
 
 @dataclass(frozen=True)
-class SimilarMovie:
+class SimilarMovie(MovieInfo):
     """A movie near the query movie in factor space."""
 
-    movieId: int
-    title: str
-    year: int | None
-    genres: tuple[str, ...]
-    n_ratings: int
-    mean_rating: float | None
     similarity: float  # cosine of the two movies' factors
     score: float  # what the list is sorted by: the cosine shrunk towards 0 for thinly rated movies
     explanation: str
 
-    def to_dict(self) -> dict[str, object]:
-        values = asdict(self)
-        values["genres"] = list(self.genres)
-        return values
-
 
 @dataclass(frozen=True)
-class OnboardingMovie:
+class OnboardingMovie(MovieInfo):
     """A movie to ask a new user about, with why it was picked."""
 
-    movieId: int
-    title: str
-    year: int | None
-    genres: tuple[str, ...]
-    n_ratings: int
-    mean_rating: float | None
     spread: float
     reason: str
-
-    def to_dict(self) -> dict[str, object]:
-        values = asdict(self)
-        values["genres"] = list(self.genres)
-        return values
 
 
 @dataclass(frozen=True)
