@@ -63,15 +63,14 @@ def fit_watch(train: Ratings, settings: WatchSettings, seed: int = 0, device: st
 
 
 def fold_in_watch(
-    item_factors: np.ndarray, items: np.ndarray, reg: float, unobserved: float, gram: np.ndarray | None = None
+    item_factors: np.ndarray, items: np.ndarray, reg: float, unobserved: float, gram: np.ndarray
 ) -> np.ndarray:
     """A new user's watch vector from the movies they rated (any rating counts). ``gram`` is
-    ``item_factors.T @ item_factors`` (``watch_gram``), passed in by callers that fold in many users."""
+    ``watch_gram(item_factors)``, computed once per model (on a large catalog it is most of the cost)."""
     dim = item_factors.shape[1]
     if items.size == 0 or dim == 0:
         return np.zeros(dim, np.float32)
     chosen = item_factors[items].astype(np.float64)
-    gram = watch_gram(item_factors) if gram is None else gram
     lhs = chosen.T @ chosen + unobserved * gram + reg * np.eye(dim)
     return np.linalg.solve(lhs, chosen.sum(axis=0)).astype(np.float32)
 

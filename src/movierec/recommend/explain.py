@@ -124,11 +124,7 @@ def explain_personal(
     p = model.params
     parts = rating_parts(model, user, items)
     shares = influence(model, rated, ratings, items)
-    rated_kept = np.asarray(rated, dtype=np.int64)
-    ratings_kept = np.asarray(ratings, dtype=np.float64)
-    if p.item_known.size:
-        keep = p.item_known[rated_kept]
-        rated_kept, ratings_kept = rated_kept[keep], ratings_kept[keep]
+    rated_kept, ratings_kept = model.usable_ratings(rated, ratings)
     watch_parts = p.watch_weight * model.watch_scores(user.watch, items)
     out = []
     for row, item in enumerate(np.asarray(items, dtype=np.int64)):

@@ -363,16 +363,15 @@ class Recommender:
     ) -> list[Recommendation]:
         mask = self._mask(filters)
         mask[rated] = False
-        if mask.any() and not (mask & ~self._default_mask).any():  # every candidate is in the pool
-            local = self._pool_model.score_for(user)
-            local_scores = self._pool_model.rank_for(user, local)
-            chosen = _top(local_scores, mask[self._pool], n)
-            top, predicted, scores = self._pool[chosen], local[chosen], local_scores[chosen]
+        if (mask & ~self._default_mask).any():  # a filter reaches outside the pool: score every movie
+            scorer, candidates, allowed = self.model, None, mask
         else:
-            everything = self.model.score_for(user)
-            all_scores = self.model.rank_for(user, everything)
-            top = _top(all_scores, mask, n)
-            predicted, scores = everything[top], all_scores[top]
+            scorer, candidates, allowed = self._pool_model, self._pool, mask[self._pool]
+        every = scorer.score_for(user)
+        every_score = scorer.rank_for(user, every)
+        chosen = _top(every_score, allowed, n)
+        predicted, scores = every[chosen], every_score[chosen]
+        top = chosen if candidates is None else candidates[chosen]
         explanations = explain_personal(self.model, self.catalog, user, top, predicted, rated, ratings)
         return [
             _recommendation(self.catalog.info(int(item)), float(stars), float(score), why)

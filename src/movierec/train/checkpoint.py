@@ -23,6 +23,7 @@ from torch import nn
 from movierec import atomic
 from movierec.errors import ArtifactError
 from movierec.train.config import TrainConfig
+from movierec.train.run import safetensors_metadata
 
 CHECKPOINT_FORMAT = 2  # 2: the metadata carries a sha256
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -126,10 +127,8 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
         data = path.read_bytes()  # one read: a checkpoint replaced meanwhile cannot mix two versions' parts
         tensors = tensors_from_bytes(data)
-        size = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + size])
-        meta = {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
-    except (SafetensorError, OSError, ValueError, AttributeError) as exc:
+        meta = safetensors_metadata(data)
+    except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"The checkpoint {path} is damaged or not a safetensors file ({exc}).") from None
     if meta.get("format") != str(CHECKPOINT_FORMAT):
         raise ArtifactError(

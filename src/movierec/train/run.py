@@ -193,7 +193,7 @@ def load_params(path: Path) -> tuple[FactorParams, str]:
 
 def params_from_bytes(path: Path, data: bytes) -> tuple[FactorParams, str]:
     """The factors in a safetensors file's bytes (``path`` only names it in errors)."""
-    arrays, meta, _ = _safetensors_of(path, data)
+    arrays, meta = _safetensors_of(path, data)
     if meta.get("format") != str(RUN_FORMAT):
         raise ArtifactError(
             f"The model file {path} has format {meta.get('format')!r}; this movierec reads format {RUN_FORMAT}."
@@ -233,7 +233,7 @@ def verify_run(run_dir: Path) -> dict[str, bytes]:
     if model is None:
         raise ArtifactError(f"The run file {run_dir / 'config.json'} has no training settings; is it a movierec run?")
     path = run_dir / "model.safetensors"
-    arrays, meta, _ = _safetensors_of(path, _bytes_of(run_dir, files, "model.safetensors"))
+    arrays, meta = _safetensors_of(path, _bytes_of(run_dir, files, "model.safetensors"))
     if meta.get("model") != model:
         raise ArtifactError(
             f"The run folder {run_dir} is inconsistent: config.json says model {model!r} "
@@ -353,16 +353,21 @@ def _json_of(run_dir: Path, files: dict[str, bytes], name: str) -> dict[str, Any
     return _parse_json(run_dir / name, _bytes_of(run_dir, files, name))
 
 
-def _safetensors_of(path: Path, data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, Any]]:
-    """Arrays, metadata and header of safetensors bytes; damaged bytes are an ArtifactError naming ``path``."""
+def _safetensors_of(path: Path, data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Arrays and metadata of safetensors bytes; damaged bytes are an ArtifactError naming ``path``."""
     try:
-        arrays = load_safetensors(data)
-        size = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + size])
+        return load_safetensors(data), safetensors_metadata(data)
     except (SafetensorError, ValueError) as exc:
         raise ArtifactError(f"The model file {path} is damaged or not a safetensors file ({exc}).") from None
-    meta = header.get("__metadata__") or {}
-    return arrays, {str(k): str(v) for k, v in meta.items()}, header
+
+
+def safetensors_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file's bytes (its JSON header); ValueError when there is no header."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    return {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
 
 
 def _read_json(path: Path) -> dict[str, Any]:
