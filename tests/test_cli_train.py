@@ -104,6 +104,11 @@ def test_the_als_hybrid_has_its_own_default_reg(extra: list[str], reg: float, fi
         (["--train-file", "/no/such.csv"], "--train-file and --test-file go together"),
         (["--config", "/no/such.json"], "config file /no/such.json does not exist"),
         (["--resume", "--out", "/tmp/movierec-never-trained"], "--resume needs a checkpoint"),
+        (["--fold-in-reg", "-1"], "--fold-in-reg -1.0 is negative"),
+        (["--watch-dim", "-1"], "--watch-dim -1 is out of range"),
+        (["--val-fraction", "0.7"], "--val-fraction 0.7 is out of range"),
+        (["--init-std", "-0.1"], "--init-std -0.1 is negative"),
+        (["--solver", "als", "--model", "sigmoid-mf"], "--solver als trains biased-mf and hybrid, not 'sigmoid-mf'"),
     ],
 )
 def test_bad_train_flags_exit_2(extra: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
