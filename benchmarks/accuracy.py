@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from movierec.config import DEFAULT_MODEL, TrainConfig
 from movierec.data.loader import load_dataset
 from movierec.data.ratings import Dataset, Ratings
 from movierec.data.split import random_split
 from movierec.evaluate.protocol import evaluate_ranking, evaluate_ratings, popularity_scores
 from movierec.evaluate.report import evaluate_model
-from movierec.train.config import DEFAULT_MODEL, TrainConfig
 from movierec.train.loop import fit
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -37,6 +37,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "biased-mf (weight_decay 1e-5, no L2)": {"model": "biased-mf", "reg": 0.0, "weight_decay": 1e-5},
     "biased-mf (weight_decay 1e-4, no L2)": {"model": "biased-mf", "reg": 0.0, "weight_decay": 1e-4},
     f"default ({DEFAULT_MODEL})": {"model": DEFAULT_MODEL},
+    "biased-mf, --solver als": {"model": "biased-mf", "solver": "als"},
+    "hybrid, --solver als": {"model": "hybrid", "solver": "als"},
 }
 
 

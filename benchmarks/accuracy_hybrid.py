@@ -13,7 +13,7 @@ and beside them `biased-mf` with its shipped defaults (``TrainConfig.for_model``
 on VALIDATION RMSE over a small grid (its shipped defaults, embedding size x L2 penalty, one lower learning
 rate; the test ratings never choose anything).
 
-Then the cold-items protocol (movierec.evaluate.cold_items): 10% of the rated movies removed from training,
+Then the cold-items protocol (movierec.train.cold_items): 10% of the rated movies removed from training,
 their test ratings predicted by the hybrid, the genre average and the global mean.
 
     python benchmarks/accuracy_hybrid.py [--seeds 0,1,2] [--no-tuning] [--no-cold] [--json]
@@ -34,12 +34,12 @@ from typing import Any
 
 import torch
 
+from movierec.config import DEFAULT_MODEL, TrainConfig
 from movierec.data.loader import load_dataset
 from movierec.data.ratings import Dataset, Ratings
 from movierec.data.split import random_split
-from movierec.evaluate.cold_items import evaluate_cold_items
 from movierec.evaluate.protocol import evaluate_ratings
-from movierec.train.config import DEFAULT_MODEL, TrainConfig
+from movierec.train.cold_items import evaluate_cold_items
 from movierec.train.loop import fit
 
 ABLATION: list[tuple[str, dict[str, Any]]] = [

@@ -15,9 +15,10 @@ import time
 
 import torch
 
+from movierec.config import DEFAULT_MODEL, TrainConfig
 from movierec.data.loader import load_dataset
-from movierec.evaluate.coldstart import ColdStartOptions, cold_start, parse_given
-from movierec.train.config import DEFAULT_MODEL, TrainConfig
+from movierec.evaluate.coldstart import ColdStartOptions, parse_given
+from movierec.train.cold_start import cold_start
 
 
 def main() -> None:

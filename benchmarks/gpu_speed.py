@@ -18,8 +18,8 @@ import time
 
 import torch
 
+from movierec.config import TrainConfig
 from movierec.data.synthetic import ML25M_RATINGS
-from movierec.train.config import TrainConfig
 from train_speed import REFERENCE, measure_fast, measure_loop, shape_for, synthetic_dataset  # same folder
 
 

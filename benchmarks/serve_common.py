@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from movierec.artifact.run import save_run
+from movierec.config import TrainConfig
 from movierec.data.synthetic import ML25M_ITEMS, generate_ratings, synthetic_movies
 from movierec.models.factors import FactorModel, FactorParams, population_prior
-from movierec.train.config import TrainConfig
-from movierec.train.run import save_run
 
 
 def build_synthetic_run(

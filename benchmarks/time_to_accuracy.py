@@ -35,11 +35,11 @@ import time
 import numpy as np
 import torch
 
+from movierec.config import DEFAULT_MODEL, TrainConfig
 from movierec.data.loader import align_movies
 from movierec.data.ratings import Dataset, RatingScale
 from movierec.data.split import random_split
 from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_low_rank
-from movierec.train.config import DEFAULT_MODEL, TrainConfig
 from movierec.train.loop import EpochStats, fit, resolve_device
 
 TIME_BAR_S = 300.0

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from movierec.config import TrainConfig
 from movierec.data.loader import align_movies
 from movierec.data.ratings import Dataset, Ratings, RatingScale
 from movierec.data.split import validation_split
@@ -45,7 +46,6 @@ from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, gen
 from movierec.models.features import build_item_features
 from movierec.models.registry import build_module
 from movierec.train import fast, loop
-from movierec.train.config import TrainConfig
 
 FAST_BAR = 3_000_000
 RATIO_BAR = 25.0

@@ -23,9 +23,9 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from movierec.config import TrainConfig
+from movierec.data.source import DataOptions, load_split
 from movierec.evaluate.protocol import evaluate_ratings
-from movierec.train.config import TrainConfig
-from movierec.train.datasource import DataOptions, load_split
 from movierec.train.loop import fit
 from movierec.train.tune import best_config, counts, open_study, storage_url, tune, write_outputs
 

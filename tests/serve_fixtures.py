@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from movierec.artifact.run import save_run
+from movierec.config import TrainConfig
 from movierec.data.movielens import read_movies_csv
 from movierec.data.ratings import Ratings, Vocabulary
 from movierec.data.synthetic import generate_low_rank
 from movierec.models.factors import FactorModel, FactorParams
 from movierec.paths import EMBEDDED_DIR
-from movierec.train.config import TrainConfig
-from movierec.train.run import save_run
 
 N_USERS, N_ITEMS, N_RATINGS, RANK = 300, 150, 12_000, 4
 

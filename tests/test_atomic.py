@@ -212,8 +212,8 @@ sys.path.insert(0, sys.argv[2])
 from models_fixtures import low_rank_dataset
 from movierec.models.baselines import bias_params
 from movierec.models.factors import FactorModel
-from movierec.train.config import TrainConfig
-from movierec.train.run import save_run
+from movierec.config import TrainConfig
+from movierec.artifact.run import save_run
 
 dataset, _ = low_rank_dataset()
 params = bias_params(dataset.ratings, dataset.scale)
@@ -234,8 +234,8 @@ while True:
 @pytest.mark.slow
 def test_a_killed_run_writer_leaves_a_whole_run_or_a_refused_one(tmp_path: Path) -> None:
     """Rewriting a run folder: every load finds one whole version (weights agree with metrics) or an ArtifactError."""
+    from movierec.artifact.run import load_run
     from movierec.errors import ArtifactError
-    from movierec.train.run import load_run
 
     folder = tmp_path / "run"
     rng = random.Random(0)

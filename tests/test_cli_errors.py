@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import typer
 
+from movierec.artifact.run import write_manifest
 from movierec.cli import app, main
 from movierec.errors import ArtifactError, DataError
-from movierec.train.run import write_manifest
 
 from conftest import write
 

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 from movierec.cli import main
+from movierec.config import TrainConfig
 from movierec.data.split import random_split
 from movierec.data.synthetic import generate_low_rank
 from movierec.errors import MovieRecError
 from movierec.reports import compare
+from movierec.reports import sweep as sweep_module
 from movierec.reports.compare import RunSummary, best_run, plot_learning_curves, plot_sweep, read_summaries
-from movierec.train import sweep as sweep_module
-from movierec.train.config import TrainConfig
-from movierec.train.sweep import parse_values
+from movierec.reports.sweep import parse_values
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

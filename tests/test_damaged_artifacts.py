@@ -18,16 +18,16 @@ from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 from movierec import paths
+from movierec.artifact.run import load_params, load_run, save_run, write_manifest
 from movierec.cli import main
+from movierec.config import TrainConfig
 from movierec.data.loader import align_movies, load_dataset
 from movierec.data.ratings import Dataset, RatingScale
 from movierec.data.split import random_split
 from movierec.data.synthetic import generate_low_rank
 from movierec.errors import ArtifactError, MovieRecError
 from movierec.train import checkpoint
-from movierec.train.config import TrainConfig
 from movierec.train.loop import fit
-from movierec.train.run import load_params, load_run, save_run, write_manifest
 
 from conftest import write
 from models_fixtures import low_rank_dataset

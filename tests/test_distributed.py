@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
+from movierec.artifact.run import load_run
 from movierec.cli import main
+from movierec.config import TrainConfig
 from movierec.data.split import random_split
 from movierec.errors import MovieRecError
 from movierec.train import distributed
-from movierec.train.config import TrainConfig
 from movierec.train.loop import fit
-from movierec.train.run import load_run
 
 from models_fixtures import low_rank_dataset
 

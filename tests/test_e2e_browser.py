@@ -43,8 +43,8 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="needs the pl
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from movierec.train.config import TrainConfig
-    from movierec.train.datasource import DataOptions
+    from movierec.config import TrainConfig
+    from movierec.data.source import DataOptions
     from movierec.train.session import train_run
 
     out = tmp_path_factory.mktemp("e2e") / "run"

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from movierec.config import TrainConfig
 from movierec.data.split import random_split
 from movierec.errors import MovieRecError
 from movierec.train import als, fast
-from movierec.train.config import TrainConfig
 from movierec.train.loop import fit
 
 from models_fixtures import check_resume_matches_a_straight_run, low_rank_dataset, rmse

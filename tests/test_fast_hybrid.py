@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from movierec.config import TrainConfig
 from movierec.data.loader import align_movies
 from movierec.data.ratings import Dataset, Ratings, RatingScale, Vocabulary
 from movierec.data.split import random_split, validation_split
@@ -19,7 +20,6 @@ from movierec.errors import MovieRecError
 from movierec.models.factors import FactorModel
 from movierec.models.registry import build_module
 from movierec.train import als, fast
-from movierec.train.config import TrainConfig
 from movierec.train.loop import fit
 
 from models_fixtures import check_resume_matches_a_straight_run, rmse, write_csv_files

@@ -11,17 +11,17 @@ import pandas as pd
 import pytest
 import torch
 
+from movierec.artifact.run import load_run, save_run
 from movierec.cli import main
+from movierec.config import TrainConfig
 from movierec.data.loader import align_movies
 from movierec.data.ratings import Dataset, Ratings, RatingScale, Vocabulary
 from movierec.data.split import random_split
-from movierec.evaluate.cold_items import evaluate_cold_items, genre_average_params, genre_lists
 from movierec.models.factors import FactorModel
 from movierec.models.features import build_item_features
 from movierec.models.hybrid import FixedSparse, bag_positions, build_hybrid, rated_sets
-from movierec.train.config import TrainConfig
+from movierec.train.cold_items import evaluate_cold_items, genre_average_params, genre_lists
 from movierec.train.loop import fit
-from movierec.train.run import load_run, save_run
 
 from models_fixtures import low_rank_dataset, rmse, write_csv_files
 

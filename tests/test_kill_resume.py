@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from movierec.artifact.run import read_history
 from movierec.data.split import random_split
 from movierec.data.synthetic import generate_low_rank
 from movierec.train import checkpoint
-from movierec.train.run import read_history
 
 EPOCHS = 14
 KILL_AFTER_EPOCH = 3  # wait for this many checkpoints, then kill somewhere inside the next epoch

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from movierec.artifact.run import load_run, save_run
+from movierec.config import TrainConfig
 from movierec.data.split import random_split, validation_split
 from movierec.models.factors import FactorModel
-from movierec.train.config import TrainConfig
 from movierec.train.loop import fit
-from movierec.train.run import load_run, save_run
 
 from models_fixtures import low_rank_dataset, rmse
 
@@ -129,7 +129,7 @@ def test_save_load_round_trip_in_a_fresh_process(data, tmp_path: Path) -> None:
     expected = result.model.predict(users, items)
     np.save(tmp_path / "pairs.npy", np.stack([users, items]))
     code = (
-        "import sys, numpy as np; from movierec.train.run import load_run; "
+        "import sys, numpy as np; from movierec.artifact.run import load_run; "
         "run = load_run(sys.argv[1]); pairs = np.load(sys.argv[2]); "
         "np.save(sys.argv[3], run.model.predict(pairs[0], pairs[1]))"
     )

@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from movierec.artifact.run import save_run
 from movierec.cli import main
+from movierec.config import TrainConfig
 from movierec.data.ratings import Ratings, Vocabulary
 from movierec.errors import MovieRecError
 from movierec.models.baselines import popularity_prior
@@ -20,8 +22,6 @@ from movierec.models.factors import FactorModel, FactorParams, UserVector
 from movierec.recommend import Filters, Recommender, batch_top_n, parse_years
 from movierec.recommend.explain import influence, prior_part
 from movierec.recommend.rated import RatedSets
-from movierec.train.config import TrainConfig
-from movierec.train.run import save_run
 
 # Eight movies in two taste directions: horror along factor 0, comedy along factor 1.
 MOVIES = pd.DataFrame(

@@ -19,13 +19,13 @@ import httpx
 import numpy as np
 import pytest
 
+from movierec.artifact.run import load_run
 from movierec.cli import main
 from movierec.errors import MovieRecError
 from movierec.serve import create_app, load_settings
 from movierec.serve.middleware import BodyLimit, TimeLimit
 from movierec.serve.search import TitleIndex
 from movierec.serve.state import ModelState, load
-from movierec.train.run import load_run
 
 from serve_fixtures import N_ITEMS, build_run
 

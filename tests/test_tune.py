@@ -14,13 +14,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from movierec.artifact.run import load_run
 from movierec.cli import main
+from movierec.config import TrainConfig
 from movierec.data.ratings import Ratings
+from movierec.data.source import DataOptions, load_split
 from movierec.errors import MovieRecError
 from movierec.train import tune as tune_module
-from movierec.train.config import TrainConfig
-from movierec.train.datasource import DataOptions, load_split
-from movierec.train.run import load_run
 from movierec.train.search_space import SEARCH_SPACES, search_space, searched, suggest_config
 from movierec.train.tune import best_config, make_objective, open_study, storage_url, write_outputs
 

@@ -20,6 +20,6 @@ def run_protocol(name: str, run: Any, as_json: bool, **options: Any) -> None:
     PROTOCOLS[name](run, as_json, **options)
 
 
-from movierec.evaluate.cold_items import cold_items_protocol  # noqa: E402  (registers after PROTOCOLS exists)
+from movierec.train.cold_items import cold_items_protocol  # noqa: E402  (registers after PROTOCOLS exists)
 
 PROTOCOLS["cold-items"] = cold_items_protocol

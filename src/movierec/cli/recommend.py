@@ -131,8 +131,8 @@ def onboard(
 def cold_start_protocol(run: Any, as_json: bool, given: str | None = None) -> None:
     """`movierec evaluate RUN_DIR --protocol cold-start [--given 5,10,20] [--json]`: hold users out of the
     run's data, retrain its config on the rest, fold the held-out users in from k ratings, score the rest."""
-    from movierec.evaluate.coldstart import cold_start
-    from movierec.train.datasource import DataOptions, load_split
+    from movierec.data.source import DataOptions, load_split
+    from movierec.train.cold_start import cold_start
 
     options = ColdStartOptions(given=parse_given(given) if given else DEFAULT_GIVEN)
     dataset, _ = load_split(DataOptions(**run.data))

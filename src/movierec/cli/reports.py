@@ -89,9 +89,9 @@ def sweep(
     scale: ParseFlags.scale = None,
 ) -> None:
     """Train one run per value of one setting on the same split, then write the comparison report."""
-    from movierec.train.config import TrainConfig
-    from movierec.train.datasource import DataOptions
-    from movierec.train.sweep import PARAMS, parse_param, parse_values, run_sweep
+    from movierec.config import TrainConfig
+    from movierec.data.source import DataOptions
+    from movierec.reports.sweep import PARAMS, parse_param, parse_values, run_sweep
 
     field = parse_param(param)
     options: dict[str, Any] = {

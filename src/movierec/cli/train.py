@@ -10,16 +10,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from movierec.artifact.run import load_run, write_metrics
 from movierec.cli.console import make_console
 from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
 from movierec.cli.protocols import run_protocol
+from movierec.config import TrainConfig
+from movierec.data.source import DataOptions, load_split
 from movierec.data.split import Split
 from movierec.errors import MovieRecError
 from movierec.evaluate.report import compare_with_baselines
 from movierec.train import distributed as ranks
-from movierec.train.config import TrainConfig
-from movierec.train.datasource import DataOptions, load_split
-from movierec.train.run import load_run, write_metrics
 from movierec.train.session import train_run
 
 console = make_console()

@@ -17,9 +17,9 @@ from rich.console import Console
 
 from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
 from movierec.cli.train import DataFlags
+from movierec.config import DEFAULT_MODEL, TrainConfig
+from movierec.data.source import DataOptions, load_split
 from movierec.errors import MovieRecError
-from movierec.train.config import DEFAULT_MODEL, TrainConfig
-from movierec.train.datasource import DataOptions, load_split
 from movierec.train.search_space import search_space
 from movierec.train.tune import counts, open_study, storage_url, tune, write_outputs
 

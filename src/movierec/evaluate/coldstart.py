@@ -14,16 +14,14 @@ with more than ``max(given)`` ratings take part, so every ``k`` is scored on the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from movierec.data.ratings import Dataset, Ratings
-from movierec.data.split import holdout_users
+from movierec.data.ratings import Ratings
 from movierec.errors import MovieRecError
 from movierec.evaluate.metrics import ranking_metrics, rmse
-from movierec.models.baselines import bias_params
 from movierec.models.factors import FactorModel
 
 ORDERS = ("time", "random")
@@ -60,20 +58,6 @@ def parse_given(text: str) -> tuple[int, ...]:
     if not parts or not all(re.fullmatch(r"\d+", p) and int(p) > 0 for p in parts):
         raise MovieRecError(f"--given {text!r} is not valid; give positive whole numbers like 5,10,20.")
     return tuple(int(p) for p in parts)
-
-
-def cold_start(
-    config: Any, dataset: Dataset, options: ColdStartOptions, progress: bool = False
-) -> list[dict[str, Any]]:
-    """Hold users out, train ``config`` on the rest, and score every ``k`` in ``options.given``."""
-    from movierec.train.loop import fit
-
-    split = holdout_users(dataset.ratings, fraction=options.holdout_fraction, seed=options.seed)
-    model = fit(config, dataset, split.train, progress=progress).model
-    baseline = FactorModel(
-        replace(bias_params(split.train, dataset.scale), fold_in_reg=2 * BASELINE_USER_REG), "biases"
-    )
-    return score_cold_start(model, baseline, split.train, split.test, options)
 
 
 def score_cold_start(

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from movierec.data.ratings import Ratings, RatingScale
 from movierec.errors import DataError
 from movierec.evaluate.protocol import evaluate_ranking, evaluate_ratings, popularity_scores
 from movierec.models.baselines import bias_params, global_mean_params
 from movierec.models.factors import FactorModel
 
-RANK_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 1000.0)
-WATCH_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 1000.0)
 RANKED_USERS = 10_000
 """Ranking metrics are computed on at most this many test users (a seeded sample, the same for every model)."""
 
@@ -48,27 +44,6 @@ def compare_with_baselines(
         rows["popularity"] = {"model": "popularity"}
     metrics["baselines"] = rows
     return metrics
-
-
-def choose_rank_weight(model: FactorModel, train: Ratings, valid: Ratings, max_users: int = 2000) -> FactorModel:
-    """Pick the weights of the ranking score's popularity prior and "likely to watch" part by NDCG@10 on
-    validation data (never the test set)."""
-    users = np.unique(valid.users[valid.ratings >= 4.0])
-    if users.size == 0:
-        return model
-    if users.size > max_users:
-        users = np.random.default_rng(0).choice(users, max_users, replace=False)
-    subset = valid.take(np.isin(valid.users, users))
-    grid = [(w, 0.0) for w in RANK_WEIGHTS]
-    if model.params.has_watch:
-        grid += [(w, v) for w in (0.0, 0.25, 1.0) for v in WATCH_WEIGHTS]
-    best, best_ndcg = (0.0, 0.0), -1.0
-    for weight, watch in grid:
-        candidate = model.with_rank_weight(weight, watch)
-        ndcg = evaluate_ranking(candidate.rank_scores, train, subset, k=10)["ndcg@10"]
-        if ndcg > best_ndcg + 1e-9:
-            best, best_ndcg = (weight, watch), ndcg
-    return model.with_rank_weight(*best)
 
 
 def _rating_order(model: FactorModel, train: Ratings, test: Ratings, k: int) -> dict[str, float]:

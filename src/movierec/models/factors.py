@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from movierec.models.implicit import fold_in_watch, watch_gram
+from movierec.models.watch import fold_in_watch, watch_gram
 
 Link = Literal["linear", "sigmoid"]
 

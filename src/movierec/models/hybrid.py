@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from movierec.config import TrainConfig
 from movierec.data.ratings import Dataset, Ratings
 from movierec.models.factors import FactorParams
 from movierec.models.features import ItemFeatures, build_item_features
-from movierec.train.config import TrainConfig
 
 EXPORT_CHUNK = 4096  # users per chunk when the implicit terms are precomputed for export
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from movierec.config import TrainConfig
 from movierec.data.ratings import Dataset, Ratings
 from movierec.models.mf import BiasedMF, SigmoidMF
-from movierec.train.config import TrainConfig
 
 
 def build_module(config: TrainConfig, data: Dataset, train: Ratings) -> nn.Module:

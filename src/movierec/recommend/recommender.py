@@ -38,7 +38,7 @@ from movierec.recommend.filters import DEFAULT_MIN_RATINGS, NO_FILTERS, Filters,
 from movierec.recommend.rated import RatedSets
 
 if TYPE_CHECKING:
-    from movierec.train.run import Run
+    from movierec.artifact.run import Run
 
 MAX_N = 1000
 SIMILARITY_SHRINK = 20.0
@@ -163,7 +163,7 @@ class Recommender:
 
     @classmethod
     def load(cls, run_dir: str | Path, *, min_ratings: int = DEFAULT_MIN_RATINGS) -> Recommender:
-        from movierec.train.run import load_run
+        from movierec.artifact.run import load_run
 
         return cls.from_run(load_run(Path(run_dir)), min_ratings=min_ratings)
 

@@ -20,6 +20,8 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from movierec import atomic
+from movierec.artifact.run import read_history, verify_run
+from movierec.config import TrainConfig
 from movierec.errors import ArtifactError, MovieRecError
 from movierec.reports.figures import (
     ACCENT_COLOR,
@@ -31,8 +33,6 @@ from movierec.reports.figures import (
     report_style,
     save_figure,
 )
-from movierec.train.config import TrainConfig
-from movierec.train.run import read_history, verify_run
 
 REPORT_NAME = "report.html"
 CURVES_NAME = "learning_curves.png"

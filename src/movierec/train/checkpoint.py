@@ -21,9 +21,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from movierec import atomic
+from movierec.artifact.run import safetensors_metadata
+from movierec.config import TrainConfig
 from movierec.errors import ArtifactError
-from movierec.train.config import TrainConfig
-from movierec.train.run import safetensors_metadata
 
 CHECKPOINT_FORMAT = 2  # 2: the metadata carries a sha256
 CHECKPOINT_NAME = "checkpoint.safetensors"

@@ -39,15 +39,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from movierec.config import TrainConfig
 from movierec.data.ratings import Dataset, Ratings
 from movierec.data.split import validation_split
 from movierec.errors import MovieRecError
-from movierec.evaluate.report import choose_rank_weight
 from movierec.models.factors import FactorModel
 from movierec.models.hybrid import HybridMF
 from movierec.models.registry import build_module
 from movierec.train import als, checkpoint
-from movierec.train.config import TrainConfig
 from movierec.train.loop import (
     EpochCallback,
     EpochStats,
@@ -58,6 +57,7 @@ from movierec.train.loop import (
     finish_params,
     resolve_device,
 )
+from movierec.train.rank_weight import choose_rank_weight
 
 FAST_MODELS = ("biased-mf", "hybrid")
 CG_STEPS = 3

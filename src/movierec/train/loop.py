@@ -19,16 +19,16 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
+from movierec.config import TRAINED_MODELS, TrainConfig
 from movierec.data.ratings import Dataset, Ratings
 from movierec.data.split import validation_split
 from movierec.errors import MovieRecError
-from movierec.evaluate.report import choose_rank_weight
 from movierec.models.baselines import bias_params, global_mean_params, popularity_prior
 from movierec.models.factors import FactorModel, FactorParams, population_prior
-from movierec.models.implicit import WatchSettings, fit_watch
 from movierec.models.registry import build_module
 from movierec.train import checkpoint, distributed
-from movierec.train.config import TRAINED_MODELS, TrainConfig
+from movierec.train.rank_weight import choose_rank_weight
+from movierec.train.watch import WatchSettings, fit_watch
 
 
 class TrainableModule(Protocol):

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from optuna.trial import BaseTrial
 
+from movierec.config import TrainConfig
 from movierec.errors import MovieRecError
-from movierec.train.config import TrainConfig
 
 Kind = Literal["int", "float", "choice"]
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from movierec.artifact.run import save_run
+from movierec.config import TrainConfig
 from movierec.data.movielens import ParseOptions
 from movierec.data.ratings import Dataset
+from movierec.data.source import DataOptions, ReportSink, load_split
 from movierec.data.split import Split
 from movierec.errors import MovieRecError
 from movierec.evaluate.report import compare_with_baselines
 from movierec.train import checkpoint, distributed
-from movierec.train.config import TrainConfig
-from movierec.train.datasource import DataOptions, ReportSink, load_split
 from movierec.train.loop import EpochCallback, fit
-from movierec.train.run import save_run
 
 
 def train_run(

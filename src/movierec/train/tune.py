@@ -20,9 +20,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from movierec import atomic
+from movierec.config import TrainConfig
 from movierec.data.ratings import Dataset, Ratings
 from movierec.errors import MovieRecError
-from movierec.train.config import TrainConfig
 from movierec.train.loop import EpochStats, fit
 from movierec.train.search_space import base_params, search_space, searched, suggest_config
 

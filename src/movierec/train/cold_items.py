@@ -22,14 +22,14 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from movierec.config import TrainConfig
 from movierec.data.ratings import Dataset, Ratings, RatingScale
+from movierec.data.source import DataOptions, load_split
 from movierec.data.split import holdout_items
 from movierec.errors import MovieRecError
 from movierec.evaluate.protocol import evaluate_ratings
 from movierec.models.baselines import fit_biases, global_mean_params
 from movierec.models.factors import FactorModel, FactorParams
-from movierec.train.config import TrainConfig
-from movierec.train.datasource import DataOptions, load_split
 from movierec.train.loop import fit
 
 HELD_OUT_FRACTION = 0.1

@@ -36,10 +36,10 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save_file
 
 from movierec import atomic
+from movierec.config import TrainConfig
 from movierec.data.ratings import Ratings, Vocabulary
 from movierec.errors import ArtifactError
 from movierec.models.factors import FactorModel, FactorParams
-from movierec.train.config import TrainConfig
 
 RUN_FORMAT = 1
 ARRAY_FIELDS = (
@@ -116,7 +116,7 @@ def save_run(
     write_metrics(run_dir, metrics)
     write_history(run_dir / "history.csv", history)
     if history:
-        from movierec.train.curves import plot_learning_curve
+        from movierec.artifact.curves import plot_learning_curve
 
         plot_learning_curve(history, run_dir / "plots" / "learning_curve.png", title=f"{model.name} learning curve")
     write_manifest(run_dir)

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from movierec import atomic
+from movierec.config import TRAINED_MODELS, TrainConfig
 from movierec.data.movielens import ParseOptions
+from movierec.data.source import DataOptions, ReportSink, load_split
 from movierec.errors import MovieRecError
 from movierec.reports.compare import RunSummary, best_run, build_comparison_report, read_summary
-from movierec.train.config import TRAINED_MODELS, TrainConfig
-from movierec.train.datasource import DataOptions, ReportSink, load_split
 from movierec.train.session import train_run
 
 PARAMS = {"lr": "lr", "dim": "dim", "reg": "reg", "batch-size": "batch_size", "weight-decay": "weight_decay"}

@@ -1,33 +1,22 @@
-"""The "likely to watch" component of the ranking score: implicit ALS on who rated what.
+"""Fitting the "likely to watch" component (iALS on who rated what; see ``movierec.models.watch``).
 
-Star ratings say how much a person liked a movie; the mere fact that they rated it says they chose to watch it.
-This component models the second signal (iALS, Hu et al. 2008, in the form of Rendle et al. 2021): for every
-user ``x_u`` and movie ``y_i``,
-
-    sum over rated pairs (x_u . y_i - 1)^2 + unobserved * sum over all pairs (x_u . y_i)^2 + reg * (|x|^2 + |y|^2)
-
-Each half-step is a ridge regression per row, solved exactly in closed form. The same closed form folds in a
-new user from the set of movies they rated, without retraining.
+Each half-step is a ridge regression per row, solved exactly in closed form on batched torch ops.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from movierec.data.ratings import Ratings
-
-if TYPE_CHECKING:  # torch is imported where the fit runs: folding in and serving need only NumPy
-    import torch
-
-    from movierec.train.als import Side
+from movierec.train.als import Side, build_side
 
 
 @dataclass(frozen=True)
 class WatchSettings:
-    """Size and strength of the implicit component (``dim`` 0 turns it off)."""
+    """Size and strength of the "likely to watch" component (``dim`` 0 turns it off)."""
 
     dim: int = 64
     reg: float = 10.0
@@ -43,10 +32,6 @@ class WatchFactors:
 
 def fit_watch(train: Ratings, settings: WatchSettings, seed: int = 0, device: str = "cpu") -> WatchFactors:
     """Alternate exact user and movie solves ``settings.iterations`` times."""
-    import torch
-
-    from movierec.train.als import build_side
-
     dev = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     dim = settings.dim
@@ -62,28 +47,8 @@ def fit_watch(train: Ratings, settings: WatchSettings, seed: int = 0, device: st
     return WatchFactors(users[:-1].cpu().numpy().copy(), items[:-1].cpu().numpy().copy())
 
 
-def fold_in_watch(
-    item_factors: np.ndarray, items: np.ndarray, reg: float, unobserved: float, gram: np.ndarray
-) -> np.ndarray:
-    """A new user's watch vector from the movies they rated (any rating counts). ``gram`` is
-    ``watch_gram(item_factors)``, computed once per model (on a large catalog it is most of the cost)."""
-    dim = item_factors.shape[1]
-    if items.size == 0 or dim == 0:
-        return np.zeros(dim, np.float32)
-    chosen = item_factors[items].astype(np.float64)
-    lhs = chosen.T @ chosen + unobserved * gram + reg * np.eye(dim)
-    return np.linalg.solve(lhs, chosen.sum(axis=0)).astype(np.float32)
-
-
-def watch_gram(item_factors: np.ndarray) -> np.ndarray:
-    """``item_factors.T @ item_factors`` in float64: the "every movie unobserved" part of every fold-in."""
-    return item_factors.T.astype(np.float64) @ item_factors.astype(np.float64)
-
-
 def _solve_side(side: Side, other: torch.Tensor, settings: WatchSettings) -> torch.Tensor:
     """Every row's exact ridge solution against ``other`` (whose last row is the zero padding row)."""
-    import torch
-
     dim = other.shape[1]
     base = settings.unobserved * (other.T @ other) + settings.reg * torch.eye(dim, device=other.device)
     out = torch.zeros(side.n_rows, dim, device=other.device)
