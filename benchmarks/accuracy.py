@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from movierec.config import DEFAULT_MODEL, TrainConfig
 from movierec.data.loader import load_dataset
 from movierec.data.ratings import Dataset, Ratings
 from movierec.data.split import random_split
 from movierec.evaluate.protocol import evaluate_ranking, evaluate_ratings, popularity_scores
 from movierec.evaluate.report import evaluate_model
+from movierec.models import registry
+from movierec.models.registry import DEFAULT_MODEL
 from movierec.train.loop import fit
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -45,7 +46,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def movierec_row(settings: dict[str, Any], dataset: Dataset, train: Ratings, test: Ratings) -> dict[str, float]:
     started = time.perf_counter()
     options = {key: value for key, value in settings.items() if key != "model"}
-    model = fit(TrainConfig.for_model(settings["model"], **options), dataset, train, progress=False).model
+    model = fit(registry.config_for(settings["model"], **options), dataset, train, progress=False).model
     seconds = time.perf_counter() - started
     metrics = evaluate_model(model, train, test)
     return {"rmse": metrics["rmse"], "mae": metrics["mae"], "ndcg@10": metrics["ndcg@10"], "seconds": seconds}

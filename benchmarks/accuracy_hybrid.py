@@ -9,7 +9,7 @@ Rows, each adding one component to the one before:
   + genres/year                 learned genre and release-decade embeddings on the movie side
   + tags                        learned user-tag embeddings on the movie side
   + implicit term               the SVD++ sum over the movies each user rated: the hybrid's defaults
-and beside them `biased-mf` with its shipped defaults (``TrainConfig.for_model``) and `biased-mf` tuned per split
+and beside them `biased-mf` with its shipped defaults (``registry.config_for``) and `biased-mf` tuned per split
 on VALIDATION RMSE over a small grid (its shipped defaults, embedding size x L2 penalty, one lower learning
 rate; the test ratings never choose anything).
 
@@ -34,11 +34,12 @@ from typing import Any
 
 import torch
 
-from movierec.config import DEFAULT_MODEL, TrainConfig
 from movierec.data.loader import load_dataset
 from movierec.data.ratings import Dataset, Ratings
 from movierec.data.split import random_split
 from movierec.evaluate.protocol import evaluate_ratings
+from movierec.models import registry
+from movierec.models.registry import DEFAULT_MODEL
 from movierec.train.cold_items import evaluate_cold_items
 from movierec.train.loop import fit
 
@@ -51,7 +52,7 @@ ABLATION: list[tuple[str, dict[str, Any]]] = [
 ]
 HYBRID_ROW = "+ implicit term = hybrid"
 BIASED_MF_GRID: list[dict[str, Any]] = [
-    {},  # the shipped defaults (MODEL_DEFAULTS, themselves found by `movierec tune` on validation data)
+    {},  # the shipped defaults (the registry's defaults, themselves found by `movierec tune` on validation data)
     *({"dim": dim, "reg": reg, "lr": 0.005} for dim in (32, 64, 128) for reg in (0.07, 0.1, 0.14)),
     {"dim": 64, "reg": 0.1, "lr": 0.003},
 ]
@@ -61,7 +62,7 @@ SECONDS_BAR = 30.0
 
 
 def fit_and_score(settings: dict[str, Any], dataset: Dataset, train: Ratings, test: Ratings) -> dict[str, Any]:
-    config = TrainConfig.for_model(**settings)  # the model's shipped defaults, then the row's settings
+    config = registry.config_for(**settings)  # the model's shipped defaults, then the row's settings
     result = fit(config, dataset, train, progress=False)
     metrics = evaluate_ratings(result.model.predict, train, test)
     return {
@@ -103,7 +104,7 @@ def run(seeds: list[int], tuning: bool, cold: bool) -> dict[str, Any]:
                 fit_and_score({"model": DEFAULT_MODEL}, dataset, split.train, split.test)
             )
         if cold:
-            hybrid = TrainConfig.for_model("hybrid")
+            hybrid = registry.config_for("hybrid")
             cold_rows.append(evaluate_cold_items(hybrid, dataset, split.train, seed=seed))
     return {"rows": rows, "cold": cold_rows}
 

@@ -15,9 +15,10 @@ import time
 
 import torch
 
-from movierec.config import DEFAULT_MODEL, TrainConfig
 from movierec.data.loader import load_dataset
 from movierec.evaluate.coldstart import ColdStartOptions, parse_given
+from movierec.models import registry
+from movierec.models.registry import DEFAULT_MODEL
 from movierec.train.cold_start import cold_start
 
 
@@ -36,7 +37,7 @@ def main() -> None:
         given=parse_given(args.given), holdout_fraction=args.fraction, order=args.order, seed=args.seed
     )
     started = time.perf_counter()
-    rows = cold_start(TrainConfig.for_model(args.model, device="cpu"), load_dataset(args.data), options)
+    rows = cold_start(registry.config_for(args.model, device="cpu"), load_dataset(args.data), options)
     seconds = time.perf_counter() - started
     print(
         f"{args.data}: {rows[0]['n_users']} held-out users ({args.fraction:.0%}, seed {args.seed}), first k by "

@@ -35,11 +35,12 @@ import time
 import numpy as np
 import torch
 
-from movierec.config import DEFAULT_MODEL, TrainConfig
 from movierec.data.loader import align_movies
 from movierec.data.ratings import Dataset, RatingScale
 from movierec.data.split import random_split
 from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_low_rank
+from movierec.models import registry
+from movierec.models.registry import DEFAULT_MODEL
 from movierec.train.loop import EpochStats, fit, resolve_device
 
 TIME_BAR_S = 300.0
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # Rating accuracy only: the ranking's "likely to watch" component (watch_dim) is left out of the timing.
-    config = TrainConfig.for_model(
+    config = registry.config_for(
         args.model, solver="als", dim=args.dim, reg=args.reg, device=args.device, seed=args.seed, watch_dim=0
     )
     tick = time.perf_counter()

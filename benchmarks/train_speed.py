@@ -43,8 +43,8 @@ from movierec.data.loader import align_movies
 from movierec.data.ratings import Dataset, Ratings, RatingScale
 from movierec.data.split import validation_split
 from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_ratings, synthetic_movies
+from movierec.models import registry
 from movierec.models.features import build_item_features
-from movierec.models.registry import build_module
 from movierec.train import fast, loop
 
 FAST_BAR = 3_000_000
@@ -101,7 +101,7 @@ def measure_fast(config: TrainConfig, data: Dataset, epochs: int) -> dict[str, A
     device = loop.resolve_device(config.device)
     split = validation_split(data.ratings, fraction=config.val_fraction, seed=config.seed)
     torch.manual_seed(config.seed)
-    module: Any = build_module(fast.module_config(config), data, split.train)
+    module: Any = registry.get(config.model).build(fast.module_config(config), data, split.train)
     module.init_from_mean(float(split.train.ratings.mean(dtype=np.float64)))
     solver = fast.AlsState(module, split.train, device, config.reg)
     val = loop._tensors(split.test, device)
@@ -142,7 +142,7 @@ def measure_loop(config: TrainConfig, data: Dataset, n_batches: int) -> dict[str
     torch.manual_seed(config.seed)
     device = loop.resolve_device(config.device)
     train: Ratings = data.ratings
-    module: Any = build_module(config, data, train).to(device)
+    module: Any = registry.get(config.model).build(config, data, train).to(device)
     module.init_from_mean(float(train.ratings.mean()))
     optimizer = loop.make_optimizer(config, module)
     source = loop.BatchSource(train, device)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from movierec.cli import main
-from movierec.config import DEFAULT_MODEL
 from movierec.data.split import random_split
+from movierec.models.registry import DEFAULT_MODEL
 
 from models_fixtures import low_rank_dataset
 

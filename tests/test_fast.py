@@ -13,6 +13,7 @@ import torch
 from movierec.config import TrainConfig
 from movierec.data.split import random_split
 from movierec.errors import MovieRecError
+from movierec.models import registry
 from movierec.train import als, fast
 from movierec.train.loop import fit
 
@@ -133,7 +134,7 @@ def test_padding_blocks_cover_every_rating_once() -> None:
 
 def test_als_refuses_models_it_cannot_train() -> None:
     with pytest.raises(MovieRecError, match="--solver als trains biased-mf and hybrid, not 'sigmoid-mf'"):
-        TrainConfig(solver="als", model="sigmoid-mf")
+        registry.check(TrainConfig(solver="als", model="sigmoid-mf"))
     with pytest.raises(MovieRecError, match="--solver 'newton' is not valid"):
         TrainConfig(solver="newton")
 

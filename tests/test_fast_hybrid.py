@@ -17,8 +17,8 @@ from movierec.data.loader import align_movies
 from movierec.data.ratings import Dataset, Ratings, RatingScale, Vocabulary
 from movierec.data.split import random_split, validation_split
 from movierec.errors import MovieRecError
+from movierec.models import registry
 from movierec.models.factors import FactorModel
-from movierec.models.registry import build_module
 from movierec.train import als, fast
 from movierec.train.loop import fit
 
@@ -132,7 +132,7 @@ def test_penalty_means_what_it_means_to_the_loop(data) -> None:
     dataset, split = data
     config = TrainConfig(**ALS)
     train = validation_split(split.train, config.val_fraction, seed=0).train
-    module = build_module(fast.module_config(config), dataset, train)
+    module = registry.get(config.model).build(fast.module_config(config), dataset, train)
     module.init_from_mean(float(train.ratings.mean()))
     state = fast.AlsState(module, train, torch.device("cpu"), config.reg)
     state.sweep()
@@ -234,7 +234,7 @@ def test_without_features_it_still_trains(data) -> None:
 
 def test_unsupported_combinations_are_refused_in_one_sentence() -> None:
     with pytest.raises(MovieRecError, match=r"^--solver als trains biased-mf and hybrid, not 'sigmoid-mf'; use"):
-        TrainConfig(solver="als", model="sigmoid-mf")
+        registry.check(TrainConfig(solver="als", model="sigmoid-mf"))
     with pytest.raises(MovieRecError, match="--distributed trains with --solver loop"):
         TrainConfig(solver="als", model="hybrid", distributed=True)
     TrainConfig(solver="als", model="hybrid")  # accepted

@@ -20,8 +20,9 @@ from movierec.config import TrainConfig
 from movierec.data.ratings import Ratings
 from movierec.data.source import DataOptions, load_split
 from movierec.errors import MovieRecError
+from movierec.models import registry
 from movierec.train import tune as tune_module
-from movierec.train.search_space import SEARCH_SPACES, search_space, searched, suggest_config
+from movierec.train.search_space import search_space, searched, suggest_config
 from movierec.train.tune import best_config, make_objective, open_study, storage_url, write_outputs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -63,7 +64,7 @@ def ratings_csv(tmp_path: Path) -> Path:
 # --- search spaces ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", sorted(SEARCH_SPACES))
+@pytest.mark.parametrize("model", sorted(registry.tunable_names()))
 def test_every_draw_is_a_valid_config_of_the_model(model: str) -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     base = TrainConfig(model=model, seed=7)

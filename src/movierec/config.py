@@ -13,25 +13,10 @@ from typing import Any, Literal
 
 from movierec.errors import MovieRecError
 
-MODEL_NAMES = ("global-mean", "biases", "sigmoid-mf", "biased-mf", "hybrid")
-TRAINED_MODELS = ("sigmoid-mf", "biased-mf", "hybrid")
 OPTIMIZERS = ("adam", "sgd", "sparse-adam", "adagrad")
 SCHEDULES = ("none", "cosine", "step")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SOLVERS = ("loop", "als")
-DEFAULT_MODEL = "hybrid"  # the most accurate on held-out data (benchmarks/accuracy.py, benchmarks/accuracy_hybrid.py)
-
-# Settings that differ from the field defaults below for one model, found by `movierec tune` on validation
-# data (benchmarks/tune_defaults.py: 30 TPE trials on ml-latest-small; test RMSE 0.8417 against 0.8431 before).
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "biased-mf": {"dim": 81, "lr": 0.0034, "reg": 0.0814, "init_std": 0.0273},
-}
-# ... and for one model under one solver, on top: the ALS hybrid's reg was chosen on validation RMSE over 0.1-0.4
-# (test RMSE 0.8142 on split seed 0 against 0.8329 at the loop's 0.1; see train/fast.py).
-SOLVER_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
-    ("hybrid", "als"): {"reg": 0.3, "use_implicit": False},  # ALS leaves the SVD++ term out (train/fast.py)
-}
-
 Optimizer = Literal["adam", "sgd", "sparse-adam", "adagrad"]
 
 
@@ -40,8 +25,8 @@ class TrainConfig:
     """Everything that decides a run. Defaults are the tuned ones for ml-latest-small."""
 
     model: str = "biased-mf"
-    """Which model: global-mean, biases, sigmoid-mf, biased-mf or hybrid. (A bare ``TrainConfig()`` holds the
-    field defaults; ``TrainConfig.for_model()`` gives the shipped defaults of the default model.)"""
+    """Which model (``movierec.models.registry`` lists them and checks the name). A bare ``TrainConfig()`` holds
+    the field defaults; ``registry.config_for()`` gives the shipped defaults of the default model."""
     dim: int = 64
     """Embedding size (factors per user and per movie)."""
     epochs: int = 40
@@ -93,7 +78,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for field in fields(self):  # a config file can hold any JSON: check types before values
             _typed(field.name, getattr(self, field.name), str(field.type))
-        _choice("model", self.model, MODEL_NAMES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("device", self.device, DEVICES)
@@ -112,27 +96,12 @@ class TrainConfig:
                 raise MovieRecError(f"--{flag} {getattr(self, name)} is negative; use a value >= 0.")
         if not 0 < self.val_fraction < 0.5:
             raise MovieRecError(f"--val-fraction {self.val_fraction} is out of range; use a value in (0, 0.5).")
-        if self.solver == "als" and self.model == "sigmoid-mf":
-            raise MovieRecError(f"--solver als trains biased-mf and hybrid, not {self.model!r}; use --solver loop.")
         if self.distributed and self.solver != "loop":
             raise MovieRecError(f"--distributed trains with --solver loop, not {self.solver!r}; use --solver loop.")
         if self.distributed and self.optimizer == "sparse-adam":
             raise MovieRecError("--distributed cannot be used with --optimizer sparse-adam; use adam instead.")
         if self.optimizer == "sparse-adam" and self.weight_decay:
             raise MovieRecError("--weight-decay cannot be used with --optimizer sparse-adam; use adam instead.")
-
-    @classmethod
-    def for_model(cls, model: str | None = None, **overrides: Any) -> TrainConfig:
-        """The shipped defaults of ``model`` (default: the default model) under ``overrides["solver"]`` (default
-        loop), with ``overrides`` on top."""
-        name = model or DEFAULT_MODEL
-        solver = overrides.get("solver") or "loop"
-        values = {
-            **MODEL_DEFAULTS.get(name, {}),
-            **SOLVER_DEFAULTS.get((name, solver), {}),
-            **{k: v for k, v in overrides.items() if v is not None},
-        }
-        return cls(model=name, **values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

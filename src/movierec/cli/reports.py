@@ -91,6 +91,7 @@ def sweep(
     """Train one run per value of one setting on the same split, then write the comparison report."""
     from movierec.config import TrainConfig
     from movierec.data.source import DataOptions
+    from movierec.models import registry
     from movierec.reports.sweep import PARAMS, parse_param, parse_values, run_sweep
 
     field = parse_param(param)
@@ -102,7 +103,7 @@ def sweep(
     if options[field] is not None:
         raise MovieRecError(f"--{param} {options[field]} was given while sweeping {param}; drop it or --param {param}.")
     swept = parse_values(param, values)
-    base = (TrainConfig.from_file(config) if config else TrainConfig.for_model(model)).replace(**options)
+    base = (TrainConfig.from_file(config) if config else registry.config_for(model)).replace(**options)
     data_options = DataOptions(data, split, test_fraction, split_seed, train_file, test_file, movies_file)
     out_dir = out or Path("sweeps") / f"{param}-{time.strftime('%Y%m%d-%H%M%S')}"
 

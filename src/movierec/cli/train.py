@@ -19,6 +19,7 @@ from movierec.data.source import DataOptions, load_split
 from movierec.data.split import Split
 from movierec.errors import MovieRecError
 from movierec.evaluate.report import compare_with_baselines
+from movierec.models import registry
 from movierec.train import distributed as ranks
 from movierec.train.session import train_run
 
@@ -97,7 +98,7 @@ def train(
     scale: ParseFlags.scale = None,
 ) -> None:
     """Train a model, evaluate it on held-out ratings beside the baselines, and write a run folder."""
-    base = TrainConfig.from_file(config) if config else TrainConfig.for_model(model, solver=solver)
+    base = TrainConfig.from_file(config) if config else registry.config_for(model, solver=solver)
     settings = base.replace(
         model=model, dim=dim, epochs=epochs, lr=lr, reg=reg, weight_decay=weight_decay, batch_size=batch_size,
         optimizer=optimizer, schedule=schedule, patience=patience, seed=seed, device=device, solver=solver,

@@ -17,9 +17,11 @@ from rich.console import Console
 
 from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
 from movierec.cli.train import DataFlags
-from movierec.config import DEFAULT_MODEL, TrainConfig
+from movierec.config import TrainConfig
 from movierec.data.source import DataOptions, load_split
 from movierec.errors import MovieRecError
+from movierec.models import registry
+from movierec.models.registry import DEFAULT_MODEL
 from movierec.train.search_space import search_space
 from movierec.train.tune import counts, open_study, storage_url, tune, write_outputs
 
@@ -62,7 +64,7 @@ def tune_command(
 ) -> None:
     """Tune a model's hyperparameters (TPE sampler, pruning on validation RMSE); rerun to continue the study."""
     started = time.perf_counter()
-    base = (TrainConfig.from_file(config) if config else TrainConfig.for_model(model)).replace(model=model)
+    base = (TrainConfig.from_file(config) if config else registry.config_for(model)).replace(model=model)
     search_space(base.model)
     if threads < 1:
         raise MovieRecError(f"--threads {threads} is out of range; use at least 1.")

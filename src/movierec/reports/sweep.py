@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from movierec import atomic
-from movierec.config import TRAINED_MODELS, TrainConfig
+from movierec.config import TrainConfig
 from movierec.data.movielens import ParseOptions
 from movierec.data.source import DataOptions, ReportSink, load_split
 from movierec.errors import MovieRecError
+from movierec.models import registry
 from movierec.reports.compare import RunSummary, best_run, build_comparison_report, read_summary
 from movierec.train.session import train_run
 
@@ -89,10 +90,10 @@ def parse_values(param: str, text: str) -> list[Value]:
 def sweep_configs(base: TrainConfig, param: str, values: Sequence[Value]) -> list[TrainConfig]:
     """One validated config per value (so a bad value fails before any training starts)."""
     name = parse_param(param)
-    if base.model not in TRAINED_MODELS:
+    if base.model not in registry.trained_names():
         raise MovieRecError(
             f"--model {base.model!r} is fitted in closed form, so {param} changes nothing; "
-            f"sweep a trained model: {', '.join(TRAINED_MODELS)}."
+            f"sweep a trained model: {', '.join(registry.trained_names())}."
         )
     return [base.replace(**{name: value}) for value in values]
 

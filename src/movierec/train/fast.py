@@ -43,9 +43,9 @@ from movierec.config import TrainConfig
 from movierec.data.ratings import Dataset, Ratings
 from movierec.data.split import validation_split
 from movierec.errors import MovieRecError
+from movierec.models import registry
 from movierec.models.factors import FactorModel
 from movierec.models.hybrid import HybridMF
-from movierec.models.registry import build_module
 from movierec.train import als, checkpoint
 from movierec.train.loop import (
     EpochCallback,
@@ -59,7 +59,6 @@ from movierec.train.loop import (
 )
 from movierec.train.rank_weight import choose_rank_weight
 
-FAST_MODELS = ("biased-mf", "hybrid")
 CG_STEPS = 3
 """Conjugate-gradient steps per row and half-sweep, warm-started from the previous sweep."""
 HYBRID_PRIOR = (1.0, 5.0)
@@ -189,16 +188,14 @@ def fit_fast(
 ) -> FitResult:
     """Fit ``biased-mf`` or ``hybrid`` by alternating least squares; same inputs, outputs and stopping rule as
     ``loop.fit``."""
-    if config.model not in FAST_MODELS:
-        raise MovieRecError(
-            f"--solver {config.solver} trains biased-mf and hybrid, not {config.model!r}; use --solver loop."
-        )
+    build = registry.get(registry.check(config).model).build
+    assert build is not None, "fit_fast trains models with a module builder"
     started = time.perf_counter()
     split = validation_split(train, fraction=config.val_fraction, seed=config.seed)
     fit_part, val_part = split.train, split.test
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    module: Any = build_module(module_config(config), data, fit_part)
+    module: Any = build(module_config(config), data, fit_part)
     module.init_from_mean(float(fit_part.ratings.mean(dtype=np.float64)))
     placeholder: Any = _NoOptimizer()  # ALS keeps no optimiser state; checkpoints keep their one format
     state = checkpoint.TrainingState()

@@ -19,13 +19,13 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
-from movierec.config import TRAINED_MODELS, TrainConfig
+from movierec.config import TrainConfig
 from movierec.data.ratings import Dataset, Ratings
 from movierec.data.split import validation_split
 from movierec.errors import MovieRecError
-from movierec.models.baselines import bias_params, global_mean_params, popularity_prior
+from movierec.models import registry
+from movierec.models.baselines import popularity_prior
 from movierec.models.factors import FactorModel, FactorParams, population_prior
-from movierec.models.registry import build_module
 from movierec.train import checkpoint, distributed
 from movierec.train.rank_weight import choose_rank_weight
 from movierec.train.watch import WatchSettings, fit_watch
@@ -88,15 +88,16 @@ def fit(
     on_epoch: EpochCallback | None = None,
 ) -> FitResult:
     """Fit ``config.model`` on ``train``; baselines are closed form, the rest run the loop below."""
-    if config.solver != "loop" and config.model in TRAINED_MODELS:  # the fast path, movierec.train.fast
+    spec = registry.get(registry.check(config).model)
+    if config.solver != "loop" and spec.trained:  # the fast path, movierec.train.fast
         from movierec.train.fast import fit_fast
 
         return fit_fast(config, data, train, run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
     started = time.perf_counter()
     split = validation_split(train, fraction=config.val_fraction, seed=config.seed)
     fit_part, val_part = split.train, split.test
-    if config.model not in TRAINED_MODELS:
-        baseline = global_mean_params if config.model == "global-mean" else bias_params
+    if spec.closed_form is not None:
+        baseline = spec.closed_form
         weight = choose_rank_weight(FactorModel(baseline(fit_part, data.scale)), fit_part, val_part)
         model = FactorModel(baseline(train, data.scale), config.model).with_rank_weight(weight.params.rank_weight)
         return FitResult(model, seconds=time.perf_counter() - started)
@@ -104,7 +105,8 @@ def fit(
     torch.manual_seed(config.seed)
     ranks = distributed.setup(config.device) if config.distributed else None
     device = ranks.device if ranks is not None else resolve_device(config.device)
-    module: Any = build_module(config, data, fit_part).to(device)
+    assert spec.build is not None
+    module: Any = spec.build(config, data, fit_part).to(device)
     module.init_from_mean(float(fit_part.ratings.mean()))
     optimizer = make_optimizer(config, module)
     trainer, step_config, val_rows, save_dir = module, config, val_part, run_dir
