@@ -249,10 +249,6 @@ def verify_run(run_dir: Path) -> dict[str, bytes]:
     return files
 
 
-def verify_manifest(run_dir: Path) -> None:
-    read_verified(run_dir)
-
-
 def read_verified(run_dir: Path) -> dict[str, bytes]:
     """Every file the manifest lists, each read once and checked against one reading of the manifest.
 

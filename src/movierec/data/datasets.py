@@ -106,11 +106,6 @@ RELEASES: dict[str, Release] = {
 }
 
 
-def release_names() -> list[str]:
-    """The known release names, smallest first."""
-    return list(RELEASES)
-
-
 def get_release(name: str) -> Release:
     """The release called ``name``; a ``MovieRecError`` listing the valid names if there is none."""
     try:

@@ -138,12 +138,6 @@ def write_cache(folder: Path, dataset: Dataset, report: ParseReport | None = Non
         atomic.write_json(tmp / "meta.json", meta)
 
 
-def read_cache(folder: Path) -> Dataset | None:
-    """The cached dataset, or None when there is no usable cache (a damaged one is ignored and rebuilt)."""
-    cached = read_cache_with_report(folder)
-    return None if cached is None else cached[0]
-
-
 def read_cache_with_report(folder: Path) -> tuple[Dataset, ParseReport] | None:
     """The cached dataset and its parse report, or None when there is no usable cache."""
     meta_path = folder / "meta.json"

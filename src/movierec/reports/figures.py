@@ -78,11 +78,6 @@ def png_to_base64(png: bytes) -> str:
     return base64.b64encode(png).decode("ascii")
 
 
-def figure_to_base64(fig: Figure) -> str:
-    """The figure as a base64 PNG string, for a ``data:image/png;base64,`` URI."""
-    return png_to_base64(figure_png(fig))
-
-
 def img_tag(png: bytes, alt: str) -> str:
     """An ``<img>`` with the PNG embedded as a data: URI."""
     return f'<img src="data:image/png;base64,{png_to_base64(png)}" alt="{html.escape(alt)}">'

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,15 +29,6 @@ from movierec.models.factors import FactorModel, FactorParams, population_prior
 from movierec.train import checkpoint, distributed
 from movierec.train.rank_weight import choose_rank_weight
 from movierec.train.watch import WatchSettings, fit_watch
-
-
-class TrainableModule(Protocol):
-    """What the loop needs from a model's ``nn.Module``."""
-
-    def __call__(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor: ...
-    def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor: ...
-    def export(self) -> FactorParams: ...
-    def init_from_mean(self, mean: float) -> None: ...
 
 
 @dataclass
