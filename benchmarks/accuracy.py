@@ -28,7 +28,7 @@ from movierec.evaluate.protocol import evaluate_ranking, evaluate_ratings, popul
 from movierec.evaluate.report import evaluate_model
 from movierec.models import registry
 from movierec.models.registry import DEFAULT_MODEL
-from movierec.train.loop import fit
+from movierec.train.driver import fit
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "global-mean": {"model": "global-mean"},

@@ -41,7 +41,7 @@ from movierec.evaluate.protocol import evaluate_ratings
 from movierec.models import registry
 from movierec.models.registry import DEFAULT_MODEL
 from movierec.train.cold_items import evaluate_cold_items
-from movierec.train.loop import fit
+from movierec.train.driver import fit
 
 ABLATION: list[tuple[str, dict[str, Any]]] = [
     ("biases only", {"model": "biases"}),

@@ -7,7 +7,7 @@
 
 Ratings come from a known rank-8 model ``mean + b_u + b_i + U_u.V_i + N(0, 0.5^2)``
 (``synthetic.generate_low_rank``), so the floor, the RMSE of the true model, is the noise standard deviation.
-2% of the ratings are held out as the test set; ``movierec.train.loop.fit`` with ``solver="als"`` (the whole fit:
+2% of the ratings are held out as the test set; ``movierec.train.driver.fit`` with ``solver="als"`` (the whole fit:
 validation split, epochs, early stopping, best epoch restored, ranking weight chosen) trains the default model on
 the rest (the hybrid: this data has no genres, years or tags, so it trains as biased MF with its fixed ridge).
 
@@ -41,7 +41,7 @@ from movierec.data.split import random_split
 from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_low_rank
 from movierec.models import registry
 from movierec.models.registry import DEFAULT_MODEL
-from movierec.train.loop import EpochStats, fit, resolve_device
+from movierec.train.driver import EpochStats, fit, resolve_device
 
 TIME_BAR_S = 300.0
 MEMORY_BAR_GB = 4.0

@@ -8,7 +8,7 @@
   and every movie, then the validation RMSE); ratings/s is the median over the epochs of training ratings /
   epoch seconds. One-time setup (validation split, grouping the ratings) is printed apart.
 - reference: the loop the project grew from: dense ``nn.Embedding`` tables, Adam with ``weight_decay``,
-  batch 8192 (``loop.run_epoch`` on a bounded number of batches after a warm-up batch).
+  batch 8192 (``driver.run_epoch`` on a bounded number of batches after a warm-up batch).
 - sparse: the loop with sparse gradients and large batches (SparseAdam, batch 65536), the other candidate.
 
 With ``--json`` the last line is ``{"fast_ratings_per_s", "reference_ratings_per_s", "ratio"}``.
@@ -45,7 +45,7 @@ from movierec.data.split import validation_split
 from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_ratings, synthetic_movies
 from movierec.models import registry
 from movierec.models.features import build_item_features
-from movierec.train import fast, loop
+from movierec.train import driver, fast
 
 FAST_BAR = 3_000_000
 RATIO_BAR = 25.0
@@ -98,13 +98,13 @@ def measure_fast(config: TrainConfig, data: Dataset, epochs: int) -> dict[str, A
     device (the fit's closing choice of the ranking weight, shared with the loop, is left out).
     """
     started = time.perf_counter()
-    device = loop.resolve_device(config.device)
+    device = driver.resolve_device(config.device)
     split = validation_split(data.ratings, fraction=config.val_fraction, seed=config.seed)
     torch.manual_seed(config.seed)
     module: Any = registry.get(config.model).build(fast.module_config(config), data, split.train)
     module.init_from_mean(float(split.train.ratings.mean(dtype=np.float64)))
     solver = fast.AlsState(module, split.train, device, config.reg)
-    val = loop._tensors(split.test, device)
+    val = driver._tensors(split.test, device)
     _synchronize(device)
     setup = time.perf_counter() - started
     seconds, val_rmse = [], []
@@ -127,7 +127,7 @@ def measure_fast(config: TrainConfig, data: Dataset, epochs: int) -> dict[str, A
 class BoundedBatches:
     """A ``BatchSource`` that serves only its first ``n_batches`` batches per epoch (for timing)."""
 
-    def __init__(self, source: loop.BatchSource, n_batches: int, batch_size: int) -> None:
+    def __init__(self, source: driver.BatchSource, n_batches: int, batch_size: int) -> None:
         self.source, self.n_batches, self.batch_size = source, n_batches, batch_size
 
     def __len__(self) -> int:
@@ -138,20 +138,20 @@ class BoundedBatches:
 
 
 def measure_loop(config: TrainConfig, data: Dataset, n_batches: int) -> dict[str, Any]:
-    """Ratings/s of ``loop.run_epoch`` over ``n_batches`` batches, after one warm-up batch."""
+    """Ratings/s of ``driver.run_epoch`` over ``n_batches`` batches, after one warm-up batch."""
     torch.manual_seed(config.seed)
-    device = loop.resolve_device(config.device)
+    device = driver.resolve_device(config.device)
     train: Ratings = data.ratings
     module: Any = registry.get(config.model).build(config, data, train).to(device)
     module.init_from_mean(float(train.ratings.mean()))
-    optimizer = loop.make_optimizer(config, module)
-    source = loop.BatchSource(train, device)
+    optimizer = driver.make_optimizer(config, module)
+    source = driver.BatchSource(train, device)
     warm_up: Any = BoundedBatches(source, 1, config.batch_size)
-    loop.run_epoch(module, optimizer, warm_up, config, epoch=1)  # allocations
+    driver.run_epoch(module, optimizer, warm_up, config, epoch=1)  # allocations
     bounded: Any = BoundedBatches(source, n_batches, config.batch_size)
     _synchronize(device)
     started = time.perf_counter()
-    loss, _ = loop.run_epoch(module, optimizer, bounded, config, epoch=2)
+    loss, _ = driver.run_epoch(module, optimizer, bounded, config, epoch=2)
     _synchronize(device)
     seconds = time.perf_counter() - started
     n = min(len(train), n_batches * config.batch_size)
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     data = synthetic_dataset(args.ratings, args.seed, features=hybrid)
     n_users, n_items = shape_for(args.ratings)
     base = TrainConfig(model=args.model, dim=args.dim, device=args.device, seed=args.seed, use_implicit=False)
-    device = loop.resolve_device(args.device)
+    device = driver.resolve_device(args.device)
     print(
         f"train_speed: {args.model}, {args.ratings:,} ratings ({n_users:,} users x {n_items:,} movies), "
         f"dim {args.dim}, device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from movierec.config import TrainConfig
 from movierec.data.source import DataOptions, load_split
 from movierec.evaluate.protocol import evaluate_ratings
-from movierec.train.loop import fit
+from movierec.train.driver import fit
 from movierec.train.tune import best_config, counts, open_study, storage_url, tune, write_outputs
 
 TIME_BAR_S = 600.0

@@ -27,7 +27,7 @@ from movierec.data.split import random_split
 from movierec.data.synthetic import generate_low_rank
 from movierec.errors import ArtifactError, MovieRecError
 from movierec.train import checkpoint
-from movierec.train.loop import fit
+from movierec.train.driver import fit
 
 from conftest import write
 from models_fixtures import low_rank_dataset

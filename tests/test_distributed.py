@@ -20,7 +20,7 @@ from movierec.config import TrainConfig
 from movierec.data.split import random_split
 from movierec.errors import MovieRecError
 from movierec.train import distributed
-from movierec.train.loop import fit
+from movierec.train.driver import fit
 
 from models_fixtures import low_rank_dataset
 

@@ -15,7 +15,7 @@ from movierec.data.split import random_split
 from movierec.errors import MovieRecError
 from movierec.models import registry
 from movierec.train import als, fast
-from movierec.train.loop import fit
+from movierec.train.driver import fit
 
 from models_fixtures import check_resume_matches_a_straight_run, low_rank_dataset, rmse
 

@@ -20,7 +20,7 @@ from movierec.errors import MovieRecError
 from movierec.models import registry
 from movierec.models.factors import FactorModel
 from movierec.train import als, fast
-from movierec.train.loop import fit
+from movierec.train.driver import fit
 
 from models_fixtures import check_resume_matches_a_straight_run, rmse, write_csv_files
 

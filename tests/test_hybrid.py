@@ -21,7 +21,7 @@ from movierec.models.factors import FactorModel
 from movierec.models.features import build_item_features
 from movierec.models.hybrid import FixedSparse, bag_positions, build_hybrid, rated_sets
 from movierec.train.cold_items import evaluate_cold_items, genre_average_params, genre_lists
-from movierec.train.loop import fit
+from movierec.train.driver import fit
 
 from models_fixtures import low_rank_dataset, rmse, write_csv_files
 

@@ -13,7 +13,7 @@ from movierec.artifact.run import load_run, save_run
 from movierec.config import TrainConfig
 from movierec.data.split import random_split, validation_split
 from movierec.models.factors import FactorModel
-from movierec.train.loop import fit
+from movierec.train.driver import fit
 
 from models_fixtures import low_rank_dataset, rmse
 

@@ -455,7 +455,7 @@ def test_cli_similar_and_onboard(run_dir: Path, capsys: pytest.CaptureFixture[st
 def real() -> Recommender:
     from movierec.data.loader import load_dataset
     from movierec.data.split import random_split
-    from movierec.train.loop import fit
+    from movierec.train.driver import fit
 
     dataset = load_dataset("ml-latest-small")
     train = random_split(dataset.ratings, 0.1, seed=0).train

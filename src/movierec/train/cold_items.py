@@ -30,7 +30,7 @@ from movierec.errors import MovieRecError
 from movierec.evaluate.protocol import evaluate_ratings
 from movierec.models.baselines import fit_biases, global_mean_params
 from movierec.models.factors import FactorModel, FactorParams
-from movierec.train.loop import fit
+from movierec.train.driver import fit
 
 HELD_OUT_FRACTION = 0.1
 GENRE_REG = 10.0  # pseudo-ratings at the global mean added to each genre's average

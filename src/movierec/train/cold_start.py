@@ -11,7 +11,7 @@ from movierec.data.split import holdout_users
 from movierec.evaluate.coldstart import BASELINE_USER_REG, ColdStartOptions, score_cold_start
 from movierec.models.baselines import bias_params
 from movierec.models.factors import FactorModel
-from movierec.train.loop import fit
+from movierec.train.driver import fit
 
 
 def cold_start(

@@ -47,7 +47,7 @@ from movierec.models import registry
 from movierec.models.factors import FactorModel
 from movierec.models.hybrid import HybridMF
 from movierec.train import als, checkpoint
-from movierec.train.loop import (
+from movierec.train.driver import (
     EpochCallback,
     EpochStats,
     FitResult,

@@ -18,7 +18,7 @@ from movierec.data.split import Split
 from movierec.errors import MovieRecError
 from movierec.evaluate.report import compare_with_baselines
 from movierec.train import checkpoint, distributed
-from movierec.train.loop import EpochCallback, fit
+from movierec.train.driver import EpochCallback, fit
 
 
 def train_run(

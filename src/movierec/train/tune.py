@@ -23,7 +23,7 @@ from movierec import atomic
 from movierec.config import TrainConfig
 from movierec.data.ratings import Dataset, Ratings
 from movierec.errors import MovieRecError
-from movierec.train.loop import EpochStats, fit
+from movierec.train.driver import EpochStats, fit
 from movierec.train.search_space import base_params, search_space, searched, suggest_config
 
 PRUNER_STARTUP_TRIALS = 5
