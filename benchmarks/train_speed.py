@@ -4,11 +4,11 @@
     python benchmarks/train_speed.py --ratings 2000000 --json
     python benchmarks/train_speed.py --model hybrid --ratings 2000000 --threads 1
 
-- fast: the epochs of ``solver="als"`` as ``fast.fit_fast`` runs them (one epoch = one sweep over every user
+- fast: the epochs of ``solver="als"`` as ``driver.fit`` runs them (one epoch = one sweep over every user
   and every movie, then the validation RMSE); ratings/s is the median over the epochs of training ratings /
   epoch seconds. One-time setup (validation split, grouping the ratings) is printed apart.
 - reference: the loop the project grew from: dense ``nn.Embedding`` tables, Adam with ``weight_decay``,
-  batch 8192 (``driver.run_epoch`` on a bounded number of batches after a warm-up batch).
+  batch 8192 (``sgd.run_epoch`` on a bounded number of batches after a warm-up batch).
 - sparse: the loop with sparse gradients and large batches (SparseAdam, batch 65536), the other candidate.
 
 With ``--json`` the last line is ``{"fast_ratings_per_s", "reference_ratings_per_s", "ratio"}``.
@@ -45,7 +45,7 @@ from movierec.data.split import validation_split
 from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_ratings, synthetic_movies
 from movierec.models import registry
 from movierec.models.features import build_item_features
-from movierec.train import driver, fast
+from movierec.train import driver, sgd
 
 FAST_BAR = 3_000_000
 RATIO_BAR = 25.0
@@ -92,7 +92,7 @@ def synthetic_tags(movies: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def measure_fast(config: TrainConfig, data: Dataset, epochs: int) -> dict[str, Any]:
-    """Time ``epochs`` epochs of the fast path as ``fast.fit_fast`` runs them: one ALS sweep + validation RMSE.
+    """Time ``epochs`` epochs of ``solver="als"`` as ``driver.fit`` runs them: one ALS sweep + validation RMSE.
 
     The run's one-time work is timed apart: the validation split and grouping the ratings both ways on the
     device (the fit's closing choice of the ranking weight, shared with the loop, is left out).
@@ -100,18 +100,15 @@ def measure_fast(config: TrainConfig, data: Dataset, epochs: int) -> dict[str, A
     started = time.perf_counter()
     device = driver.resolve_device(config.device)
     split = validation_split(data.ratings, fraction=config.val_fraction, seed=config.seed)
-    torch.manual_seed(config.seed)
-    module: Any = registry.get(config.model).build(fast.module_config(config), data, split.train)
-    module.init_from_mean(float(split.train.ratings.mean(dtype=np.float64)))
-    solver = fast.AlsState(module, split.train, device, config.reg)
-    val = driver._tensors(split.test, device)
+    solver = driver.make_solver(config.replace(solver="als"), data, split.train, split.test, device)
+    solver.start()
     _synchronize(device)
     setup = time.perf_counter() - started
     seconds, val_rmse = [], []
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         tick = time.perf_counter()
-        solver.sweep()
-        val_rmse.append(solver.rmse(*val))
+        solver.run_epoch(epoch)
+        val_rmse.append(solver.validation_rmse())
         _synchronize(device)
         seconds.append(time.perf_counter() - tick)
     rates = [len(split.train) / s for s in seconds]
@@ -127,7 +124,7 @@ def measure_fast(config: TrainConfig, data: Dataset, epochs: int) -> dict[str, A
 class BoundedBatches:
     """A ``BatchSource`` that serves only its first ``n_batches`` batches per epoch (for timing)."""
 
-    def __init__(self, source: driver.BatchSource, n_batches: int, batch_size: int) -> None:
+    def __init__(self, source: sgd.BatchSource, n_batches: int, batch_size: int) -> None:
         self.source, self.n_batches, self.batch_size = source, n_batches, batch_size
 
     def __len__(self) -> int:
@@ -138,20 +135,20 @@ class BoundedBatches:
 
 
 def measure_loop(config: TrainConfig, data: Dataset, n_batches: int) -> dict[str, Any]:
-    """Ratings/s of ``driver.run_epoch`` over ``n_batches`` batches, after one warm-up batch."""
+    """Ratings/s of ``sgd.run_epoch`` over ``n_batches`` batches, after one warm-up batch."""
     torch.manual_seed(config.seed)
     device = driver.resolve_device(config.device)
     train: Ratings = data.ratings
     module: Any = registry.get(config.model).build(config, data, train).to(device)
     module.init_from_mean(float(train.ratings.mean()))
-    optimizer = driver.make_optimizer(config, module)
-    source = driver.BatchSource(train, device)
+    optimizer = sgd.make_optimizer(config, module)
+    source = sgd.BatchSource(train, device)
     warm_up: Any = BoundedBatches(source, 1, config.batch_size)
-    driver.run_epoch(module, optimizer, warm_up, config, epoch=1)  # allocations
+    sgd.run_epoch(module, optimizer, warm_up, config, epoch=1)  # allocations
     bounded: Any = BoundedBatches(source, n_batches, config.batch_size)
     _synchronize(device)
     started = time.perf_counter()
-    loss, _ = driver.run_epoch(module, optimizer, bounded, config, epoch=2)
+    loss, _ = sgd.run_epoch(module, optimizer, bounded, config, epoch=2)
     _synchronize(device)
     seconds = time.perf_counter() - started
     n = min(len(train), n_batches * config.batch_size)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+import typer
 
-from movierec.cli import main
+from movierec.cli import app, main
+from movierec.cli.flags import field_help
+from movierec.config import TrainConfig
+from movierec.data.source import DataOptions
 from movierec.data.split import random_split
 from movierec.models.registry import DEFAULT_MODEL
 
@@ -76,6 +81,74 @@ def test_every_model_setting_has_a_flag(files, tmp_path: Path) -> None:
     assert (saved["fold_in_reg"], saved["init_std"], saved["val_fraction"], saved["dim"]) == (0.9, 0.02, 0.1, 3)
 
 
+def test_every_config_and_data_field_is_a_train_flag_with_its_docstring_as_help() -> None:
+    params = {p.name: p for p in typer.main.get_command(app).commands["train"].params}
+    for settings in (TrainConfig, DataOptions):
+        docs = field_help(settings)
+        for field in dataclasses.fields(settings):
+            assert field.name in params, field.name
+            assert params[field.name].help.startswith(docs[field.name]), field.name
+    assert params["use_tags"].opts == ["--tags"] and params["use_tags"].secondary_opts == ["--no-tags"]
+    assert params["distributed"].opts == ["--distributed"] and not params["distributed"].secondary_opts
+
+
+def test_the_watch_settings_have_flags(files, tmp_path: Path) -> None:
+    train, test = files
+    out = tmp_path / "run"
+    flags = ["--watch-dim", "2", "--watch-reg", "5", "--watch-unobserved", "0.5", "--watch-iterations", "3"]
+    flags += ["--model", "biased-mf", "--epochs", "1", "--dim", "3", "--schedule", "cosine", "--patience", "2"]
+    assert (
+        main(["train", "--train-file", str(train), "--test-file", str(test), *flags, "--out", str(out), "--quiet"]) == 0
+    )
+    saved = json.loads((out / "config.json").read_text())["train"]
+    assert (saved["watch_dim"], saved["watch_reg"], saved["watch_unobserved"], saved["watch_iterations"]) == (
+        2,
+        5.0,
+        0.5,
+        3,
+    )
+    assert (saved["schedule"], saved["patience"]) == ("cosine", 2)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_finished_run_keeps_its_checkpoint_only_when_asked(keep: bool, files, tmp_path: Path) -> None:
+    train, test = files
+    args = ["train", "--train-file", str(train), "--test-file", str(test), "--model", "biased-mf", "--epochs", "2"]
+    args += ["--dim", "4", "--watch-dim", "0"]
+    out = tmp_path / "run"
+    assert main([*args, "--out", str(out), "--quiet", *(["--keep-checkpoint"] * keep)]) == 0
+    assert (out / "model.safetensors").is_file()
+    assert (out / "checkpoint.safetensors").is_file() == keep
+
+
+def test_train_share_trains_on_part_of_the_training_split(
+    files, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train, test = files
+    args = ["train", "--train-file", str(train), "--test-file", str(test), "--model", "biased-mf", "--epochs", "2"]
+    args += ["--dim", "4", "--watch-dim", "0"]
+    whole, half = tmp_path / "whole", tmp_path / "half"
+    assert main([*args, "--out", str(whole), "--json"]) == 0
+    full = last_json(capsys.readouterr().out)
+    assert main([*args, "--train-share", "0.5", "--out", str(half), "--json"]) == 0
+    part = last_json(capsys.readouterr().out)
+    assert part["n_train"] == full["n_train"] // 2 and part["n_test"] == full["n_test"] == 800
+    assert json.loads((half / "config.json").read_text())["data"]["train_share"] == 0.5
+    assert "train_share" not in json.loads((whole / "config.json").read_text())["data"]  # as runs before it
+    assert DataOptions(**json.loads((whole / "config.json").read_text())["data"]).train_share == 1.0
+    assert main(["evaluate", str(half), "--json"]) == 0  # rebuilds the run's own split, its share included
+    assert last_json(capsys.readouterr().out)["rmse"] == pytest.approx(part["rmse"], abs=1e-6)
+
+
+def test_a_config_files_model_is_checked_before_any_data_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model": "svd"}))
+    assert main(["train", "--config", str(config), "--data", "ml-7m"]) == 2
+    assert "--model 'svd' is not valid" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("extra", "reg"), [([], 0.3), (["--reg", "0.2"], 0.2), (["--solver", "loop"], 0.1)])
 def test_the_als_hybrid_has_its_own_default_reg(extra: list[str], reg: float, files, tmp_path: Path) -> None:
     train, test = files
@@ -93,6 +166,8 @@ def test_the_als_hybrid_has_its_own_default_reg(extra: list[str], reg: float, fi
     ("extra", "fragment"),
     [
         (["--model", "svd"], "--model 'svd' is not valid"),
+        (["--model", "svd", "--data", "ml-7m"], "--model 'svd' is not valid"),
+        (["--solver", "als", "--model", "sigmoid-mf", "--data", "ml-7m"], "--solver als trains biased-mf and hybrid"),
         (["--lr", "-1"], "--lr -1.0 is out of range"),
         (["--dim", "0"], "--dim 0 is out of range"),
         (["--optimizer", "rmsprop"], "--optimizer 'rmsprop' is not valid"),
@@ -108,6 +183,10 @@ def test_the_als_hybrid_has_its_own_default_reg(extra: list[str], reg: float, fi
         (["--watch-dim", "-1"], "--watch-dim -1 is out of range"),
         (["--val-fraction", "0.7"], "--val-fraction 0.7 is out of range"),
         (["--init-std", "-0.1"], "--init-std -0.1 is negative"),
+        (["--watch-reg", "-1"], "--watch-reg -1.0 is negative"),
+        (["--watch-iterations", "0"], "--watch-iterations 0 is out of range"),
+        (["--train-share", "0"], "--train-share 0.0 is out of range; use a value in (0, 1]"),
+        (["--train-share", "1.5"], "--train-share 1.5 is out of range"),
         (["--solver", "als", "--model", "sigmoid-mf"], "--solver als trains biased-mf and hybrid, not 'sigmoid-mf'"),
     ],
 )

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from movierec.artifact.run import load_run
 from movierec.cli import main
 from movierec.config import TrainConfig
 from movierec.data.split import random_split
@@ -19,7 +20,7 @@ from movierec.errors import MovieRecError
 from movierec.reports import compare
 from movierec.reports import sweep as sweep_module
 from movierec.reports.compare import RunSummary, best_run, plot_learning_curves, plot_sweep, read_summaries
-from movierec.reports.sweep import parse_values
+from movierec.reports.sweep_values import parse_values
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -84,6 +85,33 @@ def test_sweep_report_is_self_contained(swept: Path) -> None:
     assert list(table["lr"]) == [0.002, 0.05]
     for row in table.itertuples():
         assert row.rmse == pytest.approx(read_metrics(swept / "runs" / f"lr-{row.lr:g}")["rmse"])
+
+
+def test_a_train_share_sweep_is_the_learning_curve_against_data_volume(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "sweep"
+    args = ["sweep", "--param", "train-share", "--values", "0.25,0.5,1", *data_args(files), "--out", str(out)]
+    assert main([*args, "--quiet"]) == 0
+    runs = [load_run(out / "runs" / f"train-share-{share:g}") for share in (0.25, 0.5, 1)]
+    full = pd.read_csv(files[0])
+    assert [len(run.train) for run in runs] == [round(len(full) * share) for share in (0.25, 0.5, 1)]
+    pairs = [set(zip(run.train.users.tolist(), run.train.items.tolist(), strict=True)) for run in runs]
+    assert pairs[0] < pairs[1] < pairs[2]  # one seed: each share holds the smaller ones
+    n_test = {read_metrics(run.path)["n_test"] for run in runs}
+    assert n_test == {len(pd.read_csv(files[1]))}  # the test split stays whole
+    assert [run.data.get("train_share", 1.0) for run in runs] == [0.25, 0.5, 1.0]
+    assert list(pd.read_csv(out / "metrics.csv")["train_share"]) == [0.25, 0.5, 1.0]
+    summary = json.loads((out / "sweep.json").read_text())
+    assert set(summary["runs"]) == {"0.25", "0.5", "1"} and summary["best_value"] in (0.25, 0.5, 1.0)
+
+
+def test_any_numeric_setting_can_be_swept(files: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    args = ["sweep", "--param", "watch-reg", "--values", "5,20", *data_args(files), "--watch-dim", "2"]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    saved = [json.loads((out / "runs" / f"watch-reg-{v}" / "config.json").read_text())["train"] for v in (5, 20)]
+    assert [(s["watch_reg"], s["watch_dim"]) for s in saved] == [(5.0, 2), (20.0, 2)]
 
 
 def test_report_compares_runs(swept: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -199,7 +227,13 @@ def test_values_parse(param: str, text: str, expected: list[float]) -> None:
         ("lr", "0.1,0.1", "repeats a value"),
         ("lr", "nan", "finite number"),
         ("dim", "8.5", "whole numbers"),
-        ("momentum", "0.9", "cannot be swept; choose one of: lr, dim, reg, batch-size, weight-decay"),
+        (
+            "momentum",
+            "0.9",
+            "cannot be swept; choose one of: dim, epochs, lr, reg, weight-decay, batch-size, patience, val-fraction, "
+            "init-std, fold-in-reg, seed, watch-dim, watch-reg, watch-unobserved, watch-iterations, train-share.",
+        ),
+        ("optimizer", "0.9", "cannot be swept"),
     ],
 )
 def test_bad_values_are_refused(param: str, text: str, fragment: str) -> None:
@@ -210,10 +244,15 @@ def test_bad_values_are_refused(param: str, text: str, fragment: str) -> None:
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [
-        (["--param", "epochs", "--values", "1,2"], "--param 'epochs' cannot be swept"),
+        (["--param", "use-tags", "--values", "1,2"], "--param 'use-tags' cannot be swept"),
         (["--param", "lr", "--values", "0.01,20"], "--lr 20.0 is out of range"),
         (["--param", "dim", "--values", "0,4"], "--dim 0 is out of range"),
         (["--param", "lr", "--values", "0.01,0.1", "--lr", "0.1"], "was given while sweeping lr"),
+        (
+            ["--param", "train-share", "--values", "0.5,1", "--train-share", "0.5"],
+            "was given while sweeping train-share",
+        ),
+        (["--param", "train-share", "--values", "0.5,1.5"], "--train-share 1.5 is out of range"),
         (["--param", "lr", "--values", "0.01,0.1", "--model", "biases"], "fitted in closed form"),
     ],
 )

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from movierec.config import TrainConfig
+from movierec.config import SOLVERS, TrainConfig
 from movierec.data.split import random_split
 from movierec.errors import MovieRecError
 from movierec.models import registry
-from movierec.train import als, fast
-from movierec.train.driver import fit
+from movierec.train import als, driver
+from movierec.train.als_solver import MIN_IMPROVEMENT
+from movierec.train.driver import EpochStats, fit, last_gain_epoch
 
 from models_fixtures import check_resume_matches_a_straight_run, low_rank_dataset, rmse
 
@@ -79,13 +80,26 @@ def test_resume_continues_from_the_checkpoint(data, tmp_path: Path) -> None:
 
 def test_history_rows_have_the_loop_fields(data) -> None:
     dataset, _, split = data
-    seen: list[fast.EpochStats] = []
+    seen: list[EpochStats] = []
     result = fit(TrainConfig(**{**ALS, "epochs": 2}), dataset, split.train, progress=False, on_epoch=seen.append)
     assert seen == result.history and [h.epoch for h in seen] == [1, 2]
     row = seen[-1].to_row()
     assert set(row) == {"epoch", "train_loss", "train_rmse", "val_rmse", "lr", "seconds", "ratings_per_s"}
     assert all(math.isfinite(v) for v in row.values())
     assert row["train_loss"] >= row["train_rmse"] ** 2  # loss = squared error + a non-negative penalty
+
+
+def test_patience_counts_from_the_last_gain_of_at_least_the_solvers_share() -> None:
+    """ALS resets patience only on a relative gain of MIN_IMPROVEMENT; the loop (0) on any lower RMSE."""
+    history = [EpochStats(e, 0.0, 0.0, v, 0.0, 1.0, 1.0) for e, v in enumerate([1.0, 0.9, 0.89999, 0.95, 0.8], 1)]
+    assert last_gain_epoch(history[:4], 0.0) == 3
+    assert last_gain_epoch(history[:4], MIN_IMPROVEMENT) == 2
+    assert last_gain_epoch(history, MIN_IMPROVEMENT) == 5
+    assert last_gain_epoch([], MIN_IMPROVEMENT) == 0
+
+
+def test_every_solver_name_has_a_solver() -> None:
+    assert set(driver.SOLVERS) == set(SOLVERS)
 
 
 def test_one_sweep_lowers_the_objective_and_matches_an_exact_ridge_solve() -> None:

@@ -19,7 +19,8 @@ from movierec.data.split import random_split, validation_split
 from movierec.errors import MovieRecError
 from movierec.models import registry
 from movierec.models.factors import FactorModel
-from movierec.train import als, fast
+from movierec.train import als
+from movierec.train.als_solver import AlsSolver, AlsState
 from movierec.train.driver import fit
 
 from models_fixtures import check_resume_matches_a_straight_run, rmse, write_csv_files
@@ -132,9 +133,9 @@ def test_penalty_means_what_it_means_to_the_loop(data) -> None:
     dataset, split = data
     config = TrainConfig(**ALS)
     train = validation_split(split.train, config.val_fraction, seed=0).train
-    module = registry.get(config.model).build(fast.module_config(config), dataset, train)
+    module = registry.get(config.model).build(AlsSolver.module_config(config), dataset, train)
     module.init_from_mean(float(train.ratings.mean()))
-    state = fast.AlsState(module, train, torch.device("cpu"), config.reg)
+    state = AlsState(module, train, torch.device("cpu"), config.reg)
     state.sweep()
     state.sweep()
     state.to_module()
@@ -209,8 +210,8 @@ def test_implicit_is_ignored_under_als(data, fitted) -> None:
     assert TrainConfig(**ALS).use_implicit  # the default asks for it
     without = fit(TrainConfig(**ALS, use_implicit=False), dataset, split.train, progress=False)
     np.testing.assert_array_equal(without.model.params.user_factors, fitted.model.params.user_factors)
-    assert fast.module_config(TrainConfig(**ALS)).use_implicit is False
-    assert fast.module_config(TrainConfig(**{**ALS, "model": "biased-mf"})) == TrainConfig(
+    assert AlsSolver.module_config(TrainConfig(**ALS)).use_implicit is False
+    assert AlsSolver.module_config(TrainConfig(**{**ALS, "model": "biased-mf"})) == TrainConfig(
         **{**ALS, "model": "biased-mf"}
     )
 

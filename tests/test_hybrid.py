@@ -232,17 +232,6 @@ def test_hybrid_meets_the_contract_without_movies_file_or_tags(low_rank, low_ran
     assert test_rmse < 1.5 * truth.ideal_rmse(split.test)
 
 
-def test_fold_in_with_the_implicit_term_recovers_a_known_user(low_rank, low_rank_hybrid: FactorModel) -> None:
-    dataset, _, split = low_rank
-    model = low_rank_hybrid
-    user = int(np.bincount(split.train.users).argmax())
-    mine = split.train.users == user
-    folded = model.fold_in(split.train.items[mine], split.train.ratings[mine])
-    all_items = np.arange(dataset.ratings.n_items)
-    learned = model.predict(np.full(all_items.size, user), all_items)
-    assert rmse(model.predict_for(folded, all_items), learned) < 0.25
-
-
 def test_unseen_movies_are_scored_from_their_genres(taste: Dataset) -> None:
     config = TrainConfig(model="hybrid", **FAST)
     model = fit(config, taste, taste.ratings, progress=False).model

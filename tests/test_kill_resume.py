@@ -1,6 +1,7 @@
-"""A training run killed with SIGKILL mid-epoch resumes with ``--resume`` and ends where an unbroken run ends.
+"""Checkpoints over a run's life: a run killed with SIGKILL mid-epoch keeps its checkpoint, resumes with
+``--resume`` and ends where an unbroken run ends; a run that finishes removes its checkpoint unless asked to keep it.
 
-Everything runs as real ``python -m movierec train`` processes with the same environment, so the killed run, the
+The kill test runs real ``python -m movierec train`` processes with the same environment, so the killed run, the
 resumed run and the unbroken reference run compute with the same thread settings.
 """
 
@@ -19,14 +20,15 @@ from typing import Any
 import pytest
 
 from movierec.artifact.run import read_history
+from movierec.config import TrainConfig
+from movierec.data.source import DataOptions
 from movierec.data.split import random_split
 from movierec.data.synthetic import generate_low_rank
 from movierec.train import checkpoint
+from movierec.train.session import train_run
 
 EPOCHS = 14
 KILL_AFTER_EPOCH = 3  # wait for this many checkpoints, then kill somewhere inside the next epoch
-
-pytestmark = pytest.mark.slow
 
 
 def write_split(root: Path) -> tuple[Path, Path]:
@@ -68,6 +70,23 @@ def run_to_the_end(args: list[str]) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_finished_run_removes_its_checkpoint_unless_kept(tmp_path: Path, keep: bool) -> None:
+    train, test = write_split(tmp_path)
+    config = TrainConfig(model="biased-mf", dim=4, epochs=2, watch_dim=0, device="cpu")
+    data = DataOptions(train_file=str(train), test_file=str(test))
+    run = tmp_path / "run"
+    train_run(config, data, run, progress=False, keep_checkpoint=keep)
+    assert (run / "manifest.json").is_file()
+    assert (run / checkpoint.CHECKPOINT_NAME).is_file() == keep
+    if keep:  # a kept checkpoint is the finished run's state: resuming it trains no further epoch
+        state = checkpoint_state(run)
+        assert state is not None and state["epoch"] == 2
+        train_run(config, data, run, progress=False, resume=True, keep_checkpoint=True)
+        assert [int(row["epoch"]) for row in read_history(run / "history.csv")] == [1, 2]
+
+
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_an_unbroken_run(tmp_path: Path) -> None:
     train, test = write_split(tmp_path)
     killed_dir = tmp_path / "killed"
@@ -105,6 +124,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_unbroken_run(tmp_path: Path) -
     assert not (killed_dir / "manifest.json").exists()
 
     resumed = run_to_the_end([*train_args(train, test, killed_dir), "--resume"])
+    assert checkpoint_state(killed_dir) is None  # finished: the checkpoint is gone
     history = read_history(killed_dir / "history.csv")
     assert [int(row["epoch"]) for row in history] == list(range(1, EPOCHS + 1))
     # epochs 1..k come from the checkpoint (their timings are the killed run's own), k+1.. were trained again

@@ -4,6 +4,8 @@ embedded data: no obscure-movie trap, and opposite tastes give different lists."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,6 @@ from movierec.errors import MovieRecError
 from movierec.models.baselines import popularity_prior
 from movierec.models.factors import FactorModel, FactorParams, UserVector
 from movierec.recommend import Filters, Recommender, batch_top_n, parse_years
-from movierec.recommend.explain import influence, prior_part
 from movierec.recommend.rated import RatedSets
 
 # Eight movies in two taste directions: horror along factor 0, comedy along factor 1.
@@ -246,8 +247,8 @@ def test_influence_shares_add_up_to_the_fold_in_interaction(implicit: bool, with
     rated, stars = np.array([0, 2, 4, 5]), np.array([5.0, 1.0, 3.5, 4.0])
     user = model.fold_in(rated, stars)
     items = np.array([1, 3, 6, 7])
-    shares = influence(model, rated, stars, items)
-    from_prior = prior_part(model, rated, stars, items)
+    shares = model.interaction_shares(rated, stars, items)
+    from_prior = model.interaction_prior(rated, stars, items)
     assert shares.shape == (4, 4)
     assert np.any(np.abs(from_prior) > 1e-3) == with_prior
     interaction = model.params.item_factors[items] @ user.factors
@@ -446,6 +447,18 @@ def test_cli_similar_and_onboard(run_dir: Path, capsys: pytest.CaptureFixture[st
     assert len(json.loads(capsys.readouterr().out)["movies"]) <= 3
     assert main(["onboard", str(run_dir), "-n", "2"]) == 0
     assert "Rate these" in capsys.readouterr().out
+
+
+def test_recommending_from_a_run_never_imports_torch(run_dir: Path) -> None:
+    """What ``movierec recommend``, ``similar``, ``onboard`` and ``serve`` run starts fast: torch stays out."""
+    code = (
+        "import sys; from movierec.recommend import Recommender; "
+        "rec = Recommender.load(sys.argv[1], min_ratings=1); rec.recommend_user(1); "
+        "rec.recommend_new_user([(10, 5.0), (999, 1.0)]); rec.recommend_new_user([]); rec.similar(10); "
+        "rec.onboarding(3); rec.predict_pairs([1], [10]); rec.predict_new_user([(10, 5.0)], [20, 999]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code, str(run_dir)], check=True)
 
 
 # --------------------------------------------------------------------------------- real data (slow)

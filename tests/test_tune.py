@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
+import typer
 from optuna.trial import TrialState
 
 from movierec.artifact.run import load_run
-from movierec.cli import main
+from movierec.cli import app, main
 from movierec.config import TrainConfig
 from movierec.data.ratings import Ratings
 from movierec.data.source import DataOptions, load_split
@@ -262,6 +263,21 @@ def test_tune_never_gives_the_test_ratings_to_a_trial(
     _, parts = load_split(DataOptions(data=str(ratings_csv)))
     test_pairs = set(zip(parts.test.users.tolist(), parts.test.items.tolist(), strict=True))
     assert seen and test_pairs and not test_pairs & set(seen)
+
+
+def test_flags_fix_the_settings_tune_does_not_search(
+    tmp_path: Path, ratings_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["tune", "--data", str(ratings_csv), "--model", "biased-mf", "--trials", "1", "--out", str(tmp_path)]
+    code, summary, err = run_cli(capsys, *args, "--patience", "2", "--watch-dim", "0", "--train-share", "0.5", "--json")
+    assert code == 0, err
+    assert summary is not None
+    tuned = TrainConfig.from_file(Path(summary["config"]))
+    assert (tuned.patience, tuned.watch_dim) == (2, 0)
+    stored = optuna.load_study(study_name="biased-mf", storage=summary["storage"])
+    assert stored.user_attrs["data"]["train_share"] == 0.5
+    flags = {param.name for param in typer.main.get_command(app).commands["tune"].params}
+    assert "patience" in flags and not flags & {"dim", "lr", "use_tags"}  # tune draws the searched settings
 
 
 def test_rerun_with_another_model_on_the_same_study_exits_2(

@@ -1,6 +1,7 @@
 """The training configuration: typed, validated on creation, saved in every run folder.
 
-CLI flags map one to one onto these fields.
+CLI flags map one to one onto these fields: each field's docstring is its ``--help`` and the values it accepts
+are declared beside it (``movierec.checks``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from movierec.checks import check_fields, non_negative, one_of, valid, whole, within
 from movierec.errors import MovieRecError
 
 OPTIMIZERS = ("adam", "sgd", "sparse-adam", "adagrad")
@@ -25,46 +27,48 @@ class TrainConfig:
     """Everything that decides a run. Defaults are the tuned ones for ml-latest-small."""
 
     model: str = "biased-mf"
-    """Which model (``movierec.models.registry`` lists them and checks the name). A bare ``TrainConfig()`` holds
-    the field defaults; ``registry.config_for()`` gives the shipped defaults of the default model."""
-    dim: int = 64
+    """Which model to train.
+
+    ``movierec.models.registry`` lists the models and checks the name. A bare ``TrainConfig()`` holds the field
+    defaults; ``registry.config_for()`` gives the shipped defaults of the default model."""
+    dim: int = valid(64, whole(1, 4096))
     """Embedding size (factors per user and per movie)."""
-    epochs: int = 40
+    epochs: int = valid(40, whole(1, 10_000))
     """Most epochs to train; early stopping usually ends sooner."""
-    lr: float = 0.005
+    lr: float = valid(0.005, within(lambda lr: 0 < lr <= 10, "a learning rate in (0, 10], e.g. 0.005"))
     """Learning rate."""
-    reg: float = 0.1
+    reg: float = valid(0.1, non_negative)
     """L2 penalty on the rows each batch touches, added to the loss."""
-    weight_decay: float = 0.0
+    weight_decay: float = valid(0.0, non_negative)
     """Optimiser-wide weight decay: shrinks every row at every step, touched or not."""
-    batch_size: int = 1024
+    batch_size: int = valid(1024, whole(1, 10_000_000))
     """Ratings per mini-batch."""
-    optimizer: str = "adam"
+    optimizer: str = valid("adam", one_of(OPTIMIZERS))
     """adam, sgd, sparse-adam or adagrad."""
-    schedule: str = "none"
+    schedule: str = valid("none", one_of(SCHEDULES))
     """Learning-rate schedule: none, cosine or step (halve every 10 epochs)."""
-    patience: int = 3
+    patience: int = valid(3, whole(1, 1000))
     """Epochs without a better validation RMSE before stopping; the best epoch is restored."""
-    val_fraction: float = 0.05
+    val_fraction: float = valid(0.05, within(lambda share: 0 < share < 0.5, "a value in (0, 0.5)"))
     """Share of the training ratings carved out for validation (the test set never chooses anything)."""
-    init_std: float = 0.05
+    init_std: float = valid(0.05, non_negative)
     """Standard deviation of the initial factors."""
-    fold_in_reg: float = 0.6
+    fold_in_reg: float = valid(0.6, non_negative)
     """Noise variance of a new user's ratings against the trained users' Gaussian prior when folding in (smaller
     trusts the few ratings more); a ridge penalty where a model has no such prior."""
     seed: int = 0
     """Seed for initialisation, shuffling and the validation split."""
-    device: str = "auto"
+    device: str = valid("auto", one_of(DEVICES))
     """auto, cpu, cuda or mps; auto picks CUDA when present."""
-    solver: str = "loop"
-    """loop (gradient steps, --optimizer) or als (fast alternating least squares: biased-mf; hybrid without SVD++)."""
-    watch_dim: int = 64
+    solver: str = valid("loop", one_of(SOLVERS))
+    """loop (gradient steps, --optimizer) or als (fast alternating least squares, for some models)."""
+    watch_dim: int = valid(64, whole(0, 1024))
     """Size of the "likely to watch" component of the ranking score (implicit ALS); 0 turns it off."""
-    watch_reg: float = 10.0
+    watch_reg: float = valid(10.0, non_negative)
     """Ridge penalty of the "likely to watch" component."""
-    watch_unobserved: float = 1.0
+    watch_unobserved: float = valid(1.0, non_negative)
     """Weight of the movies a user did not rate in the "likely to watch" component."""
-    watch_iterations: int = 8
+    watch_iterations: int = valid(8, whole(1, 100))
     """Alternating sweeps of the "likely to watch" component."""
     use_genres: bool = True
     """hybrid: add learned genre and release-year embeddings to each movie."""
@@ -73,29 +77,11 @@ class TrainConfig:
     use_implicit: bool = True
     """hybrid: add the SVD++ term, a normalised sum over the movies the user rated."""
     distributed: bool = False
-    """Train across the processes torchrun starts (DistributedDataParallel; each rank trains on its shard)."""
+    """Train across the processes torchrun starts (DistributedDataParallel, each rank on its shard;
+    docs/distributed.md)."""
 
     def __post_init__(self) -> None:
-        for field in fields(self):  # a config file can hold any JSON: check types before values
-            _typed(field.name, getattr(self, field.name), str(field.type))
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("device", self.device, DEVICES)
-        _choice("solver", self.solver, SOLVERS)
-        _positive_int("dim", self.dim, 1, 4096)
-        _positive_int("epochs", self.epochs, 1, 10_000)
-        _positive_int("batch_size", self.batch_size, 1, 10_000_000)
-        _positive_int("patience", self.patience, 1, 1000)
-        _positive_int("watch_dim", self.watch_dim, 0, 1024)
-        _positive_int("watch_iterations", self.watch_iterations, 1, 100)
-        if not 0 < self.lr <= 10:
-            raise MovieRecError(f"--lr {self.lr} is out of range; use a learning rate in (0, 10], e.g. 0.005.")
-        for name in ("reg", "weight_decay", "init_std", "fold_in_reg", "watch_reg", "watch_unobserved"):
-            if getattr(self, name) < 0:
-                flag = name.replace("_", "-")
-                raise MovieRecError(f"--{flag} {getattr(self, name)} is negative; use a value >= 0.")
-        if not 0 < self.val_fraction < 0.5:
-            raise MovieRecError(f"--val-fraction {self.val_fraction} is out of range; use a value in (0, 0.5).")
+        check_fields(self)
         if self.distributed and self.solver != "loop":
             raise MovieRecError(f"--distributed trains with --solver loop, not {self.solver!r}; use --solver loop.")
         if self.distributed and self.optimizer == "sparse-adam":
@@ -133,28 +119,3 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-
-_KINDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
-
-
-def _typed(name: str, value: Any, kind: str) -> None:
-    valid = {
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, int | float) and not isinstance(value, bool),
-        "str": isinstance(value, str),
-        "bool": isinstance(value, bool),
-    }.get(kind, True)
-    if not valid:
-        raise MovieRecError(f"--{name.replace('_', '-')} {value!r} is not {_KINDS[kind]}; give {_KINDS[kind]}.")
-
-
-def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise MovieRecError(f"--{name} {value!r} is not valid; choose one of: {', '.join(valid)}.")
-
-
-def _positive_int(name: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        flag = name.replace("_", "-")
-        raise MovieRecError(f"--{flag} {value} is out of range; use an integer from {low} to {high}.")

@@ -23,7 +23,8 @@ import csv
 import hashlib
 import io
 import json
-from dataclasses import dataclass, fields
+import typing
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -37,48 +38,54 @@ from safetensors.numpy import save_file
 
 from movierec import atomic
 from movierec.config import TrainConfig
+from movierec.data.loader import file_sha256
 from movierec.data.ratings import Ratings, Vocabulary
 from movierec.errors import ArtifactError
 from movierec.models.factors import FactorModel, FactorParams
 
 RUN_FORMAT = 1
-ARRAY_FIELDS = (
-    "user_bias",
-    "item_bias",
-    "user_factors",
-    "item_factors",
-    "user_known",
-    "item_known",
-    "item_prior",
-    "watch_user",
-    "watch_item",
-)
-OPTIONAL_ARRAY_FIELDS = ("fold_in_mean", "fold_in_precision")  # absent from runs written before they existed
-FLOAT_FIELDS = (
-    "global_mean",
-    "low",
-    "high",
-    "rank_weight",
-    "fold_in_reg",
-    "watch_weight",
-    "watch_reg",
-    "watch_unobserved",
-)
-SCALAR_FIELDS = (*FLOAT_FIELDS, "link")
 
 
-@dataclass
-class Run:
-    """A loaded run folder."""
+def _field_kinds() -> dict[str, type]:
+    """Each ``FactorParams`` field's kind in the weights file: ``np.ndarray`` (a tensor), ``float`` or ``str``
+    (metadata)."""
+    kinds: dict[str, type] = {}
+    for name, hint in typing.get_type_hints(FactorParams).items():
+        if hint is np.ndarray or set(typing.get_args(hint)) == {np.ndarray, type(None)}:
+            kinds[name] = np.ndarray
+        elif hint is float:
+            kinds[name] = float
+        elif typing.get_origin(hint) is typing.Literal:
+            kinds[name] = str
+        else:
+            raise TypeError(f"FactorParams.{name} has the type {hint}, which the run folder cannot store")
+    return kinds
+
+
+PARAM_KINDS = _field_kinds()
+"""How the weights file stores each ``FactorParams`` field: arrays as tensors (booleans as uint8; an array that
+is None is left out), floats and strings as metadata. Fields with a default may be absent: runs written
+before the field existed load with the default."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run folder says about its training: the settings, the test metrics and the per-epoch history."""
 
     path: Path
     config: TrainConfig
-    model: FactorModel
-    movies: pd.DataFrame
-    train: Ratings
     metrics: dict[str, Any]
     history: list[dict[str, float]]
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Run(RunRecord):
+    """A loaded run folder: its record, the model, the catalog and the training ratings."""
+
+    model: FactorModel
+    movies: pd.DataFrame
+    train: Ratings
 
     @property
     def user_vocab(self) -> Vocabulary:
@@ -128,16 +135,17 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
         write_manifest(run_dir)
 
 
-def load_run(run_dir: Path) -> Run:
+def read_record(run_dir: str | Path) -> RunRecord:
+    """The settings, metrics and history of a verified run folder, without loading its model or data."""
+    run_dir = _run_folder(run_dir)
+    return _record_of(run_dir, verify_run(run_dir))
+
+
+def load_run(run_dir: str | Path) -> Run:
     """Load and verify a run folder; damaged, foreign or missing files get a clear ArtifactError."""
-    run_dir = Path(run_dir)
-    if run_dir.is_file():
-        raise ArtifactError(f"{run_dir} is a file; expected a run folder written by `movierec train --out DIR`.")
-    if not run_dir.is_dir():
-        raise ArtifactError(f"The run folder {run_dir} does not exist; train one with `movierec train --out DIR`.")
+    run_dir = _run_folder(run_dir)
     files = verify_run(run_dir)  # parsed below from these very bytes, never re-read: one version of the run
-    config_doc = _json_of(run_dir, files, "config.json")
-    config = TrainConfig.from_dict(config_doc["train"], source=str(run_dir / "config.json"))
+    record = _record_of(run_dir, files)
     params, name = params_from_bytes(run_dir / "model.safetensors", _bytes_of(run_dir, files, "model.safetensors"))
     users = Vocabulary(_table_of(run_dir, files, "vocab/users.parquet", ["userId"]).column("userId").to_numpy())
     items = Vocabulary(_table_of(run_dir, files, "vocab/items.parquet", ["movieId"]).column("movieId").to_numpy())
@@ -153,11 +161,28 @@ def load_run(run_dir: Path) -> Run:
     if params.n_users != len(users) or params.n_items != len(items):
         raise ArtifactError(f"The run folder {run_dir} is inconsistent: the model and vocabularies differ in size.")
     return Run(
-        path=run_dir,
-        config=config,
+        **{f.name: getattr(record, f.name) for f in fields(RunRecord)},
         model=FactorModel(params, name),
         movies=_frame_of(run_dir, files, "movies.parquet", ["movieId", "title", "year", "genres"]),
         train=train,
+    )
+
+
+def _run_folder(run_dir: str | Path) -> Path:
+    """``run_dir`` as a Path, once it is known to be a folder."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise ArtifactError(f"{run_dir} is a file; expected a run folder written by `movierec train --out DIR`.")
+    if not run_dir.is_dir():
+        raise ArtifactError(f"The run folder {run_dir} does not exist; train one with `movierec train --out DIR`.")
+    return run_dir
+
+
+def _record_of(run_dir: Path, files: dict[str, bytes]) -> RunRecord:
+    config_doc = _json_of(run_dir, files, "config.json")
+    return RunRecord(
+        path=run_dir,
+        config=TrainConfig.from_dict(config_doc["train"], source=str(run_dir / "config.json")),
         metrics=_json_of(run_dir, files, "metrics.json"),
         history=_history_of(run_dir / "history.csv", _bytes_of(run_dir, files, "history.csv")),
         data=config_doc.get("data", {}),
@@ -168,15 +193,14 @@ def load_run(run_dir: Path) -> Run:
 
 
 def save_params(path: Path, params: FactorParams, name: str) -> None:
-    arrays = {key: np.ascontiguousarray(getattr(params, key)) for key in ARRAY_FIELDS}
-    arrays = {k: (v.astype(np.uint8) if v.dtype == bool else v) for k, v in arrays.items()}
-    if params.implicit is not None:
-        arrays["implicit"] = np.ascontiguousarray(params.implicit)
-    for key in OPTIONAL_ARRAY_FIELDS:
-        if getattr(params, key).size:
-            arrays[key] = np.ascontiguousarray(getattr(params, key))
-    meta = {key: str(getattr(params, key)) for key in SCALAR_FIELDS}
-    meta.update({"format": str(RUN_FORMAT), "model": name})
+    arrays: dict[str, np.ndarray] = {}
+    meta = {"format": str(RUN_FORMAT), "model": name}
+    for key, kind in PARAM_KINDS.items():
+        value = getattr(params, key)
+        if kind is not np.ndarray:
+            meta[key] = str(value)
+        elif value is not None:
+            arrays[key] = np.ascontiguousarray(value.astype(np.uint8) if value.dtype == bool else value)
     with atomic.atomic_path(path) as tmp:
         save_file(arrays, str(tmp), metadata=meta)
 
@@ -198,19 +222,26 @@ def params_from_bytes(path: Path, data: bytes) -> tuple[FactorParams, str]:
         raise ArtifactError(
             f"The model file {path} has format {meta.get('format')!r}; this movierec reads format {RUN_FORMAT}."
         )
+    values: dict[str, Any] = {}
     try:
-        values: dict[str, Any] = {key: arrays[key] for key in ARRAY_FIELDS}
-        values["user_known"] = values["user_known"].astype(bool)
-        values["item_known"] = values["item_known"].astype(bool)
-        values["implicit"] = arrays.get("implicit")
-        values.update({key: arrays[key] for key in OPTIONAL_ARRAY_FIELDS if key in arrays})
-        for key in FLOAT_FIELDS:
-            values[key] = float(meta[key])
-        values["link"] = meta["link"]
+        for f in fields(FactorParams):
+            kind = PARAM_KINDS[f.name]
+            stored = arrays.get(f.name) if kind is np.ndarray else meta.get(f.name)
+            if stored is None and (f.default is not MISSING or f.default_factory is not MISSING):
+                continue  # written before the field existed (or None): the default
+            if stored is None:
+                raise KeyError(f.name)
+            values[f.name] = _param_value(kind, stored)
     except (KeyError, ValueError) as exc:
         raise ArtifactError(f"The model file {path} lacks the entry {exc}; it was not written by movierec.") from None
-    known = {f.name for f in fields(FactorParams)}
-    return FactorParams(**{k: v for k, v in values.items() if k in known}), meta.get("model", "model")
+    return FactorParams(**values), meta.get("model", "model")
+
+
+def _param_value(kind: type, stored: Any) -> Any:
+    """A stored field as ``FactorParams`` holds it: booleans back from uint8, floats from their text."""
+    if kind is np.ndarray:
+        return stored.astype(bool) if stored.dtype == np.uint8 else stored
+    return float(stored) if kind is float else stored
 
 
 # ------------------------------------------------------------------------------------------------- manifest
@@ -220,7 +251,7 @@ def write_manifest(run_dir: Path) -> None:
     files = sorted(
         p for p in run_dir.rglob("*") if p.is_file() and p.name not in {"manifest.json", "checkpoint.safetensors"}
     )
-    entries = {str(p.relative_to(run_dir)): _sha256(p) for p in files if not p.name.startswith(".")}
+    entries = {str(p.relative_to(run_dir)): file_sha256(p) for p in files if not p.name.startswith(".")}
     atomic.write_json(run_dir / "manifest.json", {"format": RUN_FORMAT, "files": entries})
 
 
@@ -382,11 +413,3 @@ def _parse_json(path: Path, data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ArtifactError(f"The run file {path} is damaged: expected a JSON object.")
     return value
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

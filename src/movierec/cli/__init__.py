@@ -11,7 +11,7 @@ import click
 import typer
 from rich.console import Console
 
-from movierec.cli import data as data_commands
+from movierec.cli import data, recommend, reports, serve, train, tune
 from movierec.errors import MovieRecError
 
 app = typer.Typer(
@@ -21,16 +21,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(data_commands.app, name="data")
-
-for _module_name in ("train", "recommend", "reports", "tune", "serve"):
-    try:
-        _module = __import__(f"movierec.cli.{_module_name}", fromlist=["register"])
-    except ModuleNotFoundError as _missing:
-        if _missing.name != f"movierec.cli.{_module_name}":
-            raise
-        continue
-    _module.register(app)
+app.add_typer(data.app, name="data")
+for _commands in (train, recommend, reports, tune, serve):
+    _commands.register(app)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -1,4 +1,4 @@
-"""`movierec data list|fetch|info`."""
+"""`movierec data list|fetch|info`, and `read_source`: the dataset a command names, read with the parse flags."""
 
 from __future__ import annotations
 
@@ -12,9 +12,19 @@ from movierec.cli.console import make_console
 from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
 from movierec.data.info import describe
 from movierec.data.loader import load_dataset_with_report
+from movierec.data.ratings import Dataset
 
 app = typer.Typer(help="List, download and describe MovieLens releases.", no_args_is_help=True)
 console = make_console()
+Source = Annotated[str, typer.Argument(help="A release name (e.g. ml-latest-small) or a path.")]
+
+
+def read_source(source: str, duplicates: str, skip_invalid: bool, scale: str | None) -> Dataset:
+    """The dataset a command names, read with the parse flags; what parsing skipped or merged goes to stderr."""
+    options = parse_options(duplicates, skip_invalid, scale)
+    dataset, parse_report = load_dataset_with_report(source, options)
+    parse_report_printer(options)(source, parse_report)
+    return dataset
 
 
 @app.command("list")
@@ -45,17 +55,14 @@ def fetch(
 
 @app.command("info")
 def info(
-    source: Annotated[str, typer.Argument(help="A release name (e.g. ml-latest-small) or a path.")],
+    source: Source,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
     duplicates: ParseFlags.duplicates = "error",
     skip_invalid: ParseFlags.skip_invalid = False,
     scale: ParseFlags.scale = None,
 ) -> None:
     """Users, rated movies, catalog size, ratings, density, rating scale and histogram, time span."""
-    options = parse_options(duplicates, skip_invalid, scale)
-    dataset, parse_report = load_dataset_with_report(source, options)
-    parse_report_printer(options)(source, parse_report)
-    facts = describe(dataset)
+    facts = describe(read_source(source, duplicates, skip_invalid, scale))
     if as_json:
         print(json.dumps(facts))
         return

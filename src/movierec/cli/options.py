@@ -1,16 +1,26 @@
-"""Options shared by several commands, declared once."""
+"""Options shared by several commands, declared once: how ratings files are read (``PARSE``), where the ratings
+come from (``DATA``, the fields of ``DataOptions``) and the training settings (``config_flags``, the fields of
+``TrainConfig``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
+import dataclasses
+import inspect
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from movierec.cli.flags import FlagGroup, field_flags, field_help, flag
+from movierec.config import SOLVERS, TrainConfig
 from movierec.data.movielens import DUPLICATE_POLICIES, ParseOptions, ParseReport
 from movierec.data.ratings import RatingScale
+from movierec.data.source import DataOptions
 from movierec.errors import MovieRecError
+from movierec.models import registry
 
 
 class ParseFlags:
@@ -53,3 +63,63 @@ def parse_scale(text: str | None) -> RatingScale:
     if not low < high:
         raise MovieRecError(f"--scale {text!r} needs LOW below HIGH, like 0.5,5.")
     return RatingScale(low, high, 0.5 if low % 1 or high % 1 else 1.0)
+
+
+PARSE = FlagGroup(
+    tuple(
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=getattr(ParseFlags, name))
+        for name, default in (("duplicates", "error"), ("skip_invalid", False), ("scale", None))
+    ),
+    build=parse_options,
+)
+"""--duplicates, --skip-invalid and --scale, as the ``ParseOptions`` they make."""
+
+DATA = FlagGroup(field_flags(DataOptions), build=DataOptions)
+"""Every ``DataOptions`` field as a flag with the field's default, as the ``DataOptions`` they make."""
+
+CONFIG_FLAG_NAMES = {
+    "use_genres": "--genres/--no-genres",
+    "use_tags": "--tags/--no-tags",
+    "use_implicit": "--implicit/--no-implicit",
+    "distributed": "--distributed",
+}
+"""``TrainConfig`` fields whose flags are not spelled ``--field-name``."""
+
+
+@dataclass(frozen=True)
+class TrainFlags:
+    """``--config`` and the training settings given as flags (those not given are left out)."""
+
+    file: Path | None
+    given: dict[str, Any]
+
+    def config(self) -> TrainConfig:
+        """The config file's settings (else the shipped defaults of the model and solver given) with the flags
+        given on top, checked against the model registry before any data is read."""
+        model, solver = self.given.get("model"), self.given.get("solver")
+        base = TrainConfig.from_file(self.file) if self.file else registry.config_for(model, solver=solver)
+        return registry.check(base.replace(**self.given))
+
+
+def config_flags(models: Collection[str], *, omit: Collection[str] = (), model_default: str | None = None) -> FlagGroup:
+    """A flag per ``TrainConfig`` field but ``omit``, then --config, as the ``TrainFlags`` they make. --model
+    offers ``models`` and defaults to ``model_default`` (None: the config file's model, else the default one)."""
+    names = tuple(field.name for field in dataclasses.fields(TrainConfig) if field.name not in omit)
+    default = "" if model_default else f" Default: {registry.DEFAULT_MODEL}, or --config's."
+    helps = {
+        "model": f"{field_help(TrainConfig)['model']} One of: {registry.help_text(models)}.{default}",
+        "solver": f"{field_help(TrainConfig)['solver']} "
+        + "; ".join(f"{solver} trains {', '.join(registry.trained_by(solver))}" for solver in SOLVERS)
+        + ".",
+    }
+    flags = field_flags(TrainConfig, names, unset=True, spelled=CONFIG_FLAG_NAMES, helps=helps)
+    if model_default is not None:
+        flags = tuple(f.replace(default=model_default) if f.name == "model" else f for f in flags)
+    config_file = flag(
+        "config", Path | None, None, "JSON config file (e.g. written by `movierec tune`); flags given override it."
+    )
+
+    def given(config: Path | None, **values: Any) -> TrainFlags:
+        return TrainFlags(config, {name: value for name, value in values.items() if value is not None})
+
+    return FlagGroup((*flags, config_file), build=given)

@@ -20,6 +20,10 @@ def run_protocol(name: str, run: Any, as_json: bool, **options: Any) -> None:
     PROTOCOLS[name](run, as_json, **options)
 
 
-from movierec.train.cold_items import cold_items_protocol  # noqa: E402  (registers after PROTOCOLS exists)
+def _cold_items(run: Any, as_json: bool, **options: Any) -> None:
+    from movierec.train.cold_items import cold_items_protocol  # trains a model: torch only when asked for
 
-PROTOCOLS["cold-items"] = cold_items_protocol
+    cold_items_protocol(run, as_json, **options)
+
+
+PROTOCOLS["cold-items"] = _cold_items

@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from rich.table import Table
 
 from movierec.cli.console import make_console
 from movierec.cli.protocols import PROTOCOLS
 from movierec.errors import MovieRecError
 from movierec.evaluate.coldstart import DEFAULT_GIVEN, ColdStartOptions, parse_given
-from movierec.recommend.filters import Filters
+from movierec.recommend.filters import DEFAULT_MIN_RATINGS, Filters
 from movierec.recommend.recommender import Recommendation, Recommender
+from movierec.serve.forms import known_user_form, new_user_form, onboarding_form, similar_form
 
 console = make_console()
 errors = make_console(stderr=True)
@@ -24,7 +26,8 @@ errors = make_console(stderr=True)
 RunDir = Annotated[Path, typer.Argument(help="A run folder written by `movierec train`.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 MinRatings = Annotated[
-    int | None, typer.Option(help="Only movies with at least this many training ratings (default 10).")
+    int | None,
+    typer.Option(help=f"Only movies with at least this many training ratings (default {DEFAULT_MIN_RATINGS})."),
 ]
 
 
@@ -59,29 +62,23 @@ def recommend(
         raise MovieRecError('Give exactly one of --user ID, --ratings "318:5,296:4.5" or --ratings-file FILE.')
     filters = Filters.from_options(genre or (), exclude_genre or (), years, min_ratings)
     recommender = Recommender.load(run_dir)
-    ignored: list[int] = []
-    fallback = False
+    form: BaseModel
     if user is not None:
         recs = recommender.recommend_user(user, n, filters)
+        form, title = known_user_form(user, recs), f"Recommendations for user {user}"
     else:
         pairs = parse_ratings(ratings) if ratings is not None else read_ratings_file(Path(str(ratings_file)))
-        recs, ignored = recommender.recommend_new_user(pairs, n, filters)
-        fallback = bool(recs) and recs[0].explanation.kind == "popular"
-        if ignored:
-            listed = ", ".join(str(i) for i in ignored)
+        result = recommender.recommend_new_user(pairs, n, filters)
+        recs, form = result.recommendations, new_user_form(pairs, result)
+        if form.ignored:
+            listed = ", ".join(str(i) for i in form.ignored)
             errors.print(f"[yellow]warning:[/] ignored movie id(s) this run does not know: {listed}")
+        title = "Recommendations for a new user"
+        if form.fallback:
+            title += " (none of the ratings could be used: popular and well-rated movies)"
     if as_json:
-        document = {
-            "user": user,
-            "fallback": fallback,
-            "ignored": ignored,
-            "recommendations": [r.to_dict() for r in recs],
-        }
-        print(json.dumps(document, ensure_ascii=False))
+        _print_json(form)
         return
-    title = f"Recommendations for user {user}" if user is not None else "Recommendations for a new user"
-    if fallback:
-        title += " (none of the ratings could be used: popular and well-rated movies)"
     _print_recommendations(recs, title)
 
 
@@ -97,7 +94,7 @@ def similar(
     query = recommender.find_movie(movie)
     found = recommender.similar(query.movieId, n, min_ratings)
     if as_json:
-        print(json.dumps({"movie": _info_dict(query), "similar": [s.to_dict() for s in found]}, ensure_ascii=False))
+        _print_json(similar_form(query, found))
         return
     table = Table(title=f"Movies like {query.title} [{query.movieId}]")
     for column in ("#", "title", "year", "genres", "cosine", "ratings", "why"):
@@ -118,7 +115,7 @@ def onboard(
     """Movies to ask a new user to rate: widely seen, divisive, and unlike each other."""
     picks = Recommender.load(run_dir).onboarding(n)
     if as_json:
-        print(json.dumps({"movies": [p.to_dict() for p in picks]}, ensure_ascii=False))
+        _print_json(onboarding_form(picks))
         return
     table = Table(title="Rate these to get personal recommendations")
     for column in ("#", "movieId", "title", "year", "genres", "why"):
@@ -223,9 +220,6 @@ def _year(year: int | None) -> str:
     return "" if year is None else str(year)
 
 
-def _info_dict(info: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    values = asdict(info)
-    values["genres"] = list(info.genres)
-    return values
+def _print_json(form: BaseModel) -> None:
+    """One line of JSON, in the form the HTTP API answers the same request with."""
+    print(json.dumps(form.model_dump(mode="json"), ensure_ascii=False))

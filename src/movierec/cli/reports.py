@@ -10,15 +10,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
-from movierec.cli.train import DataFlags
+from movierec.cli.data import Source, read_source
+from movierec.cli.flags import with_flags
+from movierec.cli.options import DATA, PARSE, ParseFlags, TrainFlags, config_flags, parse_report_printer
+from movierec.data.movielens import ParseOptions
+from movierec.data.source import DataOptions
 from movierec.errors import MovieRecError
+from movierec.models import registry
+from movierec.reports.sweep_values import DATA_PARAMS, PARAMS, parse_param, parse_values
 
 console = Console(highlight=False)
 
 
 def eda(
-    source: Annotated[str, typer.Argument(help="A release name (e.g. ml-latest-small) or a path.")],
+    source: Source,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Folder for report.html and the PNGs (default ./eda-<dataset name>)."),
@@ -28,12 +33,9 @@ def eda(
     scale: ParseFlags.scale = None,
 ) -> None:
     """Write an HTML report (images embedded) and one PNG per figure describing the dataset."""
-    from movierec.data.loader import load_dataset_with_report
     from movierec.reports.eda import build_eda_report, default_out_dir
 
-    options = parse_options(duplicates, skip_invalid, scale)
-    dataset, parsed = load_dataset_with_report(source, options)
-    parse_report_printer(options)(source, parsed)
+    dataset = read_source(source, duplicates, skip_invalid, scale)
     report = build_eda_report(dataset, out if out is not None else default_out_dir(dataset.name))
     console.print(f"EDA report of {dataset.name}: {report}")
     console.print(f"figures (PNG) are beside it in {report.parent}")
@@ -55,56 +57,31 @@ def report(
     console.print(f"Comparison report: {path}")
 
 
+@with_flags(data=DATA, settings=config_flags(registry.trained_names(), omit=("distributed",)), parse=PARSE)
 def sweep(
-    param: Annotated[str, typer.Option(help="Setting to sweep: lr, dim, reg, batch-size or weight-decay.")],
+    *,
+    param: Annotated[str, typer.Option(help=f"Setting to sweep: {', '.join(PARAMS)}.")],
     values: Annotated[str, typer.Option(help="Comma-separated values, e.g. 0.001,0.003,0.01,0.03,0.1.")],
-    data: DataFlags.data = "ml-latest-small",
-    split: DataFlags.split = "random",
-    test_fraction: DataFlags.test_fraction = 0.1,
-    split_seed: DataFlags.split_seed = 0,
-    train_file: DataFlags.train_file = None,
-    test_file: DataFlags.test_file = None,
-    movies_file: DataFlags.movies_file = None,
-    model: Annotated[str | None, typer.Option(help="sigmoid-mf, biased-mf or hybrid.")] = None,
-    dim: Annotated[int | None, typer.Option(help="Embedding size.")] = None,
-    epochs: Annotated[
-        int | None, typer.Option(help="Most epochs per run (early stopping usually ends sooner).")
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    reg: Annotated[float | None, typer.Option(help="L2 penalty on the rows each batch touches.")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Optimiser-wide weight decay.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Ratings per mini-batch.")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adam, sgd, sparse-adam or adagrad.")] = None,
-    schedule: Annotated[str | None, typer.Option(help="Learning-rate schedule: none, cosine or step.")] = None,
-    patience: Annotated[int | None, typer.Option(help="Early-stopping patience in epochs.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for initialisation, shuffling and validation split.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
-    config: Annotated[Path | None, typer.Option(help="JSON config file with the other settings.")] = None,
+    data: DataOptions,
+    settings: TrainFlags,
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder for the runs and the report (default sweeps/PARAM-TIME).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
-    duplicates: ParseFlags.duplicates = "error",
-    skip_invalid: ParseFlags.skip_invalid = False,
-    scale: ParseFlags.scale = None,
+    parse: ParseOptions,
 ) -> None:
     """Train one run per value of one setting on the same split, then write the comparison report."""
-    from movierec.config import TrainConfig
-    from movierec.data.source import DataOptions
-    from movierec.models import registry
-    from movierec.reports.sweep import PARAMS, parse_param, parse_values, run_sweep
+    from movierec.reports.sweep import run_sweep
 
-    field = parse_param(param)
-    options: dict[str, Any] = {
-        "model": model, "dim": dim, "epochs": epochs, "lr": lr, "reg": reg, "weight_decay": weight_decay,
-        "batch_size": batch_size, "optimizer": optimizer, "schedule": schedule, "patience": patience, "seed": seed,
-        "device": device,
-    }  # fmt: skip
-    if options[field] is not None:
-        raise MovieRecError(f"--{param} {options[field]} was given while sweeping {param}; drop it or --param {param}.")
+    name = parse_param(param)
+    if name in DATA_PARAMS:
+        given = getattr(data, name) if getattr(data, name) != getattr(DataOptions(), name) else None
+    else:
+        given = settings.given.get(name)
+    if given is not None:
+        raise MovieRecError(f"--{param} {given} was given while sweeping {param}; drop it or --param {param}.")
     swept = parse_values(param, values)
-    base = (TrainConfig.from_file(config) if config else registry.config_for(model)).replace(**options)
-    data_options = DataOptions(data, split, test_fraction, split_seed, train_file, test_file, movies_file)
+    base = settings.config()
     out_dir = out or Path("sweeps") / f"{param}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def progress(name: str, value: float, metrics: dict[str, Any] | None, error: str | None) -> None:
@@ -117,12 +94,12 @@ def sweep(
             )
 
     result = run_sweep(
-        param, swept, base, data_options, out_dir, parse=(parse := parse_options(duplicates, skip_invalid, scale)),
-        progress=not quiet, on_run=progress, on_report=parse_report_printer(parse),
+        param, swept, base, data, out_dir, parse=parse, progress=not quiet, on_run=progress,
+        on_report=parse_report_printer(parse),
     )  # fmt: skip
     _print_runs(result.runs)
-    if result.best is not None:
-        console.print(f"Lowest validation RMSE: {param} = {getattr(result.best.config, PARAMS[param]):g}")
+    if result.best_value is not None:
+        console.print(f"Lowest validation RMSE: {param} = {result.best_value:g}")
     console.print(f"Sweep report: {result.report}")
 
 

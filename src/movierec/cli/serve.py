@@ -7,13 +7,14 @@ import math
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from movierec.cli.console import make_console
 from movierec.errors import MovieRecError
 from movierec.serve.settings import Settings, load_settings
+from movierec.serve.state import Loaded, limit_blas_threads, load, settle_memory_for_reloads
 
 console = make_console(stderr=True)
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -61,8 +62,6 @@ def serve(
         blas_threads=blas_threads,
         access_log=access_log,
     )
-    from movierec.serve.state import limit_blas_threads, load, settle_memory_for_reloads
-
     assert settings.run_dir is not None
     settle_memory_for_reloads()
     limit_blas_threads(settings.blas_threads)
@@ -75,13 +74,12 @@ def serve(
     _run(settings, loaded, log_level)
 
 
-def _run(settings: Settings, loaded: object, log_level: str) -> None:
-    import uvicorn
+def _run(settings: Settings, loaded: Loaded, log_level: str) -> None:
+    import uvicorn  # here, with FastAPI: `movierec --help` and the other commands need neither
 
     from movierec.serve.app import create_app
-    from movierec.serve.state import Loaded
 
-    common = {
+    common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": log_level,
@@ -92,12 +90,11 @@ def _run(settings: Settings, loaded: object, log_level: str) -> None:
         "server_header": False,
     }
     if settings.workers == 1:
-        assert isinstance(loaded, Loaded)
-        uvicorn.run(create_app(settings, loaded), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings, loaded), **common)
         return
     os.environ.update(settings.to_env())  # each worker rebuilds the settings and loads the model once
     del loaded
-    uvicorn.run("movierec.serve.app:app_from_env", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+    uvicorn.run("movierec.serve.app:app_from_env", factory=True, workers=settings.workers, **common)
 
 
 def _check_port_free(host: str, port: int) -> None:

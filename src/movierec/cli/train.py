@@ -10,31 +10,32 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from movierec.artifact.run import load_run, write_metrics
 from movierec.cli.console import make_console
-from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
+from movierec.cli.flags import FlagGroup, field_flags, with_flags
+from movierec.cli.options import DATA, PARSE, TrainFlags, config_flags, parse_report_printer
 from movierec.cli.protocols import run_protocol
-from movierec.config import TrainConfig
+from movierec.data.movielens import ParseOptions
 from movierec.data.source import DataOptions, load_split
 from movierec.data.split import Split
 from movierec.errors import MovieRecError
-from movierec.evaluate.report import compare_with_baselines
 from movierec.models import registry
-from movierec.train import distributed as ranks
-from movierec.train.session import train_run
 
 console = make_console()
 JSON_KEYS = ("model", "rmse", "mae", "n_train", "n_test", "n_unknown", "ndcg@10", "recall@10")
 
-
-class DataFlags:
-    data = Annotated[str, typer.Option(help="Release name or path to ratings (default: the embedded data).")]
-    split = Annotated[str, typer.Option(help="How to hold out test ratings: random, user-temporal, global-temporal.")]
-    test_fraction = Annotated[float, typer.Option(help="Share of ratings held out for testing.")]
-    split_seed = Annotated[int, typer.Option(help="Seed of the random split.")]
-    train_file = Annotated[str | None, typer.Option(help="CSV userId,movieId,rating[,timestamp] to train on.")]
-    test_file = Annotated[str | None, typer.Option(help="CSV of held-out ratings (with --train-file).")]
-    movies_file = Annotated[str | None, typer.Option(help="movies CSV movieId,title,genres (with --train-file).")]
+OTHER_DATA = FlagGroup(
+    field_flags(
+        DataOptions,
+        ("data", "test_file"),
+        unset=True,
+        helps={
+            "data": "Evaluate on this dataset's split instead of the run's own.",
+            "test_file": "CSV of held-out ratings to score.",
+        },
+    ),
+    build=lambda **given: {name: value for name, value in given.items() if value is not None},
+)
+"""evaluate's --data and --test-file, as the data settings given (to use instead of the run's own)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -42,79 +43,40 @@ def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate)
 
 
+@with_flags(data=DATA, settings=config_flags(registry.names()), parse=PARSE)
 def train(
-    data: DataFlags.data = "ml-latest-small",
-    split: DataFlags.split = "random",
-    test_fraction: DataFlags.test_fraction = 0.1,
-    split_seed: DataFlags.split_seed = 0,
-    train_file: DataFlags.train_file = None,
-    test_file: DataFlags.test_file = None,
-    movies_file: DataFlags.movies_file = None,
-    model: Annotated[str | None, typer.Option(help="global-mean, biases, sigmoid-mf, biased-mf or hybrid.")] = None,
-    dim: Annotated[int | None, typer.Option(help="Embedding size.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Most epochs (early stopping usually ends sooner).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    reg: Annotated[float | None, typer.Option(help="L2 penalty on the rows each batch touches.")] = None,
-    weight_decay: Annotated[
-        float | None, typer.Option(help="Optimiser-wide weight decay (every row, every step).")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Ratings per mini-batch.")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adam, sgd, sparse-adam or adagrad.")] = None,
-    schedule: Annotated[str | None, typer.Option(help="Learning-rate schedule: none, cosine or step.")] = None,
-    patience: Annotated[int | None, typer.Option(help="Early-stopping patience in epochs.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for initialisation, shuffling and validation split.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
-    solver: Annotated[
-        str | None, typer.Option(help="loop (gradient steps) or als (fast; biased-mf and hybrid).")
-    ] = None,
-    init_std: Annotated[float | None, typer.Option(help="Standard deviation of the initial factors.")] = None,
-    val_fraction: Annotated[
-        float | None, typer.Option(help="Share of the training ratings carved out for validation.")
-    ] = None,
-    fold_in_reg: Annotated[
-        float | None, typer.Option(help="Noise variance against the prior when a new user is folded in.")
-    ] = None,
-    watch_dim: Annotated[
-        int | None, typer.Option(help='Size of the "likely to watch" ranking component; 0 turns it off.')
-    ] = None,
-    genres: Annotated[
-        bool | None, typer.Option("--genres/--no-genres", help="hybrid: genre and release-year embeddings.")
-    ] = None,
-    tags: Annotated[bool | None, typer.Option("--tags/--no-tags", help="hybrid: user-tag embeddings.")] = None,
-    implicit: Annotated[
-        bool | None, typer.Option("--implicit/--no-implicit", help="hybrid: the SVD++ term over rated movies.")
-    ] = None,
-    config: Annotated[Path | None, typer.Option(help="JSON config file (e.g. written by `movierec tune`).")] = None,
+    *,
+    data: DataOptions,
+    settings: TrainFlags,
     out: Annotated[Path | None, typer.Option(help="Run folder to write (default runs/MODEL-TIME).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's last checkpoint.")] = False,
+    keep_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--keep-checkpoint",
+            help="Keep checkpoint.safetensors in the run folder after a successful run (by default it is removed: "
+            "it is larger than the model, and only --resume reads it).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
-    distributed: Annotated[
-        bool,
-        typer.Option("--distributed", help="Train across the processes torchrun starts (DDP; docs/distributed.md)."),
-    ] = False,
-    duplicates: ParseFlags.duplicates = "error",
-    skip_invalid: ParseFlags.skip_invalid = False,
-    scale: ParseFlags.scale = None,
+    parse: ParseOptions,
 ) -> None:
     """Train a model, evaluate it on held-out ratings beside the baselines, and write a run folder."""
-    base = TrainConfig.from_file(config) if config else registry.config_for(model, solver=solver)
-    settings = base.replace(
-        model=model, dim=dim, epochs=epochs, lr=lr, reg=reg, weight_decay=weight_decay, batch_size=batch_size,
-        optimizer=optimizer, schedule=schedule, patience=patience, seed=seed, device=device, solver=solver,
-        init_std=init_std, val_fraction=val_fraction, fold_in_reg=fold_in_reg, watch_dim=watch_dim,
-        use_genres=genres, use_tags=tags, use_implicit=implicit, distributed=distributed,
-    )  # fmt: skip
-    data_options = DataOptions(data, split, test_fraction, split_seed, train_file, test_file, movies_file)
-    run_dir = out or Path("runs") / f"{settings.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    main = not distributed or ranks.setup(settings.device).is_main  # only rank 0 of torchrun's processes speaks
+    from movierec.train import distributed as ranks
+    from movierec.train.session import train_run
+
+    config = settings.config()
+    run_dir = out or Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    main = not config.distributed or ranks.setup(config.device).is_main  # only rank 0 of torchrun's processes speaks
     try:
         metrics = train_run(
-            settings,
-            data_options,
+            config,
+            data,
             run_dir,
-            parse=(parse := parse_options(duplicates, skip_invalid, scale)),
+            parse=parse,
             resume=resume,
+            keep_checkpoint=keep_checkpoint,
             progress=not (quiet or as_json),
             on_report=parse_report_printer(parse) if main else None,
         )
@@ -124,10 +86,10 @@ def train(
         report(metrics, as_json, run_dir)
 
 
+@with_flags(other_data=OTHER_DATA)
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `movierec train`.")],
-    data: Annotated[str | None, typer.Option(help="Evaluate on this dataset's split instead of the run's own.")] = None,
-    test_file: Annotated[str | None, typer.Option(help="CSV of held-out ratings to score.")] = None,
+    other_data: dict[str, Any],
     protocol: Annotated[
         str, typer.Option(help="standard, cold-start (new users) or cold-items (new movies).")
     ] = "standard",
@@ -135,28 +97,31 @@ def evaluate(
     given: Annotated[str | None, typer.Option(help="cold-start: ratings per held-out user, e.g. 5,10,20.")] = None,
 ) -> None:
     """Score a trained run on held-out ratings, beside the baselines on the same split."""
+    from movierec.artifact.run import load_run, write_metrics
+    from movierec.data.ratings import RatingScale
+    from movierec.evaluate.report import compare_with_baselines
+
     run = load_run(run_dir)
     if protocol != "standard":
         run_protocol(protocol, run, as_json, **({"given": given} if given is not None else {}))
         return
-    parts = _test_split(run, data, test_file)
-    scale_low, scale_high = run.model.params.low, run.model.params.high
-    from movierec.data.ratings import RatingScale
-
-    metrics = compare_with_baselines(run.model, parts.train, parts.test, RatingScale(scale_low, scale_high, 0.5))
-    if data is None and test_file is None:
+    parts = _test_split(run, other_data)
+    scale = RatingScale(run.model.params.low, run.model.params.high, 0.5)
+    metrics = compare_with_baselines(run.model, parts.train, parts.test, scale)
+    if not other_data:
         write_metrics(run.path, {**run.metrics, **metrics})
     report(metrics, as_json, run.path)
 
 
-def _test_split(run: Any, data: str | None, test_file: str | None) -> Split:
-    """The run's own test split (rebuilt from its data settings), or ratings from a file mapped to its ids."""
-    if test_file is not None:
+def _test_split(run: Any, other_data: dict[str, Any]) -> Split:
+    """The run's own test split (rebuilt from its data settings, ``other_data`` on top), or the ratings of
+    ``other_data["test_file"]`` mapped to its ids."""
+    if "test_file" in other_data:
         from movierec.data.loader import DEFAULT_SCALE
         from movierec.data.movielens import ParseOptions, read_ratings_csv
         from movierec.data.ratings import Ratings
 
-        frame, _ = read_ratings_csv(Path(test_file), ParseOptions(scale=DEFAULT_SCALE))
+        frame, _ = read_ratings_csv(Path(other_data["test_file"]), ParseOptions(scale=DEFAULT_SCALE))
         users = run.user_vocab.index_many(frame["userId"].to_numpy())
         items = run.item_vocab.index_many(frame["movieId"].to_numpy())
         keep = (users >= 0) & (items >= 0)
@@ -167,7 +132,7 @@ def _test_split(run: Any, data: str | None, test_file: str | None) -> Split:
         if not keep.all():
             console.print(f"{int((~keep).sum())} test ratings name users or movies the run has never seen.")
         return Split(run.train, test)
-    options = DataOptions(**{**run.data, **({"data": data} if data else {})})
+    options = DataOptions(**{**run.data, **other_data})
     _, parts = load_split(options)
     if len(parts.train.item_vocab) != len(run.item_vocab) or len(parts.train.user_vocab) != len(run.user_vocab):
         raise MovieRecError(f"The data {options.data!r} does not match the run in {run.path}; it has other ids.")

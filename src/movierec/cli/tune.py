@@ -4,88 +4,102 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import optuna
-import torch
 import typer
-from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
-from movierec.cli.train import DataFlags
-from movierec.config import TrainConfig
+from movierec.checks import check_fields, valid, within
+from movierec.cli.flags import FlagGroup, field_flags, with_flags
+from movierec.cli.options import DATA, PARSE, TrainFlags, config_flags, parse_report_printer
+from movierec.data.movielens import ParseOptions
 from movierec.data.source import DataOptions, load_split
-from movierec.errors import MovieRecError
 from movierec.models import registry
-from movierec.models.registry import DEFAULT_MODEL
-from movierec.train.search_space import search_space
-from movierec.train.tune import counts, open_study, storage_url, tune, write_outputs
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 console = Console(highlight=False, soft_wrap=True)
+
+SEARCHED = {param.name for model in registry.tunable_names() for param in registry.get(model).search_space}
+"""Settings some model's search space covers: tune draws them, so they have no flag here."""
+TUNE_SETTINGS = config_flags(
+    registry.tunable_names(), omit={"seed", "distributed", *SEARCHED}, model_default=registry.DEFAULT_MODEL
+)
+"""The settings every trial shares (--seed here seeds the sampler; --config can fix the training seed)."""
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """How one `movierec tune` adds trials to its study, and where it writes what it found."""
+
+    trials: int = 30
+    """Trials to add to the study in this run."""
+    timeout: float | None = None
+    """Start no new trial after this many seconds."""
+    storage: str | None = None
+    """Optuna storage, e.g. sqlite:///PATH/tune.db (default: OUT/tune.db)."""
+    study: str | None = None
+    """Study name in the storage (default: the model's name)."""
+    out: Path | None = None
+    """Folder for the best config, plots and summary (default runs/tune-STUDY)."""
+    seed: int | None = None
+    """Seed of the sampler (default: fresh randomness; give each process its own)."""
+    threads: int = valid(1, within(lambda threads: threads >= 1, "at least 1"))
+    """CPU threads per trial; run one process per core on one study."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+STUDY_RUN = FlagGroup(field_flags(StudyRun), build=StudyRun)
 
 
 def register(app: typer.Typer) -> None:
     app.command("tune")(tune_command)
 
 
+@with_flags(data=DATA, settings=TUNE_SETTINGS, run=STUDY_RUN, parse=PARSE)
 def tune_command(
-    data: DataFlags.data = "ml-latest-small",
-    split: DataFlags.split = "random",
-    test_fraction: DataFlags.test_fraction = 0.1,
-    split_seed: DataFlags.split_seed = 0,
-    train_file: DataFlags.train_file = None,
-    test_file: DataFlags.test_file = None,
-    movies_file: DataFlags.movies_file = None,
-    model: Annotated[str, typer.Option(help="Model to tune: biased-mf, sigmoid-mf or hybrid.")] = DEFAULT_MODEL,
-    trials: Annotated[int, typer.Option(help="Trials to add to the study in this run.")] = 30,
-    timeout: Annotated[float | None, typer.Option(help="Start no new trial after this many seconds.")] = None,
-    storage: Annotated[
-        str | None, typer.Option(help="Optuna storage, e.g. sqlite:///PATH/tune.db (default: OUT/tune.db).")
-    ] = None,
-    study: Annotated[str | None, typer.Option(help="Study name in the storage (default: the model's name).")] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Folder for the best config, plots and summary (default runs/tune-STUDY).")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="JSON config of the settings not searched (patience, seed, ...).")
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Seed of the sampler (default: fresh randomness; give each process its own).")
-    ] = None,
-    threads: Annotated[int, typer.Option(help="CPU threads per trial; run one process per core on one study.")] = 1,
+    *,
+    data: DataOptions,
+    settings: TrainFlags,
+    run: StudyRun,
     as_json: Annotated[bool, typer.Option("--json", help="Print only one JSON summary line.")] = False,
-    duplicates: ParseFlags.duplicates = "error",
-    skip_invalid: ParseFlags.skip_invalid = False,
-    scale: ParseFlags.scale = None,
+    parse: ParseOptions,
 ) -> None:
     """Tune a model's hyperparameters (TPE sampler, pruning on validation RMSE); rerun to continue the study."""
+    import logging
+
+    import optuna
+    import torch
+
+    from movierec.train.search_space import search_space
+    from movierec.train.tune import counts, open_study, storage_url, tune, write_outputs
+
     started = time.perf_counter()
-    base = (TrainConfig.from_file(config) if config else registry.config_for(model)).replace(model=model)
+    base = settings.config()
     search_space(base.model)
-    if threads < 1:
-        raise MovieRecError(f"--threads {threads} is out of range; use at least 1.")
-    study_name = study or base.model
-    out_dir = out or Path("runs") / f"tune-{study_name}"
-    url = storage_url(storage or out_dir / "tune.db")
-    data_options = DataOptions(data, split, test_fraction, split_seed, train_file, test_file, movies_file)
-    parse = parse_options(duplicates, skip_invalid, scale)
-    dataset, parts = load_split(data_options, parse, on_report=parse_report_printer(parse))
+    study_name = run.study or base.model
+    out_dir = run.out or Path("runs") / f"tune-{study_name}"
+    url = storage_url(run.storage or out_dir / "tune.db")
+    dataset, parts = load_split(data, parse, on_report=parse_report_printer(parse))
     train = parts.train  # the test ratings go no further; fit carves its validation split out of these
     dataset = dataclasses.replace(dataset, ratings=train)
     optuna.logging.set_verbosity(logging.WARNING)
-    torch.set_num_threads(threads)
-    the_study = open_study(url, study_name, base, data_options.to_dict(), sampler_seed=seed)
+    torch.set_num_threads(run.threads)
+    the_study = open_study(url, study_name, base, data.to_dict(), sampler_seed=run.seed)
     before = counts(the_study)["trials_total"]
     if not as_json:
         console.print(
-            f"Study {study_name!r} in {url}: {before} trials so far; adding {trials} "
+            f"Study {study_name!r} in {url}: {before} trials so far; adding {run.trials} "
             f"on {len(train):,} training ratings."
         )
-    ran = tune(the_study, dataset, train, base, trials, timeout, on_trial=None if as_json else _print_trial)
+    ran = tune(the_study, dataset, train, base, run.trials, run.timeout, on_trial=None if as_json else _print_trial)
     extra = {
         "trials_this_run": ran,
         "seconds": round(time.perf_counter() - started, 1),
@@ -102,6 +116,8 @@ def tune_command(
 
 
 def _print_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    from optuna.trial import TrialState
+
     params = "  ".join(f"{key}={_short(value)}" for key, value in trial.params.items())
     if trial.state == TrialState.COMPLETE:
         best = study.best_value

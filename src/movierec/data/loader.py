@@ -133,7 +133,7 @@ def write_cache(folder: Path, dataset: Dataset, report: ParseReport | None = Non
             "scale": dataset.scale.to_dict(),
             "n_movies_listed": dataset.n_movies_listed,
             "report": _report_to_dict(report or ParseReport()),
-            "files": {f.name: _sha256(f) for f in sorted(tmp.glob("*.parquet"))},
+            "files": {f.name: file_sha256(f) for f in sorted(tmp.glob("*.parquet"))},
         }
         atomic.write_json(tmp / "meta.json", meta)
 
@@ -147,7 +147,7 @@ def read_cache_with_report(folder: Path) -> tuple[Dataset, ParseReport] | None:
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != CACHE_FORMAT:
             return None
-        if any(_sha256(folder / name) != digest for name, digest in meta["files"].items()):
+        if any(file_sha256(folder / name) != digest for name, digest in meta["files"].items()):
             return None  # damaged: parse the source again
         table = pq.read_table(folder / "ratings.parquet")
         ratings = Ratings(
@@ -196,7 +196,8 @@ def _cache_key(files: list[Path], options: ParseOptions) -> str:
     return digest.hexdigest()[:16]
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes in hex, read a block at a time."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

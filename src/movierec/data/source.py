@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from movierec.checks import check_fields, one_of, valid, within
 from movierec.data.loader import DEFAULT_SCALE, align_movies, load_dataset_with_report
 from movierec.data.movielens import ParseOptions, ParseReport, read_movies_csv, read_ratings_csv
 from movierec.data.ratings import Dataset, Ratings, RatingScale, Vocabulary
@@ -23,33 +24,60 @@ ReportSink = Callable[[str, ParseReport], None]
 
 @dataclass(frozen=True)
 class DataOptions:
-    """``--data`` with a split, or explicit ``--train-file/--test-file``."""
+    """``--data`` with a split, or explicit ``--train-file/--test-file``; and how much of the training side to use."""
 
     data: str = "ml-latest-small"
-    split: str = "random"
-    test_fraction: float = 0.1
+    """Release name or path to ratings (default: the embedded data)."""
+    split: str = valid("random", one_of(SPLITS))
+    """How to hold out test ratings: random, user-temporal, global-temporal."""
+    test_fraction: float = valid(0.1, within(lambda share: 0 < share < 1, "a value in (0, 1)"))
+    """Share of ratings held out for testing."""
     split_seed: int = 0
+    """Seed of the random split (and of the --train-share subsample)."""
     train_file: str | None = None
+    """CSV userId,movieId,rating[,timestamp] to train on."""
     test_file: str | None = None
+    """CSV of held-out ratings (with --train-file)."""
     movies_file: str | None = None
+    """movies CSV movieId,title,genres (with --train-file)."""
+    train_share: float = valid(1.0, within(lambda share: 0 < share <= 1, "a value in (0, 1]"))
+    """Share of the training split used to train, a seeded subsample (smaller shares are part of larger ones);
+    the test split is unchanged."""
 
     def __post_init__(self) -> None:
-        if self.split not in SPLITS:
-            raise MovieRecError(f"--split {self.split!r} is not valid; choose one of: {', '.join(SPLITS)}.")
-        if not 0 < self.test_fraction < 1:
-            raise MovieRecError(f"--test-fraction {self.test_fraction} is out of range; use a value in (0, 1).")
+        check_fields(self)
         if (self.train_file is None) != (self.test_file is None):
             raise MovieRecError("--train-file and --test-file go together; give both or neither.")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as a run folder records them; ``train_share`` only below 1, so runs and tuning studies
+        on the whole training split read exactly as those written before it existed."""
+        values = asdict(self)
+        if self.train_share == 1:
+            del values["train_share"]
+        return values
 
 
 def load_split(
     options: DataOptions, parse: ParseOptions | None = None, *, on_report: ReportSink | None = None
 ) -> tuple[Dataset, Split]:
-    """The dataset and its train/test split, as the options say."""
-    parse = parse or ParseOptions(scale=DEFAULT_SCALE)
+    """The dataset and its train/test split, as the options say, the training side cut to ``train_share``."""
+    dataset, split = _full_split(options, parse or ParseOptions(scale=DEFAULT_SCALE), on_report)
+    return dataset, keep_share(split, options)
+
+
+def keep_share(split: Split, options: DataOptions) -> Split:
+    """``split`` with its training side cut to a seeded ``options.train_share`` of it; the test side as it was.
+
+    The subsample is seeded by ``split_seed`` alone, so with one seed a smaller share is part of a larger one.
+    """
+    if options.train_share == 1:
+        return split
+    kept = random_split(split.train, 1 - options.train_share, seed=options.split_seed).train
+    return Split(kept, split.test)
+
+
+def _full_split(options: DataOptions, parse: ParseOptions, on_report: ReportSink | None) -> tuple[Dataset, Split]:
     if options.train_file is not None and options.test_file is not None:
         return _from_files(Path(options.train_file), Path(options.test_file), options.movies_file, parse, on_report)
     dataset, report = load_dataset_with_report(options.data, parse)

@@ -84,8 +84,9 @@ def score_cold_start(
             user = model.fold_in(given_items, given_stars)
             base_user = baseline.fold_in(given_items, given_stars)
             truth.append(rest_stars)
-            predicted.append(_predict(model, user, rest_items, candidate))
-            predicted_base.append(_predict(baseline, base_user, rest_items, candidate))
+            # movies without training ratings get the mean plus the user's bias
+            predicted.append(model.predict_for(user, rest_items, known=candidate))
+            predicted_base.append(baseline.predict_for(base_user, rest_items, known=candidate))
             hits = rest_items[rest_stars >= options.relevance_threshold]
             if hits.size == 0:
                 continue
@@ -120,16 +121,6 @@ def _ordered_by_user(held: Ratings, options: ColdStartOptions) -> tuple[np.ndarr
     order = np.lexsort((tiebreak, held.users))
     _, starts = np.unique(held.users[order], return_index=True)
     return starts, order
-
-
-def _predict(model: FactorModel, user: Any, items: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Predicted stars; movies without training ratings get the mean plus the user's bias."""
-    out = np.empty(items.size, dtype=np.float64)
-    ok = known[items]
-    out[ok] = model.predict_for(user, items[ok])
-    if (~ok).any():
-        out[~ok] = model._link(np.array([model.params.global_mean + user.bias]))[0]
-    return out
 
 
 def _top(scores: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:

@@ -10,7 +10,8 @@ from movierec.models.factors import FactorParams
 
 def global_mean_params(train: Ratings, scale: RatingScale) -> FactorParams:
     """Predict the mean training rating for everyone."""
-    return _params(float(train.ratings.mean()), train, scale, np.zeros(train.n_users), np.zeros(train.n_items))
+    mean = float(train.ratings.mean())
+    return bias_only_params(train, scale, mean, np.zeros(train.n_users), np.zeros(train.n_items), popular=True)
 
 
 def bias_params(
@@ -18,7 +19,7 @@ def bias_params(
 ) -> FactorParams:
     """``mean + b_u + b_i`` by alternating regularised least squares (a few passes converge)."""
     user_bias, item_bias, mean = fit_biases(train, user_reg, item_reg, passes)
-    return _params(mean, train, scale, user_bias, item_bias)
+    return bias_only_params(train, scale, mean, user_bias, item_bias, popular=True)
 
 
 def fit_biases(
@@ -39,9 +40,21 @@ def fit_biases(
     return user_bias.astype(np.float32), item_bias.astype(np.float32), mean
 
 
-def _params(
-    mean: float, train: Ratings, scale: RatingScale, user_bias: np.ndarray, item_bias: np.ndarray
+def bias_only_params(
+    train: Ratings,
+    scale: RatingScale,
+    mean: float,
+    user_bias: np.ndarray,
+    item_bias: np.ndarray,
+    *,
+    item_known: np.ndarray | None = None,
+    popular: bool = False,
 ) -> FactorParams:
+    """``mean + b_u + b_i`` as a snapshot with zero-width factors, for the users and movies of ``train``.
+
+    ``item_known``: the movies with a bias (default: those with a training rating). ``popular``: carry the
+    popularity prior, for a ranking score that can weigh it in.
+    """
     return FactorParams(
         global_mean=mean,
         user_bias=user_bias.astype(np.float32),
@@ -51,8 +64,8 @@ def _params(
         low=scale.low,
         high=scale.high,
         user_known=train.user_counts() > 0,
-        item_known=train.item_counts() > 0,
-        item_prior=popularity_prior(train),
+        item_known=train.item_counts() > 0 if item_known is None else item_known,
+        item_prior=popularity_prior(train) if popular else np.empty(0, np.float32),
     )
 
 

@@ -3,26 +3,38 @@
 Training produces a PyTorch ``nn.Module``; what recommending, evaluating and serving need is this snapshot:
 ``rating(u, i) = link(global_mean + user_bias[u] + item_bias[i] + user_factors[u] . item_factors[i])``.
 Baselines are snapshots with zero-width factors, the hybrid folds its feature embeddings into
-``item_factors`` and keeps its implicit-feedback table for fold-in.
+``item_factors`` and keeps its SVD++ table (``implicit``) for fold-in.
 
 Two named scores, kept apart on purpose:
 - ``predict`` / ``score_items``: the predicted star rating, for RMSE and for "what would I rate this?";
 - ``rank_scores``: what top-N lists are sorted by. A model trained on squared error alone ranks rarely seen
   movies first, so the ranking score adds a popularity prior (how likely a person is to watch the movie at all)
-  with a weight chosen on validation data.
+  and the "likely to watch" score (how likely *this* person is to watch it), with weights chosen on validation
+  data: ``unit_rating(predicted) + rank_weight * item_prior[i] + watch_weight * watch_user[u] . watch_item[i]``.
+
+``FactorModel`` is the only place these formulas are written: the split of a score into its parts
+(``rating_parts``, ``rank_parts``), the fallback for users and movies it does not know, the link functions,
+and the same ranking score as matrix products for scoring many users at once (``rank_tables``), all derive
+from it. Adding a score term is a change to this module alone.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 import numpy as np
 
 from movierec.models.watch import fold_in_watch, watch_gram
 
+if TYPE_CHECKING:
+    import torch
+
 Link = Literal["linear", "sigmoid"]
+Table = TypeVar("Table")
+Moved = TypeVar("Moved")
 
 
 @dataclass(frozen=True)
@@ -46,8 +58,57 @@ class FoldInSystem:
 
 
 @dataclass(frozen=True)
+class RankTables(Generic[Table]):
+    """The movies' side of the ranking score as matrix products, for scoring many users at once:
+
+    ``rank_scores = squash(user_rating @ rating) + offset + user_extra @ extra``
+
+    with the users' side from ``FactorModel.rank_rows`` and the whole formula in ``rank_scores_of``.
+    ``user_rating @ rating`` is the raw predicted rating on the [0, 1] scale of the rank score: the global mean,
+    the biases and the rating scale are folded into two extra columns, ``[p_u, b_u + mean - low, 1]`` times
+    ``[q_i, 1, b_i]``, over ``high - low`` (the sigmoid link needs no rescaling). ``squash`` is the link on that
+    scale: clip to [0, 1], or the sigmoid. ``offset`` holds the terms that depend on the movie alone (the
+    popularity prior), ``user_extra @ extra`` the terms added after the link that depend on both (the "likely to
+    watch" score). The tables are NumPy as built; ``map`` moves them, e.g. to torch tensors on a device.
+    """
+
+    rating: Table  # float32 [dim + 2, n_movies]
+    offset: Table | None  # float32 [n_movies]
+    extra: Table | None  # float32 [watch dim, n_movies]
+    link: Link
+
+    def map(self, move: Callable[[Table], Moved]) -> RankTables[Moved]:
+        """The same tables, each passed through ``move``."""
+        offset = None if self.offset is None else move(self.offset)
+        extra = None if self.extra is None else move(self.extra)
+        return RankTables(move(self.rating), offset, extra, self.link)
+
+
+def rank_scores_of(
+    tables: RankTables[torch.Tensor], user_rating: torch.Tensor, user_extra: torch.Tensor | None
+) -> torch.Tensor:
+    """Rank scores ``[users, movies]`` from torch tables (see ``RankTables``): one matrix product, the link
+    and the additive terms in place, so memory is one score matrix. Equal to ``FactorModel.rank_scores`` up to
+    float32 rounding."""
+    scores = user_rating @ tables.rating
+    if tables.link == "sigmoid":
+        scores.sigmoid_()
+    else:
+        scores.clamp_(0.0, 1.0)
+    if tables.offset is not None:
+        scores += tables.offset
+    if tables.extra is not None and user_extra is not None:
+        scores += user_extra @ tables.extra
+    return scores
+
+
+@dataclass(frozen=True)
 class FactorParams:
-    """Everything needed to score users against movies."""
+    """Everything needed to score users against movies.
+
+    The run folder stores every field (``movierec.artifact.run``): arrays as tensors, the rest as metadata.
+    A field added later needs a default, which older run folders then load with.
+    """
 
     global_mean: float
     user_bias: np.ndarray  # float32 [n_users]
@@ -116,18 +177,18 @@ class FactorModel:
         if p.dim and both.any():
             dots = np.einsum("nd,nd->n", p.user_factors[u_safe[both]], p.item_factors[i_safe[both]])
             raw[both] += dots
-        return self._link(raw)
+        return self.link(raw)
 
     def score_items(self, users: np.ndarray) -> np.ndarray:
         """Predicted ratings of every item for each user index: ``[len(users), n_items]``."""
         p = self.params
         users = np.asarray(users, dtype=np.int64)
-        known = p.user_known[users] if p.user_known.size else np.ones(users.shape, bool)
+        known = self.known_users()[users]
         raw = self._raw_all(
             np.where(known, p.user_bias[users], 0.0),
             p.user_factors[users] * known[:, None].astype(np.float32),
         )
-        return self._link(raw)
+        return self.link(raw)
 
     def rank_scores(self, users: np.ndarray) -> np.ndarray:
         """Scores for top-N lists (higher first): the normalised predicted rating, the popularity prior, and
@@ -135,7 +196,7 @@ class FactorModel:
         users = np.asarray(users, dtype=np.int64)
         scores = self.to_rank_scores(self.score_items(users))
         p = self.params
-        if p.has_watch and p.watch_weight:
+        if self._ranks_watch:
             scores = scores + p.watch_weight * (p.watch_user[users] @ p.watch_item.T)
         return scores
 
@@ -148,6 +209,37 @@ class FactorModel:
             return np.zeros(count, np.float32)
         table = p.watch_item if items is None else p.watch_item[np.asarray(items, dtype=np.int64)]
         return table @ watch
+
+    # -------------------------------------------------------------------------------- many users at once
+
+    def rank_tables(self, items: np.ndarray) -> RankTables[np.ndarray]:
+        """The movies' side of ``rank_scores`` for ``items`` (item indices), as products (see ``RankTables``)."""
+        p = self.params
+        items = np.asarray(items, dtype=np.int64)
+        scale, _ = self._unit_link()
+        rating = np.empty((items.size, p.dim + 2), dtype=np.float32)
+        rating[:, : p.dim] = p.item_factors[items]
+        rating[:, p.dim] = 1.0
+        rating[:, p.dim + 1] = np.where(self.known_items()[items], p.item_bias[items], np.float32(0.0)) * scale
+        offset = None
+        if p.rank_weight and p.item_prior.size:
+            offset = (p.rank_weight * p.item_prior[items]).astype(np.float32)
+        extra = (p.watch_weight * p.watch_item[items]).T.copy() if self._ranks_watch else None
+        return RankTables(np.ascontiguousarray(rating.T), offset, extra, p.link)
+
+    def rank_rows(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The users' side of ``rank_tables`` for ``users`` (user indices): ``user_rating`` [len(users), dim + 2]
+        and ``user_extra`` [len(users), watch dim] (None when the ranking score has no such term). Users the
+        model does not know get the unknown user's row."""
+        p = self.params
+        users = np.asarray(users, dtype=np.int64)
+        scale, offset = self._unit_link()
+        known = self.known_users()[users]
+        rating = np.empty((users.size, p.dim + 2), dtype=np.float32)
+        rating[:, : p.dim] = p.user_factors[users] * (scale * known[:, None])
+        rating[:, p.dim] = np.where(known, p.user_bias[users], 0.0) * scale + offset
+        rating[:, p.dim + 1] = 1.0
+        return rating, p.watch_user[users] if self._ranks_watch else None
 
     # ------------------------------------------------------------------------------------------ new users
 
@@ -179,7 +271,7 @@ class FactorModel:
         dim = p.dim
         offset = self.implicit_offset(items)
         q = p.item_factors[items].astype(np.float64)
-        target = self._inverse_link(ratings) - p.global_mean - p.item_bias[items] - q @ offset
+        target = self.bias_residuals(items, ratings) - q @ offset
         design = np.hstack([np.ones((items.size, 1)), q])
         if p.fold_in_precision.shape == (dim + 1, dim + 1) and p.fold_in_mean.shape == (dim + 1,):
             penalty = p.fold_in_reg * p.fold_in_precision
@@ -200,6 +292,12 @@ class FactorModel:
             ok &= p.item_known[np.where(ok, items, 0)]
         return items[ok], ratings[ok]
 
+    def bias_residuals(self, items: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+        """What the global mean and the movie biases leave of each rating, before the link: above zero, the
+        user liked the movie more than the biases expect."""
+        p = self.params
+        return self.inverse_link(ratings) - p.global_mean - p.item_bias[items]
+
     def implicit_offset(self, items: np.ndarray) -> np.ndarray:
         """The SVD++ term ``|N(u)|^-1/2 * sum(implicit[j] for j in N(u))`` for the movies a user rated."""
         p = self.params
@@ -207,16 +305,51 @@ class FactorModel:
             return np.zeros(p.dim, np.float64)
         return p.implicit[items].sum(axis=0).astype(np.float64) / np.sqrt(items.size)
 
-    def predict_for(self, user: UserVector, items: np.ndarray) -> np.ndarray:
+    def known_users(self) -> np.ndarray:
+        """bool [n_users]: the users the model has learned; ``predict`` treats the others as unknown."""
+        p = self.params
+        return p.user_known if p.user_known.size else np.ones(p.n_users, bool)
+
+    def known_items(self) -> np.ndarray:
+        """bool [n_items]: the movies the model can score from their own rows; the others fall back to the
+        biases of the user and the global mean."""
+        p = self.params
+        return p.item_known if p.item_known.size else np.ones(p.n_items, bool)
+
+    def user_vector(self, user: int) -> UserVector:
+        """A trained user (by index) as the model sees them."""
+        p = self.params
+        watch = p.watch_user[user] if p.has_watch else None
+        return UserVector(float(p.user_bias[user]), p.user_factors[user], watch)
+
+    @property
+    def unknown_user(self) -> UserVector:
+        """A user the model knows nothing about: no bias, no taste (how ``predict`` scores user index -1)."""
+        return UserVector(0.0, np.zeros(self.params.dim, np.float32))
+
+    def predict_for(self, user: UserVector, items: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+        """Predicted ratings of ``items`` for a folded-in user. Items out of range (index -1) and, when ``known``
+        (bool [n_items]) is given, the items outside it get ``unknown_movie_rating(user)``."""
         p = self.params
         items = np.asarray(items, dtype=np.int64)
-        raw = p.global_mean + user.bias + p.item_bias[items] + p.item_factors[items] @ user.factors
-        return self._link(raw.astype(np.float64))
+        scored = (items >= 0) & (items < p.n_items)
+        if known is not None:
+            scored[scored] = known[items[scored]]
+        if scored.all():
+            return self._predict_known(user, items)
+        out = np.full(items.shape, self.unknown_movie_rating(user), dtype=np.float32)
+        if scored.any():
+            out[scored] = self._predict_known(user, items[scored])
+        return out
+
+    def unknown_movie_rating(self, user: UserVector) -> float:
+        """The predicted rating of a movie the model cannot score: the global mean plus the user's bias."""
+        return float(self.link(np.array([self.params.global_mean + user.bias]))[0])
 
     def score_for(self, user: UserVector) -> np.ndarray:
         """Predicted ratings of every item for a folded-in user."""
         raw = self._raw_all(np.array([user.bias]), user.factors[None, :])[0]
-        return self._link(raw)
+        return self.link(raw)
 
     def rank_for(self, user: UserVector, predicted: np.ndarray | None = None) -> np.ndarray:
         """Rank scores of every item for a folded-in user (``predicted``: their ``score_for``, if at hand)."""
@@ -248,11 +381,100 @@ class FactorModel:
             self.name,
         )
 
-    # ------------------------------------------------------------------------------------------- helpers
+    # ------------------------------------------------------------------------------ a score in its parts
+
+    def rating_parts(self, user: UserVector, items: np.ndarray) -> dict[str, np.ndarray]:
+        """Each item's predicted rating before the link, in its terms (float64 each): ``global_mean``,
+        ``user_bias``, ``movie_bias`` and ``interaction`` (the dot product of the user's and movie's factors)."""
+        p = self.params
+        items = np.asarray(items, dtype=np.int64)
+        interaction = p.item_factors[items] @ user.factors if p.dim else np.zeros(items.size)
+        return {
+            "global_mean": np.full(items.size, p.global_mean, dtype=np.float64),
+            "user_bias": np.full(items.size, user.bias, dtype=np.float64),
+            "movie_bias": p.item_bias[items].astype(np.float64),
+            "interaction": np.asarray(interaction, dtype=np.float64),
+        }
+
+    def rank_parts(self, user: UserVector, items: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
+        """Each item's rank score in its terms, given its ``predicted`` rating: ``rating_part`` (the rating on
+        [0, 1]), ``popularity_part`` (the popularity prior's share) and ``watch_part`` (the "likely to watch"
+        score's share)."""
+        p = self.params
+        items = np.asarray(items, dtype=np.int64)
+        popularity = np.zeros(items.size)
+        if p.rank_weight and p.item_prior.size:
+            popularity = p.rank_weight * p.item_prior[items].astype(np.float64)
+        return {
+            "rating_part": self.unit_rating(np.asarray(predicted, dtype=np.float64)),
+            "popularity_part": popularity,
+            "watch_part": p.watch_weight * self.watch_scores(user.watch, items),
+        }
+
+    def interaction_shares(self, rated: np.ndarray, ratings: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """[len(items), len(usable rated)]: the stars each rated movie adds to each item's interaction, for the
+        user folded in from (``rated``, ``ratings``).
+
+        Fold-in solves the user by ``s = (DᵀD + P)⁻¹ (Dᵀt + Pm)`` with design rows ``d_j = [1, q_j]`` and targets
+        ``t_j = r_j - mean - b_j`` (``fold_in_system``), so the interaction with movie ``i``, ``q_i · s``, is
+        ``Σ_j ([0, q_i] (DᵀD + P)⁻¹ d_j) t_j`` plus ``interaction_prior``: one additive share per rated movie. The
+        SVD++ term ``q_i · implicit[j] / sqrt(n)`` of each rated movie is added to its share. Rows plus
+        ``interaction_prior`` sum to the interaction of ``fold_in(rated, ratings)`` exactly.
+        """
+        p = self.params
+        items = np.asarray(items, dtype=np.int64)
+        rated, ratings = self.usable_ratings(rated, ratings)
+        if p.dim == 0 or rated.size == 0 or items.size == 0:
+            return np.zeros((items.size, rated.size))
+        system = self.fold_in_system(rated, ratings)
+        q_items = p.item_factors[items].astype(np.float64)
+        solved = np.linalg.solve(system.lhs, system.design.T)  # [(dim + 1), n_rated]
+        shares = (q_items @ solved[1:]) * system.target[None, :]
+        if p.implicit is not None:
+            shares += q_items @ p.implicit[rated].T.astype(np.float64) / np.sqrt(rated.size)
+        return np.asarray(shares)
+
+    def interaction_prior(self, rated: np.ndarray, ratings: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """[len(items)]: the part of each item's interaction that the fold-in's prior gives (the typical user
+        it starts from), whatever was rated; zero under the ridge penalty."""
+        p = self.params
+        items = np.asarray(items, dtype=np.int64)
+        rated, ratings = self.usable_ratings(rated, ratings)
+        if p.dim == 0 or rated.size == 0 or items.size == 0:
+            return np.zeros(items.size)
+        system = self.fold_in_system(rated, ratings)
+        from_prior = np.linalg.solve(system.lhs, system.prior_rhs)
+        return np.asarray(p.item_factors[items].astype(np.float64) @ from_prior[1:])
+
+    # ---------------------------------------------------------------------------------------- the scales
+
+    def link(self, raw: np.ndarray) -> np.ndarray:
+        """Map raw scores to stars (float32): clip to the scale for the linear models, a sigmoid scaled to it
+        for ``sigmoid-mf``."""
+        p = self.params
+        if p.link == "sigmoid":
+            out = p.low + (p.high - p.low) / (1.0 + np.exp(-raw))
+        else:
+            out = np.clip(raw, p.low, p.high)
+        return np.asarray(out, dtype=np.float32)
+
+    def inverse_link(self, ratings: np.ndarray) -> np.ndarray:
+        """Map stars back to raw scores (the sigmoid's inverse keeps 2% away from either end of the scale)."""
+        p = self.params
+        if p.link != "sigmoid":
+            return ratings
+        share = np.clip((ratings - p.low) / (p.high - p.low), 0.02, 0.98)
+        return np.log(share / (1.0 - share))
+
+    def unit_rating(self, stars: np.ndarray) -> np.ndarray:
+        """Stars on the rank score's [0, 1] scale: ``(stars - low) / (high - low)``."""
+        p = self.params
+        return (stars - p.low) / (p.high - p.low)
 
     def to_rank_scores(self, predicted: np.ndarray) -> np.ndarray:
+        """Rank scores from predicted ratings ``[users, n_items]``, without the "likely to watch" term."""
         p = self.params
-        scores = (predicted - p.low) / (p.high - p.low)
+        scores = self.unit_rating(predicted)
         if p.rank_weight and p.item_prior.size:
             scores = scores + p.rank_weight * p.item_prior[None, :]
         return scores
@@ -261,9 +483,26 @@ class FactorModel:
         watch = self.params.watch_weight if watch_weight is None else float(watch_weight)
         return FactorModel(replace(self.params, rank_weight=float(weight), watch_weight=watch), self.name)
 
-    def _item_known_row(self) -> np.ndarray:
+    # ------------------------------------------------------------------------------------------- helpers
+
+    @property
+    def _ranks_watch(self) -> bool:
+        """Whether the ranking score has a "likely to watch" term."""
+        return self.params.has_watch and bool(self.params.watch_weight)
+
+    def _unit_link(self) -> tuple[float, float]:
+        """(scale, offset) that take ``raw - global_mean`` to the scale the link is applied on in ``RankTables``:
+        ``(raw - low) / (high - low)`` for the clip, the raw score itself for the sigmoid."""
         p = self.params
-        return p.item_known if p.item_known.size else np.ones(p.n_items, bool)
+        if p.link == "sigmoid":
+            return 1.0, p.global_mean
+        span = p.high - p.low
+        return 1.0 / span, (p.global_mean - p.low) / span
+
+    def _predict_known(self, user: UserVector, items: np.ndarray) -> np.ndarray:
+        p = self.params
+        raw = p.global_mean + user.bias + p.item_bias[items] + p.item_factors[items] @ user.factors
+        return self.link(raw.astype(np.float64))
 
     def _raw_all(self, user_bias: np.ndarray, user_factors: np.ndarray) -> np.ndarray:
         p = self.params
@@ -280,23 +519,7 @@ class FactorModel:
     @functools.cached_property
     def _known_item_bias(self) -> np.ndarray:
         """Item biases with untrained items at zero (computed once: scoring a user reads it every time)."""
-        return np.where(self._item_known_row(), self.params.item_bias, 0.0)
-
-    def _link(self, raw: np.ndarray) -> np.ndarray:
-        """Map raw scores to stars: clip for the linear models, a scaled sigmoid for ``sigmoid-mf``."""
-        p = self.params
-        if p.link == "sigmoid":
-            out = p.low + (p.high - p.low) / (1.0 + np.exp(-raw))
-        else:
-            out = np.clip(raw, p.low, p.high)
-        return np.asarray(out, dtype=np.float32)
-
-    def _inverse_link(self, ratings: np.ndarray) -> np.ndarray:
-        p = self.params
-        if p.link != "sigmoid":
-            return ratings
-        share = np.clip((ratings - p.low) / (p.high - p.low), 0.02, 0.98)
-        return np.log(share / (1.0 - share))
+        return np.where(self.known_items(), self.params.item_bias, 0.0)
 
 
 def population_prior(params: FactorParams, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ from movierec.data.ratings import Dataset, Ratings
 from movierec.models.factors import FactorParams
 from movierec.models.features import ItemFeatures, build_item_features
 
-EXPORT_CHUNK = 4096  # users per chunk when the implicit terms are precomputed for export
+EXPORT_CHUNK = 4096  # users per chunk when the SVD++ terms are precomputed for export
 
 
 class HybridMF(nn.Module):
@@ -141,9 +141,7 @@ class HybridMF(nn.Module):
         self, rows: torch.Tensor, with_penalty: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Vectors, biases and (optionally) penalties of distinct users."""
-        vector = self.user_factors(rows)
-        bias = self.user_bias(rows).squeeze(-1)
-        penalty = vector.pow(2).sum(-1) + self.bias_reg_scale * bias.pow(2) if with_penalty else None
+        vector, bias, penalty = self._own_rows(self.user_factors, self.user_bias, rows, with_penalty)
         if self.implicit is not None:
             implicit, implicit_penalty = self._implicit_terms(rows, with_penalty)
             vector = vector + implicit
@@ -155,15 +153,22 @@ class HybridMF(nn.Module):
         self, rows: torch.Tensor, with_penalty: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Vectors, biases and (optionally) penalties of distinct movies."""
-        vector = self.item_factors(rows)
-        bias = self.item_bias(rows).squeeze(-1)
-        penalty = vector.pow(2).sum(-1) + self.bias_reg_scale * bias.pow(2) if with_penalty else None
+        vector, bias, penalty = self._own_rows(self.item_factors, self.item_bias, rows, with_penalty)
         if self.features is not None:
             feature_vector, feature_bias, feature_penalty = self._feature_terms(rows, with_penalty)
             vector = vector + feature_vector
             bias = bias + feature_bias
             if penalty is not None and feature_penalty is not None:
                 penalty = penalty + self.feature_reg_scale * feature_penalty
+        return vector, bias, penalty
+
+    def _own_rows(
+        self, factors: nn.Embedding, biases: nn.Embedding, rows: torch.Tensor, with_penalty: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The rows' own vectors and biases, and (optionally) their squared norms."""
+        vector = factors(rows)
+        bias = biases(rows).squeeze(-1)
+        penalty = vector.pow(2).sum(-1) + self.bias_reg_scale * bias.pow(2) if with_penalty else None
         return vector, bias, penalty
 
     def _implicit_terms(self, rows: torch.Tensor, with_penalty: bool) -> tuple[torch.Tensor, torch.Tensor | None]:

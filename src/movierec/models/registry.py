@@ -8,7 +8,7 @@ never imports torch: each builder imports its module when it is called.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
@@ -137,10 +137,6 @@ def tunable_names() -> tuple[str, ...]:
     return tuple(name for name, spec in _REGISTRY.items() if spec.search_space)
 
 
-def solvers_of(name: str) -> tuple[str, ...]:
-    return get(name).solvers
-
-
 def get(name: str) -> ModelSpec:
     """The spec of ``name``; one sentence naming the valid models for any other name."""
     spec = _REGISTRY.get(name)
@@ -154,21 +150,25 @@ def config_for(model: str | None = None, **overrides: Any) -> TrainConfig:
     return get(model or DEFAULT_MODEL).config(**overrides)
 
 
+def trained_by(solver: str) -> tuple[str, ...]:
+    """The models ``solver`` can train."""
+    return tuple(name for name, spec in _REGISTRY.items() if spec.trained and solver in spec.solvers)
+
+
 def check(config: TrainConfig) -> TrainConfig:
     """``config`` if the registry can train it: a known model under one of its solvers; else one sentence."""
     spec = get(config.model)
     if spec.trained and config.solver not in spec.solvers:
-        able = [name for name in trained_names() if config.solver in _REGISTRY[name].solvers]
         raise MovieRecError(
-            f"--solver {config.solver} trains {' and '.join(able)}, not {config.model!r}; use --solver "
-            f"{spec.solvers[0]}."
+            f"--solver {config.solver} trains {' and '.join(trained_by(config.solver))}, not {config.model!r}; "
+            f"use --solver {spec.solvers[0]}."
         )
     return config
 
 
-def help_text() -> str:
-    """``name: help`` for every model, for the CLI's ``--model`` help."""
-    return "; ".join(f"{name} ({spec.help})" for name, spec in _REGISTRY.items())
+def help_text(models: Iterable[str] | None = None) -> str:
+    """``name (help)`` for each of ``models`` (default: every model), for the CLI's ``--model`` help."""
+    return "; ".join(f"{name} ({get(name).help})" for name in (names() if models is None else models))
 
 
 # ----------------------------------------------------------------------------------------- the built-in models
@@ -247,7 +247,7 @@ register(
         build=_hybrid,
         solvers=("loop", "als"),
         # the ALS hybrid's reg was chosen on validation RMSE over 0.1-0.4 (test RMSE 0.8142 on split seed 0
-        # against 0.8329 at the loop's 0.1; see train/fast.py); ALS leaves the SVD++ term out
+        # against 0.8329 at the loop's 0.1; see train/als_solver.py); ALS leaves the SVD++ term out
         solver_defaults=MappingProxyType({"als": MappingProxyType({"reg": 0.3, "use_implicit": False})}),
         search_space=(
             *TRAINING,

@@ -136,12 +136,8 @@ class Recommender:
         self.min_ratings = int(min_ratings)
         self.user_vocab = train.user_vocab
         self.item_vocab = train.item_vocab
-        self.user_known = np.diff(self.rated.indptr) > 0
-        if p.user_known.size:
-            self.user_known &= p.user_known
-        self.item_known = self.catalog.counts > 0
-        if p.item_known.size:
-            self.item_known &= p.item_known
+        self.user_known = (np.diff(self.rated.indptr) > 0) & model.known_users()
+        self.item_known = (self.catalog.counts > 0) & model.known_items()
         strength = coldstart.prior_strength(self.catalog.counts)
         self.popular = coldstart.popular_scores(self.catalog.counts, self.catalog.means, p.global_mean, strength)
         self._default_mask = filter_mask(self.catalog, NO_FILTERS, self.min_ratings) & self.item_known
@@ -181,11 +177,10 @@ class Recommender:
         """Top-``n`` for a user the model was trained on (by raw userId)."""
         _check_n(n)
         user = self.user_index(user_id)
-        p = self.model.params
-        watch = p.watch_user[user] if p.has_watch else None
-        vector = UserVector(float(p.user_bias[user]), p.user_factors[user], watch)
         rated, ratings = self.rated.items_of(user), self.rated.ratings_of(user)
-        return self._personal(vector, rated.astype(np.int64), ratings.astype(np.float64), n, filters)
+        return self._personal(
+            self.model.user_vector(user), rated.astype(np.int64), ratings.astype(np.float64), n, filters
+        )
 
     def recommend_new_user(
         self, ratings: Iterable[tuple[int, float]], n: int = 10, filters: Filters = NO_FILTERS
@@ -226,12 +221,10 @@ class Recommender:
     ) -> list[Recommendation]:
         """The popular-and-well-rated list (damped mean rating), restricted by ``filters``."""
         _check_n(n)
-        p = self.model.params
         mask = self._mask(filters)
         if exclude is not None and exclude.size:
             mask[exclude] = False
-        span = p.high - p.low
-        scores = (self.popular - p.low) / span
+        scores = self.model.unit_rating(self.popular)
         top = _top(scores, mask, n)
         predicted = self.model.predict(np.full(top.size, -1), top)
         out = []
@@ -307,12 +300,8 @@ class Recommender:
         """Predicted stars of ``movie_ids`` for a user folded in from ``ratings`` (unknown movies: the mean)."""
         folded = self.fold_in(ratings)
         items = self.item_vocab.index(np.asarray(movie_ids, dtype=np.int64))
-        known = (items >= 0) & self.item_known[np.maximum(items, 0)]
-        fallback = self.model._link(np.array([self.model.params.global_mean + folded.vector.bias]))[0]
-        out = np.full(items.shape, fallback, dtype=np.float64)  # a movie the model never saw: mean + user bias
-        if known.any():
-            out[known] = self.model.predict_for(folded.vector, items[known])
-        return [round(float(v), 4) for v in out]
+        predicted = self.model.predict_for(folded.vector, items, known=self.item_known)
+        return [round(float(v), 4) for v in predicted]
 
     def recommend_all(
         self,

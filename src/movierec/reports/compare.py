@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from movierec import atomic
 from movierec.artifact.run import read_history, verify_run
 from movierec.config import TrainConfig
+from movierec.data.source import DataOptions
 from movierec.errors import ArtifactError, MovieRecError
 from movierec.reports.figures import (
     ACCENT_COLOR,
@@ -33,6 +34,7 @@ from movierec.reports.figures import (
     report_style,
     save_figure,
 )
+from movierec.reports.sweep_values import DATA_PARAMS
 
 REPORT_NAME = "report.html"
 CURVES_NAME = "learning_curves.png"
@@ -61,6 +63,16 @@ class RunSummary:
         """A test metric as a float (NaN when the run has none)."""
         value = self.metrics.get(key)
         return float(value) if isinstance(value, int | float) else math.nan
+
+    def settings(self) -> dict[str, Any]:
+        """The training settings, then the data settings a sweep can vary (at their defaults in runs written
+        before they existed)."""
+        data = {name: self.data.get(name, DataOptions.__dataclass_fields__[name].default) for name in DATA_PARAMS}
+        return {**self.config.to_dict(), **data}
+
+    def setting(self, name: str) -> Any:
+        """One of ``settings()``."""
+        return self.settings()[name]
 
 
 def read_summary(run_dir: str | Path, label: str | None = None) -> RunSummary:
@@ -96,10 +108,10 @@ def read_summaries(run_dirs: Sequence[str | Path], labels: Sequence[str] | None 
 
 
 def differing_fields(runs: Sequence[RunSummary]) -> list[str]:
-    """Config fields whose values are not the same in every run, in the config's order."""
+    """Settings whose values are not the same in every run, in ``RunSummary.settings`` order."""
     if len(runs) < 2:
         return []
-    dicts = [run.config.to_dict() for run in runs]
+    dicts = [run.settings() for run in runs]
     return [key for key in dicts[0] if any(d[key] != dicts[0][key] for d in dicts[1:])]
 
 
@@ -163,13 +175,13 @@ def _mark_best(ax: Any, run: RunSummary, color: Any, best_label: bool) -> None:
 
 
 def plot_sweep(runs: Sequence[RunSummary], field: str) -> Figure:
-    """Best validation RMSE and test RMSE against the swept config ``field``; log x when the values span a
-    decade."""
-    if field not in TrainConfig.__dataclass_fields__:
-        raise ValueError(f"{field!r} is not a TrainConfig field")
+    """Best validation RMSE and test RMSE against the swept setting ``field`` (one of ``RunSummary.settings``);
+    log x when the values span a decade."""
+    if field not in (*TrainConfig.__dataclass_fields__, *DATA_PARAMS):
+        raise ValueError(f"{field!r} is not a setting of a run")
     param = field.replace("_", "-")
     fig, ax = new_figure()
-    pairs = sorted((float(getattr(r.config, field)), r) for r in runs)
+    pairs = sorted((float(r.setting(field)), r) for r in runs)
     xs = np.array([x for x, _ in pairs])
     val = np.array([r.metric("best_val_rmse") for _, r in pairs])
     test = np.array([r.metric("rmse") for _, r in pairs])
@@ -177,7 +189,7 @@ def plot_sweep(runs: Sequence[RunSummary], field: str) -> Figure:
     ax.plot(xs, test, "s--", color=MAIN_COLOR, linewidth=1.6, label="test RMSE")
     best = best_run([r for _, r in pairs])
     if best is not None:
-        x_best = float(getattr(best.config, field))
+        x_best = float(best.setting(field))
         ax.axvline(x_best, color="0.4", linestyle=":", label=f"lowest validation RMSE: {param} = {x_best:g}")
     if xs.size and xs.min() > 0 and xs.max() / xs.min() >= 10:
         ax.set_xscale("log")
@@ -193,13 +205,13 @@ def plot_sweep(runs: Sequence[RunSummary], field: str) -> Figure:
 
 
 def metrics_frame(runs: Sequence[RunSummary]) -> pd.DataFrame:
-    """One row per run: label, key config fields (and any other differing one), then the metrics."""
+    """One row per run: label, key config fields (and any other differing setting), then the metrics."""
     extra = [f for f in differing_fields(runs) if f not in KEY_FIELDS]
     rows = []
     for run in runs:
-        config = run.config.to_dict()
+        settings = run.settings()
         row: dict[str, Any] = {"run": run.label}
-        row.update({key: config[key] for key in (*KEY_FIELDS, *extra)})
+        row.update({key: settings[key] for key in (*KEY_FIELDS, *extra)})
         row.update(
             {
                 "epochs_run": run.epochs_run,
@@ -286,7 +298,7 @@ def build_comparison_report(
     title: str | None = None,
     notes: Sequence[str] = (),
 ) -> Path:
-    """Write ``learning_curves.png`` (and ``sweep.png`` when ``sweep_field`` names the swept config field),
+    """Write ``learning_curves.png`` (and ``sweep.png`` when ``sweep_field`` names the swept setting),
     ``metrics.csv`` and a self-contained ``report.html`` in ``out_dir``; return the report's path."""
     if not runs:
         raise MovieRecError("There are no runs to compare; name at least one run folder.")

@@ -4,6 +4,7 @@ ids in a path, 413 for oversized bodies, 401/403 for admin calls without the rig
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,20 @@ from movierec.serve.schemas import RANGES
 _BOUND_TYPES = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
 _NUMBER_TYPES = {"int_parsing", "int_type", "int_from_float", "float_parsing", "float_type", "finite_number"}
 MAX_SHOWN = 40
+_MESSAGES = {
+    "too_long": "{field} may hold at most {max_length} items; got {actual_length}",
+    "too_short": "{field} must hold at least {min_length} item(s); got {actual_length}",
+    "string_too_long": "{field} may be at most {max_length} characters long",
+    "string_too_short": "{field} must be at least {min_length} character(s) long",
+    "missing": "{field} is required",
+    "extra_forbidden": "{field} is not a field of this request",
+    "json_invalid": "The body is not valid JSON ({error})",
+    "model_attributes_type": "{field} must be a JSON object",
+    "dict_type": "{field} must be a JSON object",
+    "model_type": "{field} must be a JSON object",
+    "list_type": "{field} must be a JSON list",
+}
+"""One sentence per pydantic error type, filled from the error's context (and ``field``, where it is)."""
 
 
 def field_error(loc: Sequence[str | int], message: str, kind: str = "value_error") -> RequestValidationError:
@@ -39,24 +54,10 @@ def describe(error: dict[str, Any]) -> str:
     if name in RANGES and (kind in _BOUND_TYPES or kind in _NUMBER_TYPES):
         low, high = RANGES[name]
         return f"{field} must be a number from {_number(low)} to {_number(high)}; got {shown}"
-    if kind == "too_long":
-        return f"{field} may hold at most {ctx.get('max_length')} items; got {ctx.get('actual_length')}"
-    if kind == "too_short":
-        return f"{field} must hold at least {ctx.get('min_length')} item(s); got {ctx.get('actual_length')}"
-    if kind == "string_too_long":
-        return f"{field} may be at most {ctx.get('max_length')} characters long"
-    if kind == "string_too_short":
-        return f"{field} must be at least {ctx.get('min_length')} character(s) long"
-    if kind == "missing":
-        return f"{field} is required"
-    if kind == "extra_forbidden":
-        return f"{field} is not a field of this request"
-    if kind == "json_invalid":
-        return f"The body is not valid JSON ({ctx.get('error', 'parse error')})"
-    if kind in {"model_attributes_type", "dict_type", "model_type"}:
-        return f"{field} must be a JSON object"
-    if kind == "list_type":
-        return f"{field} must be a JSON list"
+    if kind in _MESSAGES:
+        # a context value pydantic left out reads "None" (an error handler must not raise a KeyError)
+        values = defaultdict(lambda: "None", {"error": "parse error", **ctx, "field": field})
+        return _MESSAGES[kind].format_map(values)
     if kind == "value_error":
         return f"{field}: {message.removeprefix('Value error, ')}"
     return f"{field}: {message}; got {shown}"

@@ -12,6 +12,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from movierec.errors import MovieRecError
+from movierec.recommend.filters import DEFAULT_MIN_RATINGS
+from movierec.serve.schemas import MAX_MIN_RATINGS
 
 ENV_PREFIX = "MOVIEREC_"
 FLAGS = {
@@ -59,7 +61,9 @@ class Settings(BaseSettings):
         description="BLAS threads per worker. One request's work is a memory-bound matrix-vector product; more "
         "threads barely speed it up and stall badly when the cores are busy, so workers, not threads, use cores.",
     )
-    min_ratings: int = Field(default=10, ge=0, le=1_000_000, description="Default minimum support of listed movies.")
+    min_ratings: int = Field(
+        default=DEFAULT_MIN_RATINGS, ge=0, le=MAX_MIN_RATINGS, description="Default minimum support of listed movies."
+    )
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for `POST /admin/reload`; unset: the admin endpoint is disabled."
     )

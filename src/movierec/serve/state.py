@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from movierec.errors import MovieRecError
-from movierec.recommend import Recommender
+from movierec.recommend import DEFAULT_MIN_RATINGS, Recommender
 from movierec.serve.search import TitleIndex
 
 log = logging.getLogger("movierec.serve")
@@ -48,7 +48,7 @@ class Loaded:
         return self.recommender.scale
 
 
-def load(run_dir: Path, *, generation: int = 1, min_ratings: int = 10) -> Loaded:
+def load(run_dir: Path, *, generation: int = 1, min_ratings: int = DEFAULT_MIN_RATINGS) -> Loaded:
     """Load, verify and warm up a run folder (``MovieRecError`` with one sentence when it cannot be served)."""
     started = time.perf_counter()
     recommender = Recommender.load(run_dir, min_ratings=min_ratings)
@@ -81,7 +81,7 @@ def _warm_up(recommender: Recommender, search: TitleIndex) -> None:
 class ModelState:
     """Holds the current ``Loaded``; ``reload`` swaps in a new one without pausing readers."""
 
-    def __init__(self, loaded: Loaded, allowed_root: Path, *, min_ratings: int = 10) -> None:
+    def __init__(self, loaded: Loaded, allowed_root: Path, *, min_ratings: int = DEFAULT_MIN_RATINGS) -> None:
         self._current = loaded
         self.allowed_root = Path(allowed_root).resolve()
         self.min_ratings = min_ratings

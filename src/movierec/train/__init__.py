@@ -1,1 +1,2 @@
-"""Training: typed configs, the one training loop, checkpoints and run folders."""
+"""Training: the one driver and its solvers (SGD loop, ALS, distributed), checkpoints, tuning, and the protocols
+that retrain."""

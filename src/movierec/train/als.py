@@ -15,7 +15,7 @@ and bias ``b_i + sum_f w_if c_f`` over its features (genres, year, tags). Its mo
 least-squares problem (features share movies) with penalty ``reg * feature_scale * N_f`` per feature row, ``N_f =
 sum_i n_i w_if`` (the loop's per-rating penalty summed); ``solve_side`` with an ``offset`` fits each movie's own
 ``[e_i, b_i]`` with its feature part held fixed in the prediction. Both lower the same objective (plus, when
-``solve_side`` is given a ``prior``, a fixed ridge per row: the hybrid's fast path adds one, see ``fast.py``).
+``solve_side`` is given a ``prior``, a fixed ridge per row: the ALS hybrid adds one, see ``als_solver.py``).
 
 How it is fast:
 - Each side's ratings are grouped by row once, rows sorted by length and cut into blocks of similar length,
@@ -144,68 +144,53 @@ def solve_side(
     its update (while its block is still in cache). Returns the summed squared error of the ratings before the
     update, as a 0-d tensor on the device (no synchronisation).
     """
-    features, other_bias = other.factors, other.bias
+    features, other_bias, pad = other.factors, other.bias, side.n_cols
     # Jacobi preconditioner: the diagonal of X'X is about n_u times the rating-weighted mean square feature.
     weights = other_counts / other_counts.sum().clamp_min(1.0)
     mean_square = (features[:-1].square() * weights[:, None]).sum(0)
+
+    def solve_block(block: Block) -> torch.Tensor:
+        """Preconditioned CG on one block's ridge regressions; the bias is the constant feature, kept apart."""
+        n_block, width = block.cols.shape
+        flat = block.cols.view(-1)
+        x = features.index_select(0, flat).view(n_block, width, -1)
+        mask = (block.cols != pad).to(x.dtype)
+        target = block.values - other_bias.index_select(0, flat).view(n_block, width)
+        if offset is not None:
+            fixed, fixed_bias = offset.factors.index_select(0, block.rows), offset.bias.index_select(0, block.rows)
+            target = target - _times(x, fixed) - fixed_bias[:, None] * mask
+        p, b = own.factors.index_select(0, block.rows), own.bias.index_select(0, block.rows)
+        lam = reg * block.counts + prior[0]
+        lam_b = reg * bias_scale * block.counts + prior[1]
+        error = target - _times(x, p) - b[:, None] * mask
+        block_error = error.square().sum()
+        r, r_b = _transposed_times(x, error) - lam[:, None] * p, error.sum(1) - lam_b * b
+        inv = 1.0 / (block.counts[:, None] * mean_square + lam[:, None]).clamp_min(_TINY)
+        inv_b = 1.0 / (block.counts + lam_b).clamp_min(_TINY)
+        z, z_b = inv * r, inv_b * r_b
+        d, d_b = z, z_b
+        rz = (r * z).sum(1) + r_b * z_b
+        for _ in range(steps):
+            xd = _times(x, d) + d_b[:, None] * mask
+            q, q_b = _transposed_times(x, xd) + lam[:, None] * d, xd.sum(1) + lam_b * d_b
+            alpha = rz / ((d * q).sum(1) + d_b * q_b).clamp_min(_TINY)
+            p, b = p + alpha[:, None] * d, b + alpha * d_b
+            r, r_b = r - alpha[:, None] * q, r_b - alpha * q_b
+            z, z_b = inv * r, inv_b * r_b
+            rz_next = (r * z).sum(1) + r_b * z_b
+            beta = rz_next / rz.clamp_min(_TINY)
+            d, d_b = z + beta[:, None] * d, z_b + beta * d_b
+            rz = rz_next
+        own.factors.index_copy_(0, block.rows, p)
+        own.bias.index_copy_(0, block.rows, b)
+        if sums is not None:
+            sums.record(block, x, target - _times(x, p) - b[:, None] * mask)
+        return block_error
+
     squared_error = torch.zeros((), device=features.device, dtype=torch.float32)
     with torch.no_grad():
         for block in side.blocks:
-            squared_error += _solve_block(
-                block, side.n_cols, own, features, other_bias, mean_square, reg, bias_scale, steps, offset, prior, sums
-            )
-    return squared_error
-
-
-def _solve_block(
-    block: Block,
-    pad: int,
-    own: Factors,
-    features: torch.Tensor,
-    other_bias: torch.Tensor,
-    mean_square: torch.Tensor,
-    reg: float,
-    bias_scale: float,
-    steps: int,
-    offset: Factors | None = None,
-    prior: tuple[float, float] = (0.0, 0.0),
-    sums: RowSums | None = None,
-) -> torch.Tensor:
-    """Preconditioned CG on one block's ridge regressions; the bias is the constant feature, kept apart."""
-    n_block, width = block.cols.shape
-    flat = block.cols.view(-1)
-    x = features.index_select(0, flat).view(n_block, width, -1)
-    mask = (block.cols != pad).to(x.dtype)
-    target = block.values - other_bias.index_select(0, flat).view(n_block, width)
-    if offset is not None:
-        fixed, fixed_bias = offset.factors.index_select(0, block.rows), offset.bias.index_select(0, block.rows)
-        target = target - _times(x, fixed) - fixed_bias[:, None] * mask
-    p, b = own.factors.index_select(0, block.rows), own.bias.index_select(0, block.rows)
-    lam = reg * block.counts + prior[0]
-    lam_b = reg * bias_scale * block.counts + prior[1]
-    error = target - _times(x, p) - b[:, None] * mask
-    squared_error = error.square().sum()
-    r, r_b = _transposed_times(x, error) - lam[:, None] * p, error.sum(1) - lam_b * b
-    inv = 1.0 / (block.counts[:, None] * mean_square + lam[:, None]).clamp_min(_TINY)
-    inv_b = 1.0 / (block.counts + lam_b).clamp_min(_TINY)
-    z, z_b = inv * r, inv_b * r_b
-    d, d_b = z, z_b
-    rz = (r * z).sum(1) + r_b * z_b
-    for _ in range(steps):
-        xd = _times(x, d) + d_b[:, None] * mask
-        q, q_b = _transposed_times(x, xd) + lam[:, None] * d, xd.sum(1) + lam_b * d_b
-        alpha = rz / ((d * q).sum(1) + d_b * q_b).clamp_min(_TINY)
-        p, b = p + alpha[:, None] * d, b + alpha * d_b
-        r, r_b = r - alpha[:, None] * q, r_b - alpha * q_b
-        z, z_b = inv * r, inv_b * r_b
-        rz_next = (r * z).sum(1) + r_b * z_b
-        beta = rz_next / rz.clamp_min(_TINY)
-        d, d_b = z + beta[:, None] * d, z_b + beta * d_b
-        rz = rz_next
-    own.factors.index_copy_(0, block.rows, p)
-    own.bias.index_copy_(0, block.rows, b)
-    if sums is not None:
-        sums.record(block, x, target - _times(x, p) - b[:, None] * mask)
+            squared_error += solve_block(block)
     return squared_error
 
 

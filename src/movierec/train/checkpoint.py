@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from safetensors import SafetensorError
@@ -27,6 +27,24 @@ from movierec.errors import ArtifactError
 
 CHECKPOINT_FORMAT = 2  # 2: the metadata carries a sha256
 CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+class OptimizerState(Protocol):
+    """The part of a solver the checkpoint keeps beside the weights: a torch optimiser, or ``NoOptimizer``."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
+
+class NoOptimizer:
+    """Stands in for the optimiser of a solver that keeps none (ALS): checkpoints keep their one format."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"state": {}, "param_groups": []}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        return None
 
 
 @dataclass
@@ -52,7 +70,7 @@ class TrainingState:
 def save(
     run_dir: Path,
     module: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: OptimizerState,
     config: TrainConfig,
     state: TrainingState,
 ) -> None:
@@ -85,7 +103,7 @@ def save(
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def load(run_dir: Path, module: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig) -> TrainingState:
+def load(run_dir: Path, module: nn.Module, optimizer: OptimizerState, config: TrainConfig) -> TrainingState:
     """Restore module, optimiser and state from ``run_dir``; a fresh state when there is no checkpoint."""
     path = run_dir / CHECKPOINT_NAME
     if not path.is_file():

@@ -28,7 +28,7 @@ from movierec.data.source import DataOptions, load_split
 from movierec.data.split import holdout_items
 from movierec.errors import MovieRecError
 from movierec.evaluate.protocol import evaluate_ratings
-from movierec.models.baselines import fit_biases, global_mean_params
+from movierec.models.baselines import bias_only_params, fit_biases, global_mean_params
 from movierec.models.factors import FactorModel, FactorParams
 from movierec.train.driver import fit
 
@@ -113,17 +113,7 @@ def genre_average_params(
     genre_n = np.bincount(cols, item_n[rows], minlength=len(names))
     genre_mean = genre_sum / (genre_n + reg)
     item_bias = np.bincount(rows, genre_mean[cols], minlength=train.n_items) / np.maximum(counts, 1)
-    return FactorParams(
-        global_mean=mean,
-        user_bias=users_bias.astype(np.float32),
-        item_bias=item_bias.astype(np.float32),
-        user_factors=np.zeros((train.n_users, 0), np.float32),
-        item_factors=np.zeros((train.n_items, 0), np.float32),
-        low=scale.low,
-        high=scale.high,
-        user_known=train.user_counts() > 0,
-        item_known=counts > 0,
-    )
+    return bias_only_params(train, scale, mean, users_bias, item_bias, item_known=counts > 0)
 
 
 def cold_items_protocol(run: Any, as_json: bool, **_options: Any) -> None:

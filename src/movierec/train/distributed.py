@@ -5,6 +5,7 @@ agree; each rank then trains on its own shard of the fit ratings and measures va
 of the validation ratings. Gradients are averaged across ranks after every step (DDP), each rank's batch is
 ``batch_size / world`` so one step still sees ``batch_size`` ratings in all, and the validation errors are
 summed across ranks so every rank makes the same early-stopping decision. Only rank 0 writes files or prints.
+The driver runs it like any solver: ``ShardedSgd`` is the mini-batch solver on this rank's shards.
 Backends: gloo on the CPU, NCCL on CUDA (one GPU per rank: ``cuda:LOCAL_RANK``).
 """
 
@@ -14,7 +15,7 @@ import datetime
 import inspect
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,8 @@ from torch import nn
 
 from movierec.data.ratings import Ratings
 from movierec.errors import MovieRecError
+from movierec.train.sgd import SgdSolver
+from movierec.train.solver import Setup
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 """What torchrun sets for each process it starts."""
@@ -104,6 +107,28 @@ def equal_shard(ratings: Ratings, context: Context, seed: int) -> Ratings:
     part = shard(ratings, context.rank, context.world, seed)
     smallest = len(ratings) // context.world
     return part.take(np.arange(smallest)) if len(part) > smallest else part
+
+
+class ShardedSgd(SgdSolver):
+    """The mini-batch solver on this rank's shards: steps through DDP on ``batch_size / world`` ratings at a time,
+    and the epoch's training and validation figures summed over every rank, so all ranks stop at the same epoch."""
+
+    def __init__(self, setup: Setup, context: Context) -> None:
+        config = setup.config
+        shards = replace(
+            setup,
+            train=equal_shard(setup.train, context, config.seed),
+            valid=shard(setup.valid, context.rank, context.world, config.seed),
+        )
+        batch_size = max(1, -(-config.batch_size // context.world))
+        super().__init__(shards, trainer=wrap(setup.module, context), batch_size=batch_size)
+
+    def run_epoch(self, epoch: int) -> tuple[float, float]:
+        loss, rmse = super().run_epoch(epoch)
+        return reduce_train(loss, rmse, len(self.setup.train), self.setup.device)
+
+    def validation_rmse(self) -> float:
+        return reduce_rmse(super().validation_rmse(), len(self.setup.valid), self.setup.device)
 
 
 def wrap(module: nn.Module, context: Context) -> Any:

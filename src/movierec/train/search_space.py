@@ -8,14 +8,15 @@ The ranges are centred on what works for MovieLens-sized data and kept to what 2
 
 from __future__ import annotations
 
-from typing import Any
-
-from optuna.trial import BaseTrial
+from typing import TYPE_CHECKING, Any
 
 from movierec.config import TrainConfig
 from movierec.errors import MovieRecError
 from movierec.models import registry
 from movierec.models.registry import Param
+
+if TYPE_CHECKING:
+    from optuna.trial import BaseTrial
 
 
 def search_space(model: str) -> tuple[Param, ...]:

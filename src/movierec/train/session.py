@@ -32,12 +32,14 @@ def train_run(
     loaded: tuple[Dataset, Split] | None = None,
     on_epoch: EpochCallback | None = None,
     on_report: ReportSink | None = None,
+    keep_checkpoint: bool = False,
 ) -> dict[str, Any]:
     """Train ``settings`` on the split ``data_options`` describe, write ``run_dir``; return the test metrics
     (with ``settings.distributed``, on rank 0; the other ranks help train and return an empty dict).
 
     ``loaded`` reuses a dataset and split already loaded with the same options (a sweep loads them once).
-    ``on_report`` hears what parsing the ratings skipped or merged.
+    ``on_report`` hears what parsing the ratings skipped or merged. Once the run folder is written the checkpoint
+    is removed unless ``keep_checkpoint`` (a killed run keeps it, for ``resume``).
     """
     run_dir = Path(run_dir)
     main = not settings.distributed or distributed.setup(settings.device).is_main
@@ -67,4 +69,6 @@ def train_run(
         history=[h.to_row() for h in result.history],
         data=data_options.to_dict(),
     )
+    if not keep_checkpoint:
+        (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
     return metrics

@@ -1,4 +1,4 @@
-"""What every router shares: the current model snapshot, error responses, id look-ups, result conversion."""
+"""What every router shares: the current model snapshot, error responses, id look-ups, request values."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 
 from movierec.errors import MovieRecError
-from movierec.recommend import Filters, Recommendation, parse_years
-from movierec.recommend.catalog import MovieInfo
+from movierec.recommend import Filters, parse_years
 from movierec.serve.errors import field_error
 from movierec.serve.schemas import ErrorOut, RatingIn
 from movierec.serve.state import Loaded, ModelState
@@ -103,40 +102,3 @@ def check_ratings(loaded: Loaded, ratings: Sequence[RatingIn], where: str = "bod
             )
         pairs.append((item.movieId, item.rating))
     return pairs
-
-
-def movie_out(info: MovieInfo) -> dict[str, Any]:
-    return {
-        "movieId": info.movieId,
-        "title": info.title,
-        "year": info.year,
-        "genres": list(info.genres),
-        "n_ratings": info.n_ratings,
-        "mean_rating": info.mean_rating,
-    }
-
-
-def recommendation_out(rec: Recommendation) -> dict[str, Any]:
-    why = rec.explanation
-    return {
-        "movieId": rec.movieId,
-        "title": rec.title,
-        "year": rec.year,
-        "genres": list(rec.genres),
-        "n_ratings": rec.n_ratings,
-        "mean_rating": rec.mean_rating,
-        "predicted_rating": rec.predicted_rating,
-        "score": rec.score,
-        "kind": why.kind,
-        "explanation": why.text,
-        "because": [
-            {
-                "movieId": b.movieId,
-                "title": b.title,
-                "rating": b.rating,
-                "contribution": b.contribution,
-                "liked": b.liked,
-            }
-            for b in why.because
-        ],
-    }

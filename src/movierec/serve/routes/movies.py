@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
 from movierec.recommend.filters import filter_mask
-from movierec.serve.routes.common import current, filters, movie_index, movie_out, responses
+from movierec.serve.forms import movie_form, similar_form
+from movierec.serve.routes.common import current, filters, movie_index, responses
 from movierec.serve.schemas import (
     MAX_GENRE_CHARS,
     MAX_GENRES,
@@ -34,7 +35,7 @@ async def search_movies(
         Query(max_length=MAX_GENRES, description="Only movies with one of these genres (repeatable)."),
     ] = [],  # noqa: B006 (FastAPI copies defaults)
     limit: Annotated[int, Query(ge=1, le=MAX_SEARCH, description="Most movies to list.")] = 20,
-) -> dict[str, Any]:
+) -> SearchOut:
     """Movies whose titles match ``query`` (case-insensitive, word by word, one typo per word forgiven), best
     match first, then the most rated; an empty query lists the most rated movies."""
     loaded = current(request)
@@ -44,14 +45,14 @@ async def search_movies(
         chosen = filters(loaded, "query", genre, (), None, 0, names=("genre", "genre"))
         allowed = filter_mask(catalog, chosen, 0)
     found, total = loaded.search.search(query, limit, allowed)
-    return {"query": query, "total": total, "movies": [movie_out(catalog.info(i)) for i in found]}
+    return SearchOut(query=query, total=total, movies=[movie_form(catalog.info(i)) for i in found])
 
 
 @router.get("/movies/{movieId}", response_model=MovieOut, responses=responses(404, 422))
-async def get_movie(request: Request, movieId: MovieIdPath) -> dict[str, Any]:
+async def get_movie(request: Request, movieId: MovieIdPath) -> MovieOut:
     """One movie: title, year, genres and its training ratings."""
     loaded = current(request)
-    return movie_out(loaded.recommender.catalog.info(movie_index(loaded, movieId)))
+    return movie_form(loaded.recommender.catalog.info(movie_index(loaded, movieId)))
 
 
 @router.get("/movies/{movieId}/similar", response_model=SimilarListOut, responses=responses(404, 422))
@@ -60,24 +61,9 @@ async def similar_movies(
     movieId: MovieIdPath,
     n: Annotated[int, Query(ge=1, le=MAX_N, description=f"How many movies to list (1 to {MAX_N}).")] = 10,
     min_ratings: Annotated[int | None, Query(ge=0, le=MAX_MIN_RATINGS)] = None,
-) -> dict[str, Any]:
+) -> SimilarListOut:
     """ "More like this": the movies whose learned factors are closest (cosine, shrunk for thinly rated ones)."""
     loaded = current(request)
     rec = loaded.recommender
     index = movie_index(loaded, movieId)
-    found = rec.similar(movieId, n, min_ratings)
-    similar = [
-        {
-            "movieId": s.movieId,
-            "title": s.title,
-            "year": s.year,
-            "genres": list(s.genres),
-            "n_ratings": s.n_ratings,
-            "mean_rating": s.mean_rating,
-            "similarity": s.similarity,
-            "score": s.score,
-            "explanation": s.explanation,
-        }
-        for s in found
-    ]
-    return {"movie": movie_out(rec.catalog.info(index)), "similar": similar}
+    return similar_form(rec.catalog.info(index), rec.similar(movieId, n, min_ratings))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from movierec.serve.forms import onboarding_form
 from movierec.serve.routes.common import current, responses
 from movierec.serve.schemas import MAX_N, OnboardingListOut
 
@@ -16,7 +17,6 @@ router = APIRouter(tags=["recommendations"])
 async def onboarding(
     request: Request,
     n: Annotated[int, Query(ge=1, le=MAX_N, description=f"How many movies (1 to {MAX_N}).")] = 15,
-) -> dict[str, Any]:
+) -> OnboardingListOut:
     """Widely seen, divisive and mutually different movies: each answer teaches the fold-in something new."""
-    picks = current(request).recommender.onboarding(n)
-    return {"movies": [{**p.to_dict()} for p in picks]}
+    return onboarding_form(current(request).recommender.onboarding(n))

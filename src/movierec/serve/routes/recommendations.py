@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
-from movierec.serve.routes.common import check_ratings, current, filters, recommendation_out, responses
+from movierec.serve.forms import new_user_form
+from movierec.serve.routes.common import check_ratings, current, filters, responses
 from movierec.serve.schemas import RecommendationsOut, RecommendIn
 
 router = APIRouter(tags=["recommendations"])
 
 
 @router.post("/recommendations", response_model=RecommendationsOut, responses=responses(413, 422))
-async def recommend_new_user(request: Request, body: RecommendIn) -> dict[str, Any]:
+async def recommend_new_user(request: Request, body: RecommendIn) -> RecommendationsOut:
     """Fold the ratings into a user vector, then list the top ``n`` movies they did not rate, with why.
 
     Unknown movieIds are listed in ``ignored``; with no usable rating the list is the popular-and-well-rated
@@ -21,10 +20,4 @@ async def recommend_new_user(request: Request, body: RecommendIn) -> dict[str, A
     loaded = current(request)
     pairs = check_ratings(loaded, body.ratings)
     chosen = filters(loaded, "body", body.genres, body.exclude_genres, body.years, body.min_ratings)
-    recs, ignored = loaded.recommender.recommend_new_user(pairs, body.n, chosen)
-    distinct = len({movie for movie, _ in pairs})
-    return {
-        "recommendations": [recommendation_out(r) for r in recs],
-        "ignored": ignored,
-        "fallback": len(ignored) == distinct,
-    }
+    return new_user_form(pairs, loaded.recommender.recommend_new_user(pairs, body.n, chosen))

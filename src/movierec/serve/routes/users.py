@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
-from movierec.serve.routes.common import current, filters, recommendation_out, responses, user_index
+from movierec.serve.forms import known_user_form
+from movierec.serve.routes.common import current, filters, responses, user_index
 from movierec.serve.schemas import (
     MAX_GENRE_CHARS,
     MAX_GENRES,
@@ -32,10 +33,9 @@ async def user_recommendations(
     exclude_genre: GenreList = [],  # noqa: B006
     years: Annotated[str | None, Query(max_length=20, description="1990-2000, 1990-, -2000 or 1995.")] = None,
     min_ratings: Annotated[int | None, Query(ge=0, le=MAX_MIN_RATINGS)] = None,
-) -> dict[str, Any]:
+) -> UserRecommendationsOut:
     """The user's top-``n`` unseen movies with explanations, optionally restricted by genre and years."""
     loaded = current(request)
     user_index(loaded, userId)
     chosen = filters(loaded, "query", genre, exclude_genre, years, min_ratings, names=("genre", "exclude_genre"))
-    recs = loaded.recommender.recommend_user(userId, n, chosen)
-    return {"userId": userId, "recommendations": [recommendation_out(r) for r in recs]}
+    return known_user_form(userId, loaded.recommender.recommend_user(userId, n, chosen))

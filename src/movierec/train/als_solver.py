@@ -1,13 +1,13 @@
-"""The fast training path (``--solver als``): alternating least squares for ``biased-mf`` and ``hybrid``.
+"""The ALS solver (``--solver als``): alternating least squares for ``biased-mf`` and ``hybrid``.
 
-Same contract as ``loop.fit``: a validation split carved out of the training ratings, one history row per
-epoch (here an epoch is one ALS sweep: every user solved, then every movie), early stopping on validation
-RMSE with the best epoch restored, checkpoints in the run folder, and a ``FactorModel`` exported through the
-model's module (``BiasedMF``, or ``HybridMF``, whose export folds the feature rows into each movie's vector and
-bias and gives movies without ratings a vector from their features alone).
+The driver (``movierec.train.driver``) runs it like any solver: one epoch is one ALS sweep (every user solved,
+then every movie), with early stopping on validation RMSE (an epoch counts as better when it beats the best by
+``MIN_IMPROVEMENT``), checkpoints without optimiser state, and a ``FactorModel`` exported through the model's
+module (``BiasedMF``, or ``HybridMF``, whose export folds the feature rows into each movie's vector and bias and
+gives movies without ratings a vector from their features alone).
 
 biased-mf: it minimises the loop's own objective (squared error plus ``reg`` times the squared norms of the rows
-each rating touches), so ``reg`` means the same under both solvers. See ``als.py`` for the solver.
+each rating touches), so ``reg`` means the same under both solvers. The kernels are in ``als.py``.
 
 hybrid: a sweep solves every user against the whole movie vectors ``q_i = e_i + sum_f w_if W_f`` (and biases),
 then each movie's own ``[e_i, b_i]`` with its feature part as a fixed offset, then the feature rows ``[W_f, c_f]``
@@ -32,32 +32,17 @@ Tuned ``reg`` for the ALS hybrid: 0.3 (chosen on validation RMSE over 0.1-0.4 at
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from movierec.config import TrainConfig
-from movierec.data.ratings import Dataset, Ratings
-from movierec.data.split import validation_split
-from movierec.errors import MovieRecError
-from movierec.models import registry
-from movierec.models.factors import FactorModel
+from movierec.data.ratings import Ratings
 from movierec.models.hybrid import HybridMF
-from movierec.train import als, checkpoint
-from movierec.train.driver import (
-    EpochCallback,
-    EpochStats,
-    FitResult,
-    _progress_bar,
-    _status,
-    _tensors,
-    finish_params,
-    resolve_device,
-)
-from movierec.train.rank_weight import choose_rank_weight
+from movierec.train import als
+from movierec.train.checkpoint import NoOptimizer
+from movierec.train.solver import Setup, Solver, rating_tensors
 
 CG_STEPS = 3
 """Conjugate-gradient steps per row and half-sweep, warm-started from the previous sweep."""
@@ -155,7 +140,7 @@ class AlsState:
         return total / max(1, self.n_ratings)
 
     def rmse(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> float:
-        """RMSE of the predictions clipped to the rating scale, as ``loop.evaluate_rmse`` measures it."""
+        """RMSE of the predictions clipped to the rating scale, as ``sgd.evaluate_rmse`` measures it."""
         if users.shape[0] == 0:
             return math.nan
         predicted = als.predict(self.users, self.items, self.mean, users, items)
@@ -176,91 +161,39 @@ class AlsState:
                 self.module.feature_bias.weight.copy_(self.features[:, -1:])
 
 
-def fit_fast(
-    config: TrainConfig,
-    data: Dataset,
-    train: Ratings,
-    *,
-    run_dir: Path | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    on_epoch: EpochCallback | None = None,
-) -> FitResult:
-    """Fit ``biased-mf`` or ``hybrid`` by alternating least squares; same inputs, outputs and stopping rule as
-    ``loop.fit``."""
-    build = registry.get(registry.check(config).model).build
-    assert build is not None, "fit_fast trains models with a module builder"
-    started = time.perf_counter()
-    split = validation_split(train, fraction=config.val_fraction, seed=config.seed)
-    fit_part, val_part = split.train, split.test
-    torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
-    module: Any = build(module_config(config), data, fit_part)
-    module.init_from_mean(float(fit_part.ratings.mean(dtype=np.float64)))
-    placeholder: Any = _NoOptimizer()  # ALS keeps no optimiser state; checkpoints keep their one format
-    state = checkpoint.TrainingState()
-    if resume and run_dir is not None:
-        state = checkpoint.load(run_dir, module, placeholder, config)
-    solver = AlsState(module, fit_part, device, config.reg)
-    val_users, val_items, val_ratings = _tensors(val_part, device)
-    history = [EpochStats(**row) for row in state.history]  # type: ignore[arg-type]
-    last_gain = _last_gain_epoch(history)
+class AlsSolver(Solver):
+    """One ALS sweep per epoch over an ``AlsState``; no optimiser state, a relative ``MIN_IMPROVEMENT``."""
 
-    with _progress_bar(progress) as bar:
-        task = bar.add_task("training (als)", total=config.epochs, completed=state.epoch, status="")
-        for epoch in range(state.epoch + 1, config.epochs + 1):
-            tick = time.perf_counter()
-            train_loss, train_rmse = solver.sweep()
-            val_rmse = solver.rmse(val_users, val_items, val_ratings)
-            seconds = time.perf_counter() - tick
-            stats = EpochStats(epoch, train_loss, train_rmse, val_rmse, 0.0, seconds, len(fit_part) / seconds)
-            if val_rmse < state.best_val_rmse * (1 - MIN_IMPROVEMENT):
-                last_gain = epoch
-            history.append(stats)
-            solver.to_module()
-            state.record(stats.to_row(), val_rmse, module)
-            if run_dir is not None:
-                checkpoint.save(run_dir, module, placeholder, config, state)
-            if on_epoch is not None:
-                on_epoch(stats)
-            bar.update(task, advance=1, status=_status(stats, state))
-            if not math.isfinite(train_loss):
-                raise MovieRecError(
-                    f"ALS diverged at epoch {epoch} (loss {train_loss}); raise --reg (now {config.reg})."
-                )
-            if epoch - last_gain >= config.patience:
-                break
+    label = "training (als)"
+    min_improvement = MIN_IMPROVEMENT
+    mean_dtype = np.float64
 
-    if state.best_state is not None:
-        module.load_state_dict(state.best_state)
-    params = finish_params(module.export(), fit_part, config)
-    model = choose_rank_weight(FactorModel(params, config.model), fit_part, val_part)
-    return FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
+    state: AlsState
+    """Built by ``start``, from the module's starting (or resumed) weights."""
 
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.optimizer = NoOptimizer()
 
-def module_config(config: TrainConfig) -> TrainConfig:
-    """The settings the module is built with: ALS trains the hybrid without the SVD++ term (``use_implicit``)."""
-    return config.replace(use_implicit=False) if config.model == "hybrid" else config
+    def start(self) -> None:
+        self.state = AlsState(self.setup.module, self.setup.train, self.setup.device, self.setup.config.reg)
+        self.valid = rating_tensors(self.setup.valid, self.setup.device)
 
+    @staticmethod
+    def module_config(config: TrainConfig) -> TrainConfig:
+        """ALS trains the hybrid without the SVD++ term (``use_implicit``)."""
+        return config.replace(use_implicit=False) if config.model == "hybrid" else config
 
-class _NoOptimizer:
-    """Stands in for the optimiser in checkpoints: no state to save or restore."""
+    def run_epoch(self, epoch: int) -> tuple[float, float]:
+        loss, rmse = self.state.sweep()
+        self.state.to_module()
+        return loss, rmse
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"state": {}, "param_groups": []}
+    def validation_rmse(self) -> float:
+        return self.state.rmse(*self.valid)
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        return None
-
-
-def _last_gain_epoch(history: list[EpochStats]) -> int:
-    """The last epoch (of a resumed history) that reset the patience counter."""
-    best, last = math.inf, 0
-    for stats in history:
-        if stats.val_rmse < best * (1 - MIN_IMPROVEMENT):
-            last = stats.epoch
-        best = min(best, stats.val_rmse)
-    return last
+    def divergence(self, epoch: int, loss: float) -> str:
+        return f"ALS diverged at epoch {epoch} (loss {loss}); raise --reg (now {self.setup.config.reg})."
 
 
 def _padded(factors: torch.Tensor, bias: torch.Tensor, device: torch.device) -> als.Factors:
