@@ -74,7 +74,7 @@ def test_no_untrusted_code_is_executed(path: Path) -> None:
 
 def test_the_package_is_scanned() -> None:
     names = {p.relative_to(PACKAGE).as_posix() for p in SOURCES}
-    assert {"train/run.py", "train/checkpoint.py", "data/loader.py", "cli/__init__.py"} <= names
+    assert {"artifact/run.py", "train/checkpoint.py", "data/loader.py", "cli/__init__.py"} <= names
 
 
 @pytest.mark.parametrize(
