@@ -510,3 +510,20 @@ def test_debug_shows_the_traceback_and_plain_runs_do_not(tmp_path: Path) -> None
     debug = movierec("evaluate", str(missing), "--debug")
     assert debug.returncode != 0
     assert "Traceback" in debug.stderr and "ArtifactError" in debug.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--bogus"], "No such option: --bogus"),
+        (["train", "--epochs", "many"], "'--epochs'"),
+        (["recommend"], "Missing argument"),
+        (["no-such-command"], "No such command"),
+    ],
+)
+def test_usage_errors_exit_2_with_clicks_message(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "internal error" not in err and "Traceback" not in err

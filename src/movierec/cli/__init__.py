@@ -26,6 +26,8 @@ for _commands in (train, recommend, reports, tune, serve):
     _commands.register(app)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+USAGE_ERRORS = (click.ClickException, typer.TyperException)
+"""Typer 0.29 and later raise the errors of the click copy they ship, whose base is ``TyperException``."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,10 +43,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _stderr.print(f"[bold red]error:[/] {error}")
         return 2
-    except click.ClickException as error:
-        error.show()
-        return error.exit_code
-    except click.exceptions.Abort:
+    except USAGE_ERRORS as error:  # a bad flag or value: click's own message, exit code 2
+        show = getattr(error, "show", None)
+        if show is not None:
+            show()
+        return int(getattr(error, "exit_code", 2))
+    except (click.exceptions.Abort, typer.Abort):
         _stderr.print("aborted")
         return 130
     except Exception as error:
