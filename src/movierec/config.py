@@ -70,6 +70,11 @@ class TrainConfig:
     """Weight of the movies a user did not rate in the "likely to watch" component."""
     watch_iterations: int = valid(8, whole(1, 100))
     """Alternating sweeps of the "likely to watch" component."""
+    watch_dislike: float = valid(-0.5, within(lambda target: -10 <= target <= 1, "a value in [-10, 1]"))
+    """Target of a disliked movie in a person's "likely to watch" vector (a liked one has 1): negative pushes the
+    movies watched alike down; 1 ignores the stars."""
+    watch_margin: float = valid(1.0, non_negative)
+    """Stars below a person's own mean rating (shrunk towards everyone's) at which a rating counts as disliked."""
     use_genres: bool = True
     """hybrid: add learned genre and release-year embeddings to each movie."""
     use_tags: bool = True

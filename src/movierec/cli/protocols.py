@@ -27,3 +27,12 @@ def _cold_items(run: Any, as_json: bool, **options: Any) -> None:
 
 
 PROTOCOLS["cold-items"] = _cold_items
+
+
+def _taste(run: Any, as_json: bool, **options: Any) -> None:
+    from movierec.cli.taste import taste_protocol  # fits EASE and folds users in: loaded only when asked for
+
+    taste_protocol(run, as_json, **options)
+
+
+PROTOCOLS["taste"] = _taste

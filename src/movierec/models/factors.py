@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 import numpy as np
 
-from movierec.models.watch import fold_in_watch, watch_gram
+from movierec.models.watch import Taste, fold_in_watch, watch_gram
 
 if TYPE_CHECKING:
     import torch
@@ -129,6 +129,8 @@ class FactorParams:
     watch_weight: float = 0.0  # weight of the "likely to watch" score in the ranking score
     watch_reg: float = 10.0
     watch_unobserved: float = 1.0
+    watch_dislike: float = 1.0  # target of a disliked movie in a watch vector; 1 (runs before it existed): none
+    watch_margin: float = 1.0  # stars below a person's shrunk mean at which a rating counts as disliked
     fold_in_mean: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))  # [dim + 1]: bias, factors
     fold_in_precision: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.float64))  # [dim+1, dim+1]
 
@@ -249,7 +251,7 @@ class FactorModel:
         p = self.params
         items, ratings = self.usable_ratings(items, ratings)
         watch = (
-            fold_in_watch(p.watch_item, items, p.watch_reg, p.watch_unobserved, self._watch_gram)
+            fold_in_watch(p.watch_item, items, ratings, self.taste, p.watch_reg, p.watch_unobserved, self._watch_gram)
             if p.has_watch
             else None
         )
@@ -510,6 +512,12 @@ class FactorModel:
         if p.dim:
             raw = raw + user_factors @ p.item_factors.T
         return raw
+
+    @property
+    def taste(self) -> Taste:
+        """How this model turns a person's stars into the targets of their "likely to watch" vector."""
+        p = self.params
+        return Taste(p.global_mean, p.watch_margin, p.watch_dislike)
 
     @functools.cached_property
     def _watch_gram(self) -> np.ndarray:

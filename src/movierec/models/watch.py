@@ -6,26 +6,64 @@ This component models the second signal (iALS, Hu et al. 2008, in the form of Re
 
     sum over rated pairs (x_u . y_i - 1)^2 + unobserved * sum over all pairs (x_u . y_i)^2 + reg * (|x|^2 + |y|^2)
 
-The closed form of one user's ridge regression folds in a new user from the set of movies they rated, without
-retraining. (Not to be confused with the hybrid's SVD++ term, ``FactorParams.implicit``.)
+The movie vectors learn who watches what (every rating is a watch). A person's vector then carries the sign of
+their ratings: a movie they liked has target +1, one they disliked (more than ``margin`` stars below their own
+mean rating, shrunk towards the global mean) has target ``dislike`` (negative), so a 1★ pushes the movies watched
+alike down and a 5★ pulls them up. ``dislike = 1`` is the sign-blind form of runs written before it existed.
+
+The closed form of one user's ridge regression folds in a new user from their ratings, without retraining.
+(Not to be confused with the hybrid's SVD++ term, ``FactorParams.implicit``.)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+MEAN_PRIOR = 5.0
+"""Pseudo-ratings at the global mean added to a person's own ratings to find their mean: with few ratings, the
+mean that decides "disliked" stays near everyone's."""
+
+
+@dataclass(frozen=True)
+class Taste:
+    """How ratings become targets of a person's watch vector."""
+
+    global_mean: float
+    margin: float = 1.0
+    """Stars below the person's (shrunk) mean at which a rating counts as disliked."""
+    dislike: float = 1.0
+    """The target of a disliked movie (a liked or neutral one has 1; 1 here is the sign-blind form)."""
+
+    def targets(self, users: np.ndarray, ratings: np.ndarray, n_users: int) -> np.ndarray:
+        """One target per rating: 1, or ``dislike`` where the stars are below the rater's shrunk mean by more
+        than ``margin``. ``users`` index ``n_users`` people."""
+        ratings = np.asarray(ratings, dtype=np.float64)
+        totals = np.bincount(users, ratings, minlength=n_users) + MEAN_PRIOR * self.global_mean
+        means = totals / (np.bincount(users, minlength=n_users) + MEAN_PRIOR)
+        disliked = ratings < means[users] - self.margin
+        return np.where(disliked, self.dislike, 1.0).astype(np.float32)
 
 
 def fold_in_watch(
-    item_factors: np.ndarray, items: np.ndarray, reg: float, unobserved: float, gram: np.ndarray
+    item_factors: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    taste: Taste,
+    reg: float,
+    unobserved: float,
+    gram: np.ndarray,
 ) -> np.ndarray:
-    """A new user's watch vector from the movies they rated (any rating counts). ``gram`` is
+    """A new user's watch vector from their ratings (targets by ``taste``). ``gram`` is
     ``watch_gram(item_factors)``, computed once per model (on a large catalog it is most of the cost)."""
     dim = item_factors.shape[1]
     if items.size == 0 or dim == 0:
         return np.zeros(dim, np.float32)
     chosen = item_factors[items].astype(np.float64)
+    targets = taste.targets(np.zeros(items.size, np.int64), ratings, 1).astype(np.float64)
     lhs = chosen.T @ chosen + unobserved * gram + reg * np.eye(dim)
-    return np.linalg.solve(lhs, chosen.sum(axis=0)).astype(np.float32)
+    return np.linalg.solve(lhs, chosen.T @ targets).astype(np.float32)
 
 
 def watch_gram(item_factors: np.ndarray) -> np.ndarray:

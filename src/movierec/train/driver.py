@@ -32,7 +32,7 @@ from movierec.train.als_solver import AlsSolver
 from movierec.train.rank_weight import choose_rank_weight
 from movierec.train.sgd import SgdSolver
 from movierec.train.solver import Setup, Solver
-from movierec.train.watch import WatchSettings, fit_watch
+from movierec.train.watch import fit_configured
 
 SOLVERS: dict[str, type[Solver]] = {"loop": SgdSolver, "als": AlsSolver}
 """Every solver, by its ``--solver`` name (``TrainConfig.solver``)."""
@@ -137,7 +137,7 @@ def fit(
     if state.best_state is not None:
         module.load_state_dict({k: v.to(device) for k, v in state.best_state.items()})
     params = finish_params(module.export(), fit_part, config)
-    model = choose_rank_weight(FactorModel(params, config.model), fit_part, val_part)
+    model = with_watch_refit(choose_rank_weight(FactorModel(params, config.model), fit_part, val_part), train, config)
     return FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
 
 
@@ -178,8 +178,7 @@ def finish_params(params: FactorParams, train: Ratings, config: TrainConfig) -> 
     population prior that new users are folded in from."""
     user_known = train.user_counts() > 0
     item_known = params.item_known if params.item_known.size else train.item_counts() > 0
-    watch = WatchSettings(config.watch_dim, config.watch_reg, config.watch_unobserved, config.watch_iterations)
-    factors = fit_watch(train, watch, seed=config.seed) if watch.dim else None
+    factors = fit_configured(train, config, params.global_mean)
     finished = replace(
         params,
         user_bias=np.where(user_known, params.user_bias, 0.0).astype(np.float32),
@@ -192,11 +191,22 @@ def finish_params(params: FactorParams, train: Ratings, config: TrainConfig) -> 
         fold_in_reg=config.fold_in_reg,
         watch_user=factors.user if factors else params.watch_user,
         watch_item=factors.item if factors else params.watch_item,
-        watch_reg=watch.reg,
-        watch_unobserved=watch.unobserved,
+        watch_reg=config.watch_reg,
+        watch_unobserved=config.watch_unobserved,
+        watch_dislike=config.watch_dislike,
+        watch_margin=config.watch_margin,
     )
     prior_mean, prior_precision = population_prior(finished, weights=train.user_counts())
     return replace(finished, fold_in_mean=prior_mean, fold_in_precision=prior_precision)
+
+
+def with_watch_refit(model: FactorModel, train: Ratings, config: TrainConfig) -> FactorModel:
+    """``model`` whose "likely to watch" component is fitted again on all of ``train``: the validation ratings
+    have chosen the ranking weights, and the component gains from them as much as from any other ratings."""
+    factors = fit_configured(train, config, model.params.global_mean) if model.params.has_watch else None
+    if factors is None:
+        return model
+    return FactorModel(replace(model.params, watch_user=factors.user, watch_item=factors.item), model.name)
 
 
 def _status(stats: EpochStats, state: checkpoint.TrainingState) -> str:
