@@ -1,8 +1,10 @@
 """The web page in a real headless Chromium (Debian's, driven by Playwright) against the real server.
 
-Trains a small biased-mf on the embedded data, starts `movierec serve` on 127.0.0.1, then searches, rates five
-movies (by mouse and by keyboard), checks that recommendations appear without any rated movie, asks for "more
-like this", filters by genre, and saves screenshots (one is copied to docs/images/web_page.png for the README).
+Trains a small biased-mf on the embedded data, starts `movierec serve` on 127.0.0.1, then searches, rates six
+movies high and low (by mouse and by keyboard), checks that recommendations appear without any rated movie, each
+with its reasons at a glance ("Because you liked … · disliked …", naming only movies rated that way) and the
+full explanation on demand, asks for "more like this", filters by genre, and saves screenshots (one is copied to
+docs/images/web_page.png for the README).
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from movierec import atomic
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 README_IMAGE = Path(__file__).resolve().parents[1] / "docs" / "images" / "web_page.png"
@@ -91,7 +97,8 @@ def test_search_rate_and_get_recommendations(server: str, tmp_path: Path) -> Non
             expect(page.locator("#recs-status")).to_contain_text("Rate at least 3")
 
             rated: list[int] = []
-            searches = [("matrix", 5), ("toy story", 4), ("godfathr", 5), ("amelie", 4)]  # a typo, an accent
+            # A typo and an accent; four liked movies and, with the keyboard's 2 stars below, two disliked ones.
+            searches = [("matrix", 5), ("toy story", 4), ("godfathr", 5), ("amelie", 4), ("twilight", 1)]
             for query, stars in searches:
                 page.fill("#search-input", query)
                 page.press("#search-input", "Enter")
@@ -100,7 +107,7 @@ def test_search_rate_and_get_recommendations(server: str, tmp_path: Path) -> Non
                 card.locator("label.star").nth(stars - 1).click()
                 rated.append(int(card.get_attribute("data-movie") or 0))
 
-            # The fifth rating by keyboard: Tab into a star group, arrows move the choice.
+            # The sixth rating by keyboard (2 stars): Tab into a star group, arrows move the choice.
             page.fill("#search-input", "titanic")
             page.press("#search-input", "Enter")
             expect(page.locator("#search-status")).to_contain_text("match")
@@ -111,9 +118,9 @@ def test_search_rate_and_get_recommendations(server: str, tmp_path: Path) -> Non
             rated.append(int(card.get_attribute("data-movie") or 0))
             expect(card.locator("input[type=radio]").nth(1)).to_be_checked()
 
-            expect(page.locator("#rated-count")).to_have_text("5")
+            expect(page.locator("#rated-count")).to_have_text("6")
             expect(page.locator("#recs-list li.card").first).to_be_visible()
-            expect(page.locator("#recs-status")).to_contain_text("from your 5 ratings")
+            expect(page.locator("#recs-status")).to_contain_text("from your 6 ratings")
             recommended = [int(m) for m in page.locator("#recs-list li.card").evaluate_all(
                 "cards => cards.map(c => c.dataset.movie)")]  # fmt: skip
             assert len(recommended) >= 5
@@ -122,6 +129,7 @@ def test_search_rate_and_get_recommendations(server: str, tmp_path: Path) -> Non
             expect(first.locator(".prediction")).to_contain_text("predicted for you")
             expect(first.locator(".chips li").first).to_be_visible()
             assert re.search(r"\d{4}", first.locator(".year").inner_text())
+            check_reasons(page, first)
 
             stored = page.evaluate("() => Object.keys(JSON.parse(localStorage.getItem('movierec.ratings.v1')))")
             assert sorted(map(int, stored)) == sorted(rated)
@@ -145,7 +153,7 @@ def test_search_rate_and_get_recommendations(server: str, tmp_path: Path) -> Non
                 assert "Comedy" in chips
 
             page.reload()  # ratings survive in localStorage
-            expect(page.locator("#rated-count")).to_have_text("5")
+            expect(page.locator("#rated-count")).to_have_text("6")
 
             page.set_viewport_size({"width": 390, "height": 844})
             assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
@@ -153,3 +161,25 @@ def test_search_rate_and_get_recommendations(server: str, tmp_path: Path) -> Non
             assert not errors, errors
         finally:
             browser.close()
+
+
+def check_reasons(page: Page, first: Locator) -> None:
+    """Every card says why at a glance; the list names liked and disliked movies, each rated that way; the first
+    card's full explanation opens on demand."""
+    expect = playwright_api.expect
+    cards = page.locator("#recs-list li.card")
+    assert cards.locator(".reasons").count() == cards.count()
+    expect(first.locator(".reasons")).to_contain_text("Because you")
+    stars = page.evaluate(
+        "() => Object.fromEntries(Object.values(JSON.parse(localStorage.getItem('movierec.ratings.v1')))"
+        ".map(r => [displayTitle(r.title), r.rating]))"
+    )
+    liked = page.locator("#recs-list .reason.liked strong").all_inner_texts()
+    disliked = page.locator("#recs-list .reason.disliked strong").all_inner_texts()
+    assert liked and disliked, (liked, disliked)
+    assert all(stars[title] >= 4 for title in liked), (liked, stars)
+    assert all(stars[title] <= 2 for title in disliked), (disliked, stars)
+    first.locator(".why summary").click()
+    expect(first.locator(".why .because li").first).to_contain_text("You gave")
+    expect(first.locator(".why .numbers")).to_contain_text("score")
+    first.locator(".why summary").click()

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from movierec.artifact.run import save_run
 from movierec.cli import main
@@ -21,7 +23,8 @@ from movierec.data.ratings import Ratings, Vocabulary
 from movierec.errors import MovieRecError
 from movierec.models.baselines import popularity_prior
 from movierec.models.factors import FactorModel, FactorParams, UserVector
-from movierec.recommend import Filters, Recommender, batch_top_n, parse_years
+from movierec.recommend import Filters, Recommendation, Recommender, batch_top_n, parse_years
+from movierec.recommend.explain import TOP_BECAUSE, Sentiment, rating_influence
 from movierec.recommend.rated import RatedSets
 
 # Eight movies in two taste directions: horror along factor 0, comedy along factor 1.
@@ -48,6 +51,8 @@ ROWS = [
     (3, 10, 1.5), (4, 30, 4), (4, 70, 5), (4, 20, 1), (5, 10, 3), (5, 20, 3), (5, 30, 3), (5, 40, 3),
     (5, 50, 3), (5, 60, 3), (5, 70, 3), (5, 80, 5), (2, 50, 3), (3, 50, 3), (1, 70, 2),
 ]  # fmt: skip
+
+STAR_STEPS = [0.5 * k for k in range(1, 11)]  # 0.5 to 5 stars
 
 
 def tiny_train() -> Ratings:
@@ -277,6 +282,84 @@ def test_because_names_the_ratings_that_push_a_recommendation_up(rec: Recommende
     assert "you liked Night Terror (1980) (5★)" in top.explanation.text
 
 
+def test_because_names_what_you_liked_and_what_you_disliked(rec: Recommender) -> None:
+    """A 5★ of a horror film and a 1★ of a comedy both lift a horror film; the 3★, near the person's own mean,
+    is no reason either way."""
+    top = rec.recommend_new_user([(10, 5), (30, 1), (50, 3)], n=1).recommendations[0]
+    why = top.explanation
+    assert [(b.movieId, b.reason, b.liked) for b in why.because] == [(10, "liked", True), (30, "disliked", False)]
+    assert why.summary == "because you liked Night Terror (1980) (5★); because you disliked Funny Bones (1995) (1★)"
+    assert why.summary in why.text
+    assert why.to_dict()["because"][1] == {  # type: ignore[index]
+        "movieId": 30, "title": "Funny Bones (1995)", "rating": 1.0, "contribution": why.because[1].contribution,
+        "reason": "disliked", "liked": False,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stars", "expected"),
+    [
+        ([5, 5, 5], [1, 1, 1]),  # all 5★ are still liked: the mean is shrunk towards everyone's
+        ([1, 1, 1], [-1, -1, -1]),
+        ([5, 3.5, 1], [1, 0, -1]),  # 3.5★ sits on this person's mean: neither
+        ([1] * 10 + [3], [-1] * 10 + [1]),  # a harsh rater's 3★ is a like ...
+        ([1] * 10 + [2.5], [-1] * 10 + [0]),  # ... but a 2.5★ is never one, even above their mean
+        ([5] * 10 + [4], [1] * 10 + [0]),  # a generous rater's 4★ is below their mean, but never a dislike
+        ([5] * 10 + [3.5], [1] * 10 + [-1]),  # their 3.5★ is one
+    ],
+)
+def test_which_ratings_count_as_liked_or_disliked(stars: list[float], expected: list[int]) -> None:
+    assert Sentiment(0.5, 5.0, 3.5).of(np.array(stars)).tolist() == expected
+
+
+def test_rating_influence_is_how_far_a_rating_moves_each_share() -> None:
+    """On the linear link a rating one star higher moves its fold-in target by one star, so its shares by exactly
+    its influence (the SVD++ part does not depend on the stars)."""
+    train = tiny_train()
+    model = tiny_model(train, implicit=np.random.default_rng(0).normal(0, 0.3, (8, 2)).astype(np.float32))
+    rated, stars, items = np.array([0, 2, 4, 5]), np.array([4.0, 1.0, 3.5, 2.0]), np.array([1, 3, 6, 7])
+    moved = model.interaction_shares(rated, stars + 1, items) - model.interaction_shares(rated, stars, items)
+    np.testing.assert_allclose(rating_influence(model, rated, stars, items), moved, atol=1e-9)
+
+
+def stars_of(rec: Recommender, user: int) -> dict[int, float]:
+    """A trained user's training ratings, by movieId."""
+    index = rec.user_index(user)
+    items, ratings = rec.rated.items_of(index), rec.rated.ratings_of(index)
+    return dict(zip(rec.catalog.movie_ids[items].tolist(), ratings.tolist(), strict=True))
+
+
+def assert_reasons_follow_the_stars(recs: list[Recommendation], stars: dict[int, float], sentiment: Sentiment) -> None:
+    """Never "liked" a movie rated 2.5★ or less or below the person's own mean; never "disliked" one rated 4★ or
+    more or above it; every reason pushes the movie up, at most three, the strongest first."""
+    mean = sentiment.reference(np.array(list(stars.values())))
+    for rec in recs:
+        because = rec.explanation.because
+        assert len(because) <= TOP_BECAUSE
+        assert [b.contribution for b in because] == sorted((b.contribution for b in because), reverse=True)
+        for b in because:
+            assert b.rating == stars[b.movieId] and b.contribution > 0
+            if b.liked:
+                assert b.rating >= 3 and b.rating > mean, (b, mean)
+            else:
+                assert b.rating <= 3.5 and b.rating < mean, (b, mean)
+            assert f"you {b.reason}" in rec.explanation.summary
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from([10, 20, 30, 40, 50, 60, 70]), st.sampled_from(STAR_STEPS), min_size=1))
+def test_reasons_never_contradict_the_stars_of_a_new_user(stars: dict[int, float]) -> None:
+    train = tiny_train()
+    rec = Recommender(tiny_model(train), MOVIES, train, min_ratings=1)
+    recs = rec.recommend_new_user(stars.items(), n=8).recommendations
+    assert_reasons_follow_the_stars(recs, stars, rec.sentiment)
+
+
+def test_reasons_never_contradict_the_stars_of_a_known_user(rec: Recommender) -> None:
+    for user in (1, 2, 3, 4, 5):
+        assert_reasons_follow_the_stars(rec.recommend_user(user, n=8), stars_of(rec, user), rec.sentiment)
+
+
 def test_results_convert_to_json_ready_dicts(rec: Recommender) -> None:
     doc = [r.to_dict() for r in rec.recommend_user(1, n=3)]
     doc += [s.to_dict() for s in rec.similar(10, n=2)] + [o.to_dict() for o in rec.onboarding(2)]
@@ -318,6 +401,14 @@ def test_similar_needs_factors() -> None:
     flat = tiny_model(train, user_factors=np.zeros((5, 0), np.float32), item_factors=np.zeros((8, 0), np.float32))
     with pytest.raises(MovieRecError, match="no movie factors"):
         Recommender(flat, MOVIES, train, min_ratings=1).similar(10)
+
+
+def test_a_model_without_factors_names_no_reason() -> None:
+    """Biases alone carry no taste: no rating is a reason, and the summary gives the prediction's terms."""
+    train = tiny_train()
+    flat = tiny_model(train, user_factors=np.zeros((5, 0), np.float32), item_factors=np.zeros((8, 0), np.float32))
+    recs = Recommender(flat, MOVIES, train, min_ratings=1).recommend_new_user([(10, 5), (30, 1)], n=3).recommendations
+    assert recs and all(not r.explanation.because and r.explanation.summary.endswith("taste") for r in recs)
 
 
 def test_onboarding_picks_distinct_known_varied_movies(rec: Recommender) -> None:
@@ -407,6 +498,23 @@ def test_cli_recommend_for_new_ratings_warns_about_unknown_ids(
     assert "999" in captured.err and "ignored" in captured.err
     assert "Dark House (1990)" in captured.out and "Grim Drama" in captured.out
     assert "Funny Bones Again" not in captured.out and "Love Laughs" not in captured.out
+
+
+def test_cli_says_what_you_liked_and_disliked_in_the_table_and_the_json(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["recommend", str(run_dir), "--ratings", "10:5,30:1,50:3", "-n", "1", "--min-ratings", "1"]
+    assert main(args) == 0
+    table = capsys.readouterr().out  # one line per feeling in the "why" column
+    assert "because you liked Night Terror (1980) (5★)" in table
+    assert "because you disliked Funny Bones (1995) (1★)" in table
+    assert main([*args, "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)["recommendations"][0]
+    assert top["summary"].startswith("because you liked Night Terror")
+    assert [(b["movieId"], b["reason"], b["liked"]) for b in top["because"]] == [
+        (10, "liked", True),
+        (30, "disliked", False),
+    ]
 
 
 def test_cli_ratings_file(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -504,6 +612,21 @@ def test_opposite_tastes_get_clearly_different_lists_on_real_data(real: Recommen
     dark, light = {"Horror", "Thriller"}, {"Comedy", "Children", "Animation"}
     assert share(a, dark) > share(b, dark)
     assert share(b, light) > share(a, light)
+
+
+@pytest.mark.slow
+def test_reasons_on_real_data_name_likes_and_dislikes_truthfully(real: Recommender) -> None:
+    """A horror fan who panned comedies hears both "because you liked" a horror film and "because you disliked"
+    a comedy; no reason, for them or for trained users, contradicts the stars."""
+    for fan in (
+        {m: 5.0 for m in HORROR} | {m: 1.0 for m in COMEDY},
+        {m: 1.0 for m in HORROR} | {m: 5.0 for m in COMEDY},
+    ):
+        recs = real.recommend_new_user(fan.items(), n=10).recommendations
+        assert {b.reason for r in recs for b in r.explanation.because} == {"liked", "disliked"}
+        assert_reasons_follow_the_stars(recs, fan, real.sentiment)
+    for user in np.random.default_rng(1).choice(real.user_vocab.ids, 30, replace=False).tolist():
+        assert_reasons_follow_the_stars(real.recommend_user(user, n=10), stars_of(real, user), real.sentiment)
 
 
 @pytest.mark.parametrize("filters", [Filters(), Filters(include_genres=("Horror",)), Filters(min_ratings=1)])

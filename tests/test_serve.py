@@ -298,6 +298,26 @@ def test_recommendations_follow_the_ratings(client: TestClient) -> None:
     assert [r["movieId"] for r in body["recommendations"]] == [r.movieId for r in expected]
 
 
+def test_reasons_say_liked_and_disliked_as_the_stars_do(client: TestClient) -> None:
+    """Text and structure both: ``summary`` reads "because you liked …; because you disliked …", each reason
+    carries ``reason`` (and ``liked``), and none names a 1.5★ movie as liked or a 4★+ one as disliked."""
+    stars = {r["movieId"]: r["rating"] for r in FIVE}
+    body = client.post("/recommendations", json={"ratings": FIVE, "n": 10}).json()
+    seen = set()
+    for rec in body["recommendations"]:
+        assert rec["summary"] in rec["explanation"]
+        named = dict(part.removeprefix("because you ").split(" ", 1) for part in rec["summary"].split("; "))
+        for b in rec["because"]:
+            assert b["rating"] == stars[b["movieId"]] and b["contribution"] > 0
+            assert b["liked"] is (b["reason"] == "liked")
+            assert (stars[b["movieId"]] >= 4) if b["liked"] else (stars[b["movieId"]] <= 2), b
+            assert f"{b['title']} ({b['rating']:g}★)" in named[b["reason"]]
+            seen.add(b["reason"])
+    assert seen == {"liked", "disliked"}
+    for rec in client.get("/users/7/recommendations").json()["recommendations"]:
+        assert {b["reason"] for b in rec["because"]} <= {"liked", "disliked"} and rec["summary"]
+
+
 def test_unknown_movie_ids_are_listed_in_ignored(client: TestClient) -> None:
     body = client.post("/recommendations", json={"ratings": ratings((1, 5), (424242, 4), (777777, 2))}).json()
     assert sorted(body["ignored"]) == [424242, 777777]

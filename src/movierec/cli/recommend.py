@@ -16,6 +16,7 @@ from movierec.cli.console import make_console
 from movierec.cli.protocols import PROTOCOLS
 from movierec.errors import MovieRecError
 from movierec.evaluate.coldstart import DEFAULT_GIVEN, ColdStartOptions, parse_given
+from movierec.recommend.explain import reason_lines
 from movierec.recommend.filters import DEFAULT_MIN_RATINGS, Filters
 from movierec.recommend.recommender import Recommendation, Recommender
 from movierec.serve.forms import known_user_form, new_user_form, onboarding_form, similar_form
@@ -211,7 +212,7 @@ def _print_recommendations(recs: list[Recommendation], title: str) -> None:
     for rank, r in enumerate(recs, 1):
         table.add_row(
             str(rank), r.title, _year(r.year), "|".join(r.genres), f"{r.predicted_rating:.1f}★", f"{r.n_ratings:,}",
-            r.explanation.summary,
+            "\n".join(reason_lines(r.explanation.because)) or r.explanation.summary,
         )  # fmt: skip
     console.print(table)
 

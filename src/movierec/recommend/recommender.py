@@ -33,7 +33,7 @@ from movierec.models.factors import FactorModel, UserVector
 from movierec.recommend import coldstart
 from movierec.recommend.batch import DEFAULT_CHUNK, TopN, batch_top_n
 from movierec.recommend.catalog import Catalog, MovieInfo
-from movierec.recommend.explain import Explanation, explain_personal, explain_popular
+from movierec.recommend.explain import Explanation, Sentiment, explain_personal, explain_popular
 from movierec.recommend.filters import DEFAULT_MIN_RATINGS, NO_FILTERS, Filters, filter_mask
 from movierec.recommend.rated import RatedSets
 
@@ -136,6 +136,8 @@ class Recommender:
         self.min_ratings = int(min_ratings)
         self.user_vocab = train.user_vocab
         self.item_vocab = train.item_vocab
+        mean_rating = float(train.ratings.mean()) if len(train) else (p.low + p.high) / 2
+        self.sentiment = Sentiment(p.low, p.high, mean_rating)
         self.user_known = (np.diff(self.rated.indptr) > 0) & model.known_users()
         self.item_known = (self.catalog.counts > 0) & model.known_items()
         strength = coldstart.prior_strength(self.catalog.counts)
@@ -361,7 +363,7 @@ class Recommender:
         chosen = _top(every_score, allowed, n)
         predicted, scores = every[chosen], every_score[chosen]
         top = chosen if candidates is None else candidates[chosen]
-        explanations = explain_personal(self.model, self.catalog, user, top, predicted, rated, ratings)
+        explanations = explain_personal(self.model, self.catalog, self.sentiment, user, top, predicted, rated, ratings)
         return [
             _recommendation(self.catalog.info(int(item)), float(stars), float(score), why)
             for item, stars, score, why in zip(top, predicted, scores, explanations, strict=True)

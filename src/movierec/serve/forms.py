@@ -28,10 +28,11 @@ def movie_form(info: MovieInfo) -> MovieOut:
 
 
 def recommendation_form(rec: Recommendation) -> RecommendationOut:
-    """One recommendation, its explanation flattened to ``kind``, ``explanation`` (the text) and ``because``."""
+    """One recommendation, its explanation flattened to ``kind``, ``explanation`` (the text), ``summary`` and
+    ``because``."""
     why = rec.explanation
     values = {field.name: getattr(rec, field.name) for field in fields(rec)}
-    values.update(kind=why.kind, explanation=why.text, because=why.because)
+    values.update(kind=why.kind, explanation=why.text, summary=why.summary, because=why.because)
     return RecommendationOut.model_validate(values, from_attributes=True)
 
 

@@ -124,19 +124,30 @@ class MovieOut(BaseModel):
 
 
 class BecauseOut(BaseModel):
+    """One of the person's own ratings that is a reason for a recommendation."""
+
     movieId: int
     title: str
-    rating: float
+    rating: float = Field(description="The person's stars for this movie.")
     contribution: float = Field(description="Stars this rating adds to the recommendation's taste term.")
-    liked: bool
+    reason: Literal["liked", "disliked"] = Field(
+        description="liked: rated above their own mean and in the upper half of the scale, and people who like "
+        "this movie like the recommendation; disliked: rated below their own mean and under the top quarter of "
+        "the scale, and people who dislike it like the recommendation."
+    )
+    liked: bool = Field(description='True when reason is "liked".')
 
 
 class RecommendationOut(MovieOut):
     predicted_rating: float
     score: float = Field(description="What the list is sorted by.")
     kind: Literal["personal", "popular"]
-    explanation: str
-    because: list[BecauseOut]
+    explanation: str = Field(description="Every part of the prediction and the score, and the reasons, in a line.")
+    summary: str = Field(
+        description='The short reason a list shows: "because you liked …; because you disliked …" for a personal '
+        "pick (the prediction's terms when no rating stands out), or why a popular pick is there."
+    )
+    because: list[BecauseOut] = Field(description="At most three reasons, the strongest first.")
 
 
 class RecommendationsOut(BaseModel):

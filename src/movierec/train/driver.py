@@ -24,6 +24,7 @@ from movierec.config import TrainConfig
 from movierec.data.ratings import Dataset, Ratings
 from movierec.data.split import validation_split
 from movierec.errors import MovieRecError
+from movierec.evaluate.genres import genre_matrix
 from movierec.models import registry
 from movierec.models.baselines import popularity_prior
 from movierec.models.factors import FactorModel, FactorParams, population_prior
@@ -90,9 +91,10 @@ def fit(
     started = time.perf_counter()
     split = validation_split(train, fraction=config.val_fraction, seed=config.seed)
     fit_part, val_part = split.train, split.test
+    genres = movie_genres(data, train.n_items)
     if spec.closed_form is not None:
         baseline = spec.closed_form
-        weight = choose_rank_weight(FactorModel(baseline(fit_part, data.scale)), fit_part, val_part)
+        weight = choose_rank_weight(FactorModel(baseline(fit_part, data.scale)), fit_part, val_part, genres)
         model = FactorModel(baseline(train, data.scale), config.model).with_rank_weight(weight.params.rank_weight)
         return FitResult(model, seconds=time.perf_counter() - started)
 
@@ -137,7 +139,8 @@ def fit(
     if state.best_state is not None:
         module.load_state_dict({k: v.to(device) for k, v in state.best_state.items()})
     params = finish_params(module.export(), fit_part, config)
-    model = with_watch_refit(choose_rank_weight(FactorModel(params, config.model), fit_part, val_part), train, config)
+    model = choose_rank_weight(FactorModel(params, config.model), fit_part, val_part, genres)
+    model = with_watch_refit(model, train, config)
     return FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
 
 
@@ -198,6 +201,14 @@ def finish_params(params: FactorParams, train: Ratings, config: TrainConfig) -> 
     )
     prior_mean, prior_precision = population_prior(finished, weights=train.user_counts())
     return replace(finished, fold_in_mean=prior_mean, fold_in_precision=prior_precision)
+
+
+def movie_genres(data: Dataset, n_items: int) -> np.ndarray | None:
+    """The movies x genres matrix of the catalog in item-index order, when the catalog says genres."""
+    movies = data.movies
+    if "genres" not in movies.columns or len(movies) != n_items:
+        return None
+    return genre_matrix(movies["genres"].tolist())
 
 
 def with_watch_refit(model: FactorModel, train: Ratings, config: TrainConfig) -> FactorModel:

@@ -74,7 +74,7 @@ function el(tag, attrs = {}, ...children) {
     else if (key === "dataset") Object.assign(node.dataset, value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child !== null && child !== undefined && child !== false) {
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -161,21 +161,51 @@ function movieCard(movie, where, extra = []) {
     el("div", { class: "card-foot" }, meta(movie), moreLikeButton(movie, where)));
 }
 
+// The reasons grouped by feeling, in the order of each feeling's strongest reason: [["liked", [...]], ...].
+function reasonGroups(because) {
+  const groups = new Map();
+  for (const b of because) {
+    if (!groups.has(b.reason)) groups.set(b.reason, []);
+    groups.get(b.reason).push(b);
+  }
+  return [...groups.entries()];
+}
+
+// "Because you liked Alien, Jaws · disliked Grease": words carry the meaning, colour only underlines it.
+function reasonsLine(rec) {
+  if (rec.kind === "popular") return el("p", { class: "reasons", text: "Popular and well rated." });
+  const groups = reasonGroups(rec.because);
+  if (!groups.length) return el("p", { class: "reasons", text: "Matches the taste your ratings show." });
+  const parts = groups.map(([reason, items], i) => el("span", { class: `reason ${reason}` },
+    i === 0 ? "Because you " : "",
+    el("span", { class: "feeling", text: reason }), " ",
+    items.map((b, j) => [j ? ", " : "", el("strong", { text: displayTitle(b.title) })])));
+  const sep = () => [el("span", { class: "sep", "aria-hidden": "true", text: " · " }), el("span", { class: "sr-only", text: " and " })];
+  return el("p", { class: "reasons" }, parts.map((part, i) => [i ? sep() : "", part]));
+}
+
+function reasonsDetail(rec) {
+  const items = rec.because.map((b) => {
+    const title = displayTitle(b.title);
+    const who = b.reason === "liked" ? "like" : "dislike";
+    return el("li", {},
+      `You gave ${title} ${b.rating}★ (${b.reason}): `, el("strong", { text: `+${b.contribution.toFixed(2)}★` }),
+      ` to this prediction. People who ${who} ${title} tend to like this one.`);
+  });
+  return [
+    items.length ? el("ul", { class: "because" }, items) : null,
+    el("p", { class: "numbers", text: rec.explanation }),
+  ];
+}
+
 function recommendationCard(rec) {
-  const liked = rec.because.filter((b) => b.liked).map((b) => displayTitle(b.title));
-  const disliked = rec.because.filter((b) => !b.liked).map((b) => displayTitle(b.title));
-  const reasons = [];
-  if (liked.length) reasons.push(`you liked ${liked.join(", ")}`);
-  if (disliked.length) reasons.push(`you disliked ${disliked.join(", ")}`);
-  const why = rec.kind === "popular"
-    ? "Popular and well rated."
-    : (reasons.length ? `Because ${reasons.join("; ")}.` : "Matches the taste your ratings show.");
   return movieCard(rec, "recs", [
     el("p", { class: "prediction" },
-      el("strong", { text: `${rec.predicted_rating.toFixed(1)}★` }), " predicted for you. ", why),
+      el("strong", { text: `${rec.predicted_rating.toFixed(1)}★` }), " predicted for you."),
+    reasonsLine(rec),
     el("details", { class: "why" },
-      el("summary", { text: "How this was computed" }),
-      el("p", { text: rec.explanation })),
+      el("summary", { text: "Why this movie?" }),
+      reasonsDetail(rec)),
   ]);
 }
 
