@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import typer
 
@@ -14,6 +15,7 @@ from movierec.cli.flags import field_help
 from movierec.config import TrainConfig
 from movierec.data.source import DataOptions
 from movierec.data.split import random_split
+from movierec.models import ease
 from movierec.models.registry import DEFAULT_MODEL
 
 from models_fixtures import low_rank_dataset
@@ -46,7 +48,7 @@ def test_train_from_files_then_evaluate(files, tmp_path: Path, capsys: pytest.Ca
     trained = last_json(capsys.readouterr().out)
     assert set(trained) >= JSON_KEYS
     assert trained["model"] == DEFAULT_MODEL and trained["n_test"] == 800
-    assert set(trained["baselines"]) == {"global-mean", "biases", "popularity"}
+    assert set(trained["baselines"]) == {"global-mean", "biases", "popularity", "ease"}
     for name in ("config.json", "model.safetensors", "metrics.json", "history.csv", "manifest.json"):
         assert (out / name).is_file(), name
     assert main(["evaluate", str(out), "--test-file", str(test), "--json"]) == 0
@@ -61,6 +63,51 @@ def test_train_prints_the_comparison_table(files, tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     for name in ("biases", "global-mean", "popularity", "RMSE", "NDCG@10"):
         assert name in out
+
+
+PEOPLE_KEYS = {"coverage@10", "personalization@10", "pop_recall@10"}
+
+
+def test_every_row_reports_what_people_feel(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train, test = files
+    movies = tmp_path / "movies.csv"
+    ids = sorted(set(pd.read_csv(train)["movieId"]) | set(pd.read_csv(test)["movieId"]))
+    genres = ["Comedy", "Drama|Comedy", "Horror", "Drama"]
+    catalog = {"movieId": ids, "title": [f"Movie {i}" for i in ids], "genres": [genres[i % 4] for i in ids]}
+    pd.DataFrame(catalog).to_csv(movies, index=False)
+    out = tmp_path / "run"
+    args = ["train", "--train-file", str(train), "--test-file", str(test), "--movies-file", str(movies)]
+    assert main([*args, "--epochs", "2", "--dim", "4", "--out", str(out), "--json"]) == 0
+    trained = last_json(capsys.readouterr().out)
+    rows = [trained, *trained["baselines"].values()]
+    assert [row["model"] for row in rows] == [DEFAULT_MODEL, "global-mean", "biases", "popularity", "ease"]
+    for row in rows:
+        assert set(row) >= PEOPLE_KEYS | {"miscalibration@10", "ndcg@10"}, row["model"]
+        assert 0 <= row["personalization@10"] <= 1 and row["miscalibration@10"] >= 0
+    assert "rmse" not in trained["baselines"]["ease"]  # EASE ranks only
+    assert main(["evaluate", str(out)]) == 0
+    table = capsys.readouterr().out
+    for header in ("coverage", "personal-", "pop.", "miscalib-", "ease", "Steck 2018"):
+        assert header in table
+    ease_line = next(line for line in table.splitlines() if line.startswith("│ ease"))
+    assert f"{trained['baselines']['ease']['miscalibration@10']:.4f}" in ease_line
+    assert main(["evaluate", str(out), "--json"]) == 0
+    evaluated = last_json(capsys.readouterr().out)
+    assert evaluated["miscalibration@10"] == pytest.approx(trained["miscalibration@10"])
+    assert evaluated["baselines"]["ease"]["ndcg@10"] == pytest.approx(trained["baselines"]["ease"]["ndcg@10"])
+
+
+def test_ease_is_left_out_with_a_note_on_a_large_catalog(
+    files, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ease, "MAX_ITEMS", 50)  # the tiny catalog has 100 movies
+    train, test = files
+    args = ["train", "--train-file", str(train), "--test-file", str(test), "--model", "biases", "--out", str(tmp_path)]
+    assert main([*args, "--quiet"]) == 0
+    assert "EASE left out" in " ".join(capsys.readouterr().out.split())
+    assert main([*args, "--json"]) == 0
+    row = last_json(capsys.readouterr().out)["baselines"]["ease"]
+    assert set(row) == {"model", "note"} and "100 movies" in row["note"]
 
 
 def test_every_model_setting_has_a_flag(files, tmp_path: Path) -> None:
@@ -250,3 +297,5 @@ def test_main_job_on_the_embedded_data(tmp_path: Path, capsys: pytest.CaptureFix
     assert metrics["n_train"] + metrics["n_test"] == 100836
     assert metrics["rmse"] < metrics["baselines"]["biases"]["rmse"]
     assert metrics["ndcg@10"] > metrics["baselines"]["popularity"]["ndcg@10"]
+    for row in (metrics, *metrics["baselines"].values()):  # the embedded catalog has genres and fits EASE
+        assert {"coverage@10", "personalization@10", "pop_recall@10", "miscalibration@10"} <= set(row), row["model"]

@@ -9,14 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from movierec.evaluate.genres import genre_matrix
 from movierec.evaluate.metrics import (
     average_popularity,
     average_precision_at_k,
     catalog_coverage,
+    genre_miscalibration,
     hit_rate_at_k,
     mae,
     ndcg_at_k,
     novelty,
+    personalization,
+    popularity_stratified_recall,
     precision_at_k,
     ranking_metric_keys,
     ranking_metrics,
@@ -217,3 +221,97 @@ def test_average_popularity_is_mean_training_count() -> None:
     topk = np.array([[0, 1], [2, -1], [3, 3]])
     assert average_popularity(topk, counts) == pytest.approx((4 + 2 + 0 + 1 + 1) / 5)
     assert average_popularity(np.full((1, 1), -1), counts) == 0.0
+
+
+def test_personalization_is_one_minus_the_mean_pairwise_overlap() -> None:
+    # overlaps over k=2: rows 0-1 share item 0 (1/2), rows 0-2 and 1-2 share nothing
+    assert personalization(np.array([[0, 1], [0, 2], [3, 4]]), 2) == pytest.approx(1 - (1 / 2) / 3)
+    assert personalization(np.array([[0, 1], [1, 0], [0, 1]]), 2) == pytest.approx(0.0)
+    assert personalization(np.array([[0, 1], [2, 3]]), 2) == pytest.approx(1.0)
+
+
+def test_personalization_counts_padding_as_empty_and_only_the_first_k() -> None:
+    assert personalization(np.array([[0, -1], [1, -1]]), 2) == pytest.approx(1.0)
+    assert personalization(np.array([[0, -1], [0, -1]]), 2) == pytest.approx(0.5)  # a short list is over k
+    assert personalization(np.array([[0, 1, 5], [0, 2, 5]]), 2) == pytest.approx(0.5)  # column 3 is past k
+    assert personalization(np.array([[0, 1]]), 2) is None  # no pair of users
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.lists(st.integers(-1, 12), min_size=4, max_size=4, unique=True), min_size=2, max_size=8))
+def test_personalization_matches_every_pair(rows: list[list[int]]) -> None:
+    k = 3
+    lists = [{i for i in row[:k] if i >= 0} for row in rows]
+    overlaps = [len(a & b) / k for n, a in enumerate(lists) for b in lists[n + 1 :]]
+    assert personalization(np.array(rows), k) == pytest.approx(1 - float(np.mean(overlaps)))
+
+
+def test_popularity_stratified_recall_hand_computed() -> None:
+    counts = np.array([4, 1, 9, 0])  # weights 1/2, 1, 1/3 and (count 0 -> 1) 1
+    topk = np.array([[0, 1], [0, 2], [3, 0]])
+    relevant = [np.array([1, 2]), np.array([0, 3, 3]), np.array([], dtype=np.int64)]
+    # row 0 hits 1: 1 / (1 + 1/3); row 1 hits 0: (1/2) / (1/2 + 1); row 2 has nothing relevant: 0
+    expected = (3 / 4 + 1 / 3 + 0) / 3
+    assert popularity_stratified_recall(topk, relevant, counts, 2) == pytest.approx(expected)
+    assert popularity_stratified_recall(topk, relevant, counts, 1) == pytest.approx((0 + 1 / 3 + 0) / 3)
+    plain = np.mean([recall_at_k(row, rel, 2) for row, rel in zip(topk, relevant, strict=True)])
+    assert popularity_stratified_recall(topk, relevant, counts, 2, gamma=0.0) == pytest.approx(plain)
+
+
+def test_popularity_stratified_recall_rewards_the_rarely_rated_hit() -> None:
+    counts = np.array([100, 1])
+    relevant = [np.array([0, 1])]
+    rare = popularity_stratified_recall(np.array([[1]]), relevant, counts, 1)
+    popular = popularity_stratified_recall(np.array([[0]]), relevant, counts, 1)
+    assert rare == pytest.approx(1 / 1.1) and popular == pytest.approx(0.1 / 1.1)
+
+
+# items 0: A, 1: B, 2: A|B, 3: no genre
+GENRES = genre_matrix(["A", "B", "A|B", ""])
+
+
+def test_genre_matrix_reads_the_catalog_column() -> None:
+    assert GENRES.tolist() == [[True, False], [False, True], [True, True], [False, False]]
+    assert genre_matrix(["Drama|Comedy", None, "Comedy"]).tolist() == [[True, True], [False, False], [True, False]]
+
+
+def test_genre_miscalibration_hand_computed() -> None:
+    topk = np.array([[0, 2], [0, 3], [1, 0], [3, -1]])
+    liked = [np.array([0]), np.array([0, 1, 1]), np.array([3]), np.array([2])]
+    alpha = 0.01
+    # row 0: p = (1, 0); the list's genres A + (A, B)/2 give q = (3/4, 1/4)
+    row0 = math.log(1 / ((1 - alpha) * 0.75 + alpha))
+    # row 1: p = (1/2, 1/2) (the repeated like counts once); item 3 has no genre, so q = (1, 0)
+    row1 = 0.5 * math.log(0.5 / ((1 - alpha) + alpha * 0.5)) + 0.5 * math.log(0.5 / (alpha * 0.5))
+    # row 2 liked only a movie without genres: left out. Row 3: a list without genres scores log(1 / alpha)
+    row3 = math.log(1 / alpha)
+    assert genre_miscalibration(topk, liked, GENRES, 2, alpha) == pytest.approx((row0 + row1 + row3) / 3)
+
+
+def test_genre_miscalibration_is_zero_when_the_mixes_match_and_none_without_profiles() -> None:
+    assert genre_miscalibration(np.array([[2, 3]]), [np.array([0, 1])], GENRES, 2) == pytest.approx(0.0)
+    assert genre_miscalibration(np.array([[2, 3]]), [np.array([0, 1])], GENRES, 1) == pytest.approx(0.0)
+    assert genre_miscalibration(np.array([[0, 1]]), [np.array([3])], GENRES, 2) is None
+    assert genre_miscalibration(np.array([[0, 1]]), [np.array([], dtype=np.int64)], GENRES, 2) is None
+
+
+def test_genre_miscalibration_grows_as_the_list_drifts_from_the_likes() -> None:
+    liked = [np.array([0])]  # all A
+    scores = [genre_miscalibration(np.array([top]), liked, GENRES, 2) for top in ([0, 0], [0, 1], [1, 1])]
+    assert scores[0] is not None and scores[1] is not None and scores[2] is not None
+    assert scores[0] < scores[1] < scores[2]
+
+
+def test_new_metrics_reject_bad_input() -> None:
+    with pytest.raises(ValueError, match="2-D"):
+        personalization(np.array([0, 1]), 2)
+    with pytest.raises(ValueError, match="at least 1"):
+        personalization(np.array([[0, 1]]), 0)
+    with pytest.raises(ValueError, match="beyond"):
+        popularity_stratified_recall(np.array([[5]]), [np.array([0])], np.array([1, 1]), 1)
+    with pytest.raises(ValueError, match="rows"):
+        genre_miscalibration(np.array([[0]]), [np.array([0]), np.array([1])], GENRES, 1)
+    with pytest.raises(ValueError, match="beyond"):
+        genre_miscalibration(np.array([[9]]), [np.array([0])], GENRES, 1)
+    with pytest.raises(ValueError, match="alpha"):
+        genre_miscalibration(np.array([[0]]), [np.array([0])], GENRES, 1, alpha=0.0)

@@ -203,12 +203,37 @@ def test_popularity_baseline_hand_computed(split: tuple[Ratings, Ratings]) -> No
             "map@2": 1.0,
             "hit_rate@2": 1.0,
             "coverage@2": 1.0,
+            "personalization@2": 1 - (0 + 0 + 1 / 2) / 3,  # only u2's and u4's lists overlap, in 20
+            "pop_recall@2": (2 / 3 + 1 + 1) / 3,  # u1's unreachable 50 weighs as if rated once, like 30 and 40
             "novelty@2": (2 * math.log2(3) + 3 * math.log2(3 / 2)) / 5,
             "avg_popularity@2": (1 + 1 + 2 + 2 + 2) / 5,
             "n_ranked_users": 3,
             "n_rankable_users": 3,
         }
     )
+
+
+def test_miscalibration_compares_training_likes_with_the_list(split: tuple[Ratings, Ratings]) -> None:
+    train, test = split
+    order = idx(train.item_vocab, 10, 20, 30, 40, 50)
+    genres = np.zeros((train.n_items, 2), dtype=bool)
+    for movie, row in zip(order, ([1, 0], [0, 1], [1, 1], [0, 1], [1, 0]), strict=True):
+        genres[movie] = row
+    result = evaluate_ranking(popularity_scores(train), train, test, k=2, genres=genres)
+    # liked in training (>= 4): u1 {10} and u2 {10}, both all A; u4 has no training rating and is left out.
+    # u1's list [30, 40] mixes (A, B) = (1/4, 3/4); u2's list [20] is all B
+    u1 = math.log(1 / (0.99 * 0.25 + 0.01))
+    u2 = math.log(1 / 0.01)
+    assert result["miscalibration@2"] == pytest.approx((u1 + u2) / 2)
+    assert "miscalibration@2" not in evaluate_ranking(popularity_scores(train), train, test, k=2)
+    with pytest.raises(ValueError, match="one row per movie"):
+        evaluate_ranking(popularity_scores(train), train, test, genres=genres[:2])
+
+
+def test_personalization_needs_two_ranked_users(split: tuple[Ratings, Ratings]) -> None:
+    train, test = split
+    truth = dense(test)
+    assert "personalization@2" not in evaluate_ranking(lambda u: truth[u], train, test, k=2, max_users=1)
 
 
 def test_chunk_size_does_not_change_results(split: tuple[Ratings, Ratings]) -> None:

@@ -22,6 +22,24 @@ from movierec.models import registry
 
 console = make_console()
 JSON_KEYS = ("model", "rmse", "mae", "n_train", "n_test", "n_unknown", "ndcg@10", "recall@10")
+TABLE_COLUMNS = (
+    ("RMSE", "rmse"),
+    ("MAE", "mae"),
+    ("NDCG@10", "ndcg@10"),
+    ("recall@10", "recall@10"),
+    ("precision\n@10", "precision@10"),
+    ("coverage\n@10", "coverage@10"),
+    ("personal-\nization@10", "personalization@10"),
+    ("pop.\nrecall@10", "pop_recall@10"),
+    ("miscalib-\nration@10", "miscalibration@10"),
+)
+"""(header, metrics key) of the comparison table's number columns; two-line headers keep it in 120 columns."""
+COLUMN_LEGEND = (
+    "coverage: share of the movies in someone's top 10; personalization: 1 - the mean overlap of two users' "
+    "lists; pop. recall: popularity-stratified recall (Steck 2011), hits on rarely rated movies count more; "
+    "miscalibration: KL divergence between the genre mix of a user's liked movies and that of their list "
+    "(Steck 2018), lower is better."
+)
 
 OTHER_DATA = FlagGroup(
     field_flags(
@@ -99,6 +117,7 @@ def evaluate(
     """Score a trained run on held-out ratings, beside the baselines on the same split."""
     from movierec.artifact.run import load_run, write_metrics
     from movierec.data.ratings import RatingScale
+    from movierec.evaluate.genres import genre_matrix
     from movierec.evaluate.report import compare_with_baselines
 
     run = load_run(run_dir)
@@ -107,7 +126,8 @@ def evaluate(
         return
     parts = _test_split(run, other_data)
     scale = RatingScale(run.model.params.low, run.model.params.high, 0.5)
-    metrics = compare_with_baselines(run.model, parts.train, parts.test, scale)
+    genres = genre_matrix(run.movies["genres"])
+    metrics = compare_with_baselines(run.model, parts.train, parts.test, scale, genres=genres)
     if not other_data:
         write_metrics(run.path, {**run.metrics, **metrics})
     report(metrics, as_json, run.path)
@@ -150,15 +170,17 @@ def report(metrics: dict[str, Any], as_json: bool, run_dir: Path | None) -> None
         print(json.dumps(summary, default=float))
         return
     table = Table(title="Held-out test set (ranking: relevant = rating >= 4)")
-    for column in ("model", "RMSE", "MAE", "NDCG@10", "recall@10", "precision@10", "coverage@10"):
-        table.add_column(column, justify="right" if column != "model" else "left")
+    table.add_column("model", justify="left", no_wrap=True)
+    for header, _ in TABLE_COLUMNS:
+        table.add_column(header, justify="right")
     rows = [metrics, *metrics.get("baselines", {}).values()]
     for row in rows:
-        table.add_row(
-            str(row.get("model")),
-            *(_fmt(row.get(key)) for key in ("rmse", "mae", "ndcg@10", "recall@10", "precision@10", "coverage@10")),
-        )
+        table.add_row(str(row.get("model")), *(_fmt(row.get(key)) for _, key in TABLE_COLUMNS))
     console.print(table)
+    console.print(COLUMN_LEGEND)
+    for row in rows:
+        if "note" in row:
+            console.print(row["note"])
     if "rating_order_ndcg@10" in metrics:
         console.print(
             f"Ranking by predicted rating alone would give NDCG@10 {metrics['rating_order_ndcg@10']:.4f}; "

@@ -14,6 +14,16 @@ Rating metrics compare predicted and actual stars. Ranking metrics judge a list 
 Every ranking metric is 0 when there are no relevant items. Negative entries in a recommended list (the ``-1``
 padding of ``topk`` arrays) are empty slots: they occupy a rank but are never hits. ``ranking_metrics`` is the
 vectorised batch form used on thousands of users; it agrees with the per-list functions up to float rounding.
+
+Beyond accuracy, over a batch of top-k lists (all vectorised, O(n k) plus the genre mixes):
+
+* ``catalog_coverage``: share of the recommendable items in at least one list;
+* ``personalization``: 1 - the mean overlap |A ∩ B| / k of the lists of every pair of different users;
+* ``popularity_stratified_recall`` (Steck 2011): recall in which each relevant item weighs 1 / N_i^gamma, so
+  hitting a rarely rated movie counts more than hitting a blockbuster;
+* ``genre_miscalibration`` (Steck 2018): KL divergence between the genre mix of what a user liked and that of
+  their list (0 when they match, lower is better);
+* ``novelty`` and ``average_popularity`` of the recommended items.
 """
 
 from __future__ import annotations
@@ -26,6 +36,10 @@ import numpy as np
 Relevant = np.ndarray | set[int] | frozenset[int] | Sequence[int]
 
 RANKING_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate")
+POPULARITY_GAMMA = 0.5
+"""Steck (2011) estimates that relevant ratings are missing at a rate that grows as ~ N_i^0.5 on MovieLens."""
+CALIBRATION_ALPHA = 0.01
+"""The share of the user's own genre mix blended into the list's (Steck 2018), so that the KL stays finite."""
 
 
 # --------------------------------------------------------------------------------------------- rating errors
@@ -121,26 +135,49 @@ def ranking_metric_keys(k: int) -> list[str]:
     return [f"{name}@{k}" for name in RANKING_METRICS]
 
 
-def _hit_matrix(top: np.ndarray, relevant: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean hits [n, w] of ``top`` against each row's relevant items, and distinct relevant counts [n]."""
-    n = top.shape[0]
-    lengths = np.fromiter((np.size(r) for r in relevant), dtype=np.int64, count=n)
-    rel_items = (
-        np.concatenate([np.asarray(r, dtype=np.int64).ravel() for r in relevant]) if n else np.empty(0, dtype=np.int64)
-    )
-    if rel_items.size and rel_items.min() < 0:
-        raise ValueError("relevant item indices must be non-negative.")
-    rel_rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    stride = int(max(rel_items.max(initial=-1), top.max(initial=-1))) + 1  # (row, item) -> row*stride+item
-    rel_keys = np.unique(rel_rows * stride + rel_items)  # sorted, one key per distinct (row, item)
-    n_relevant = np.bincount(rel_keys // max(stride, 1), minlength=n).astype(np.int64)
+def _distinct_pairs(lists: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(row, item) of every distinct entry of ``lists`` (row u holds ``lists[u]``), sorted by row then item."""
+    n = len(lists)
+    lengths = np.fromiter((np.size(r) for r in lists), dtype=np.int64, count=n)
+    items = np.concatenate([np.asarray(r, dtype=np.int64).ravel() for r in lists]) if n else np.empty(0, np.int64)
+    if items.size and items.min() < 0:
+        raise ValueError("item indices in the lists must be non-negative.")
+    stride = int(items.max(initial=-1)) + 1  # (row, item) -> row*stride+item
+    keys = _sorted_unique(np.repeat(np.arange(n, dtype=np.int64), lengths) * stride + items)
+    return keys // max(stride, 1), keys % max(stride, 1)
+
+
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """``np.unique`` by sorting (NumPy's hash-based unique is several times slower on a million keys)."""
+    keys = np.sort(keys)
+    return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if keys.size else keys
+
+
+def _hit_matrix(top: np.ndarray, relevant: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean hits [n, w] of ``top`` against each row's relevant items, and the distinct relevant (row, item)
+    pairs, sorted."""
+    rel_rows, rel_items = _distinct_pairs(relevant)
     valid = top >= 0
-    if rel_keys.size == 0:
-        return np.zeros_like(valid), n_relevant
-    top_keys = np.arange(n, dtype=np.int64)[:, None] * stride + top
+    if rel_rows.size == 0:
+        return np.zeros_like(valid), rel_rows, rel_items
+    stride = int(max(rel_items.max(), top.max(initial=-1))) + 1
+    rel_keys = rel_rows * stride + rel_items  # sorted, since the pairs are sorted by row then item
+    top_keys = np.arange(top.shape[0], dtype=np.int64)[:, None] * stride + top
     pos = np.minimum(np.searchsorted(rel_keys, top_keys), rel_keys.size - 1)
-    found = rel_keys[pos] == top_keys
-    return valid & found, n_relevant
+    return valid & (rel_keys[pos] == top_keys), rel_rows, rel_items
+
+
+def _checked_topk(topk: np.ndarray, relevant: Sequence[np.ndarray] | None, k: int) -> np.ndarray:
+    """``topk`` as int64 [n, <=k] after checking its shape against ``relevant`` (when given) and k."""
+    _check_k(k)
+    top = np.asarray(topk, dtype=np.int64)
+    if top.ndim != 2:
+        raise ValueError(f"topk must be a 2-D array [n_users, k]; it has {top.ndim} dimension(s).")
+    if relevant is not None and len(relevant) != top.shape[0]:
+        raise ValueError(f"topk has {top.shape[0]} rows but relevant has {len(relevant)} lists.")
+    if top.shape[0] == 0:
+        raise ValueError("topk has no rows; ranking metrics need at least one user.")
+    return top[:, :k]
 
 
 def ranking_metrics(topk: np.ndarray, relevant: Sequence[np.ndarray], k: int) -> dict[str, float]:
@@ -150,17 +187,10 @@ def ranking_metrics(topk: np.ndarray, relevant: Sequence[np.ndarray], k: int) ->
     count); ``relevant[u]`` holds row u's relevant item indices. Rows with no relevant items score 0 on every
     metric and still count in the mean, so callers drop them first when they should not count.
     """
-    _check_k(k)
-    top = np.asarray(topk, dtype=np.int64)
-    if top.ndim != 2:
-        raise ValueError(f"topk must be a 2-D array [n_users, k]; it has {top.ndim} dimension(s).")
-    if len(relevant) != top.shape[0]:
-        raise ValueError(f"topk has {top.shape[0]} rows but relevant has {len(relevant)} lists.")
-    if top.shape[0] == 0:
-        raise ValueError("topk has no rows; ranking metrics need at least one user.")
-    top = top[:, :k]
+    top = _checked_topk(topk, relevant, k)
     width = top.shape[1]
-    hits, n_relevant = _hit_matrix(top, relevant)
+    hits, rel_rows, _ = _hit_matrix(top, relevant)
+    n_relevant = np.bincount(rel_rows, minlength=top.shape[0])
     hits_f = hits.astype(np.float64)
     n_hits = hits_f.sum(axis=1)
 
@@ -218,3 +248,90 @@ def average_popularity(topk: np.ndarray, item_counts: np.ndarray) -> float:
     if items.size == 0:
         return 0.0
     return float(np.mean(np.asarray(item_counts, dtype=np.float64)[items]))
+
+
+def personalization(topk: np.ndarray, k: int) -> float | None:
+    """1 - the mean overlap |A ∩ B| / k of the first k items of every pair of different rows; None with < 2 rows.
+
+    Exact in O(n k): with H the rows x items hit matrix, the overlaps summed over ordered pairs of different rows
+    are the off-diagonal sum of the Gram matrix H H^T, which is sum_i c_i (c_i - 1) where c_i is the number of
+    lists that hold item i. Padding (-1) and repeats within a row never overlap; a short list is still over k.
+    """
+    top = _checked_topk(topk, None, k)
+    n = top.shape[0]
+    if n < 2:
+        return None
+    listed = top >= 0
+    stride = int(top.max(initial=0)) + 1
+    items = _sorted_unique(np.nonzero(listed)[0] * stride + top[listed]) % stride  # one entry per (row, item)
+    lists_per_item = np.bincount(items).astype(np.float64)
+    mean_overlap = float((lists_per_item * (lists_per_item - 1)).sum()) / (n * (n - 1))
+    return 1.0 - mean_overlap / k
+
+
+def popularity_stratified_recall(
+    topk: np.ndarray, relevant: Sequence[np.ndarray], item_counts: np.ndarray, k: int, gamma: float = POPULARITY_GAMMA
+) -> float:
+    """Recall@k in which each relevant item weighs 1 / N_i^gamma (Steck 2011), N_i its training rating count.
+
+    Per row: the summed weights of the relevant items among the first k over the summed weights of all the
+    row's distinct relevant items; then the plain mean over rows (rows with no relevant item score 0 and count,
+    as in ``ranking_metrics``; Steck pools the sums over all users instead). An item with no training rating
+    weighs as if it had one. With gamma = 0 this is recall@k.
+    """
+    top = _checked_topk(topk, relevant, k)
+    weight = np.maximum(np.asarray(item_counts, dtype=np.float64), 1.0) ** -gamma
+    hits, rel_rows, rel_items = _hit_matrix(top, relevant)
+    if max(rel_items.max(initial=-1), top.max(initial=-1)) >= weight.size:
+        raise ValueError(f"item_counts covers {weight.size} items; the lists name items beyond them.")
+    hit_weight = np.where(hits, weight[np.maximum(top, 0)], 0.0).sum(axis=1)
+    relevant_weight = np.bincount(rel_rows, weights=weight[rel_items], minlength=top.shape[0])
+    per_row = np.where(relevant_weight > 0, hit_weight / np.where(relevant_weight > 0, relevant_weight, 1.0), 0.0)
+    return float(per_row.mean())
+
+
+def genre_miscalibration(
+    topk: np.ndarray, liked: Sequence[np.ndarray], genres: np.ndarray, k: int, alpha: float = CALIBRATION_ALPHA
+) -> float | None:
+    """Mean KL(p || (1 - alpha) q + alpha p), in nats, between genre mixes (Steck 2018); lower is better.
+
+    ``genres`` is the items x genres matrix (nonzero = the item has the genre; see ``evaluate.genres``).
+    Each item spreads a weight of 1 equally over its genres; items without genres weigh nothing. p is the
+    mix of row u's distinct ``liked[u]`` items, q that of its first k recommended items (padding skipped).
+    Averaged over the rows whose liked items have at least one genre; None when no row has. A list without
+    any genre scores log(1 / alpha).
+    """
+    top = _checked_topk(topk, liked, k)
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha is {alpha}; it must be in (0, 1].")
+    has_genre = np.asarray(genres) != 0
+    if has_genre.ndim != 2:
+        raise ValueError(f"genres must be a 2-D array [n_items, n_genres]; it has {has_genre.ndim} dimension(s).")
+    per_item = has_genre.sum(axis=1, keepdims=True)
+    share = np.where(has_genre, 1.0 / np.maximum(per_item, 1), 0.0)  # each item's weight spread over its genres
+    n = top.shape[0]
+    liked_rows, liked_items = _distinct_pairs(liked)
+    listed = top >= 0
+    list_rows = np.nonzero(listed)[0]
+    if max(liked_items.max(initial=-1), top.max(initial=-1)) >= share.shape[0]:
+        raise ValueError(f"genres covers {share.shape[0]} items; the lists name items beyond them.")
+    p = _genre_mix(liked_rows, liked_items, share, n)
+    q = _genre_mix(list_rows, top[listed], share, n)
+    kept = p.sum(axis=1) > 0
+    if not kept.any():
+        return None
+    p = p[kept] / p[kept].sum(axis=1, keepdims=True)
+    q_total = q[kept].sum(axis=1, keepdims=True)
+    q = np.where(q_total > 0, q[kept] / np.where(q_total > 0, q_total, 1.0), 0.0)
+    blended = (1 - alpha) * q + alpha * p  # > 0 wherever p > 0
+    positive = p > 0  # terms with p = 0 are 0
+    kl = (p * np.log(np.where(positive, p, 1.0) / np.where(positive, blended, 1.0))).sum(axis=1)
+    return float(kl.mean())
+
+
+def _genre_mix(rows: np.ndarray, items: np.ndarray, share: np.ndarray, n: int) -> np.ndarray:
+    """Unnormalised genre weights [n, n_genres]: the summed ``share`` rows of each row's items."""
+    mix = np.zeros((n, share.shape[1]))
+    for genre in range(share.shape[1]):  # one pass per genre keeps memory at O(pairs)
+        mix[:, genre] = np.bincount(rows, weights=share[items, genre], minlength=n)
+    return mix

@@ -4,8 +4,9 @@
   unknown to train included, left to the model's fallback) and reports RMSE and MAE.
 * Top-k ranking: ``evaluate_ranking(score, train, test)`` ranks, for every test user with at least one
   relevant held-out movie (rating >= threshold), all movies that have a training rating and that the user did
-  not rate in training, and reports precision, recall, NDCG, MAP and hit rate at k plus catalogue coverage,
-  novelty and average popularity of the recommended movies.
+  not rate in training, and reports precision, recall, NDCG, MAP and hit rate at k, and what people feel of the
+  lists: catalogue coverage, personalization, popularity-stratified recall, genre miscalibration (given the
+  movies' genres), novelty and average popularity of the recommended movies.
 
 Train and test must share vocabularies (as every ``movierec.data.split`` function guarantees).
 """
@@ -21,8 +22,11 @@ from movierec.errors import DataError
 from movierec.evaluate.metrics import (
     average_popularity,
     catalog_coverage,
+    genre_miscalibration,
     mae,
     novelty,
+    personalization,
+    popularity_stratified_recall,
     ranking_metrics,
     rmse,
 )
@@ -96,12 +100,13 @@ def topk_items(scores: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _train_csr(train: Ratings) -> tuple[np.ndarray, np.ndarray]:
-    """(indptr [n_users + 1], items sorted by user) of the training ratings."""
-    order = np.argsort(train.users, kind="stable")
+def _train_csr(train: Ratings, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr [n_users + 1], items sorted by user) of the training ratings (those ``keep`` marks, if given)."""
+    users, items = (train.users, train.items) if keep is None else (train.users[keep], train.items[keep])
+    order = np.argsort(users, kind="stable")
     indptr = np.zeros(train.n_users + 1, dtype=np.int64)
-    np.cumsum(train.user_counts(), out=indptr[1:])
-    return indptr, train.items[order].astype(np.int64)
+    np.cumsum(np.bincount(users, minlength=train.n_users), out=indptr[1:])
+    return indptr, items[order].astype(np.int64)
 
 
 def _rows_and_items(users: np.ndarray, indptr: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,8 +168,9 @@ def evaluate_ranking(
     relevance_threshold: float = 4.0,
     chunk_size: int = 1024,
     max_users: int | None = None,
+    genres: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Top-k ranking quality of ``score`` on the held-out ratings.
+    """Top-k ranking quality of ``score`` on the held-out ratings, and what people feel of the lists.
 
     A movie is relevant to a user when its held-out rating is >= ``relevance_threshold``. Candidates are the
     movies with at least one training rating that the user did not rate in training; every other score is set
@@ -176,13 +182,24 @@ def evaluate_ranking(
     With more than ``max_users`` such users, a seeded sample of ``max_users`` of them is ranked (the same sample
     for every model scored on the same test set), so that ranking metrics on ML-25M take seconds, not minutes.
 
-    Returns the ``ranking_metrics`` keys (``precision@k`` ...) plus ``coverage@k`` (share of candidate movies
-    recommended to someone), ``novelty@k``, ``avg_popularity@k`` (training counts), ``n_ranked_users`` and
-    ``n_rankable_users`` (before sampling).
+    Returns the ``ranking_metrics`` keys (``precision@k`` ...) plus, over the ranked users' lists:
+
+    * ``coverage@k``: share of the candidate movies recommended to someone;
+    * ``personalization@k``: 1 - the mean overlap of two different users' lists (left out with one user);
+    * ``pop_recall@k``: popularity-stratified recall (Steck 2011), relevant movies weighted by 1 / N^0.5 with
+      N their training rating count, so that it does not reward recommending what everyone rated;
+    * ``miscalibration@k``, only given ``genres`` (the movies x genres matrix, ``evaluate.genres``): the KL
+      divergence between the genre mix of the movies a user liked in training (rating >= the threshold) and
+      that of their list (Steck 2018), averaged over the users with such a movie with genres (left out when
+      none has); lower is better;
+    * ``novelty@k`` and ``avg_popularity@k`` (training counts);
+    * ``n_ranked_users`` and ``n_rankable_users`` (before sampling).
     """
     _check_same_vocabularies(train, test)
     if k < 1:
         raise ValueError(f"k is {k}; it must be at least 1.")
+    if genres is not None and np.shape(genres)[:1] != (train.n_items,):
+        raise ValueError(f"genres has shape {np.shape(genres)}; expected one row per movie ({train.n_items}).")
     ranked_users, relevant = _relevant_by_user(test, relevance_threshold)
     if ranked_users.size == 0:
         raise DataError(
@@ -198,11 +215,25 @@ def evaluate_ranking(
     n_train_users = int(np.count_nonzero(train.user_counts()))
     result = ranking_metrics(topk, relevant, k)
     result[f"coverage@{k}"] = catalog_coverage(topk, int(np.count_nonzero(item_counts)))
+    result[f"pop_recall@{k}"] = popularity_stratified_recall(topk, relevant, item_counts, k)
+    beyond = {f"personalization@{k}": personalization(topk, k)}
+    if genres is not None:
+        liked = _liked_in_training(train, ranked_users, relevance_threshold)
+        beyond[f"miscalibration@{k}"] = genre_miscalibration(topk, liked, genres, k)
+    result.update({key: value for key, value in beyond.items() if value is not None})
     result[f"novelty@{k}"] = novelty(topk, item_counts, n_train_users)
     result[f"avg_popularity@{k}"] = average_popularity(topk, item_counts)
     result["n_ranked_users"] = int(ranked_users.size)
     result["n_rankable_users"] = rankable
     return result
+
+
+def _liked_in_training(train: Ratings, users: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """The movies each of ``users`` rated >= ``threshold`` in training."""
+    wanted = np.zeros(train.n_users, dtype=bool)
+    wanted[users] = True  # only their ratings are sorted: a few per cent of ML-25M's
+    indptr, liked = _train_csr(train, wanted[train.users] & (train.ratings >= threshold))
+    return [liked[indptr[user] : indptr[user + 1]] for user in users]
 
 
 def popularity_scores(train: Ratings) -> ScoreFn:
