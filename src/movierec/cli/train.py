@@ -109,7 +109,10 @@ def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `movierec train`.")],
     other_data: dict[str, Any],
     protocol: Annotated[
-        str, typer.Option(help="standard, cold-start (new users), cold-items (new movies) or taste (genre fans and haters).")
+        str,
+        typer.Option(
+            help="standard, cold-start (new users), cold-items (new movies) or taste (genre fans and haters)."
+        ),
     ] = "standard",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
     given: Annotated[str | None, typer.Option(help="cold-start: ratings per held-out user, e.g. 5,10,20.")] = None,
