@@ -8,6 +8,7 @@ to about ``MAX_ITEMS`` movies (ml-latest-small has 9,724), out of reach for ML-2
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,8 +42,14 @@ class Ease:
         return self.weights[items].sum(axis=0) if items.size else np.zeros(self.n_items, np.float32)
 
 
+_last_fit: tuple[str, Ease] | None = None
+
+
 def fit_ease(train: Ratings, lam: float = DEFAULT_LAMBDA) -> Ease:
-    """Fit EASE on who rated what in ``train`` (any rating counts, as in Steck 2019)."""
+    """Fit EASE on who rated what in ``train`` (any rating counts, as in Steck 2019).
+
+    The last fit is kept: a sweep or a notebook that trains several models on the same split pays for the
+    inverse once (the key is a hash of who rated what, so a different split fits again)."""
     if train.n_items > MAX_ITEMS:
         raise MovieRecError(
             f"EASE needs a movies x movies inverse; the catalog has {train.n_items:,} movies, more than the "
@@ -50,6 +57,10 @@ def fit_ease(train: Ratings, lam: float = DEFAULT_LAMBDA) -> Ease:
         )
     if lam <= 0:
         raise MovieRecError(f"The EASE penalty {lam} is not positive; use a value > 0, e.g. {DEFAULT_LAMBDA:g}.")
+    global _last_fit
+    key = _fingerprint(train, lam)
+    if _last_fit is not None and _last_fit[0] == key:
+        return _last_fit[1]
     history = np.zeros((train.n_users, train.n_items), np.float32)
     history[train.users, train.items] = 1.0
     gram = (history.T @ history).astype(np.float64)
@@ -57,4 +68,14 @@ def fit_ease(train: Ratings, lam: float = DEFAULT_LAMBDA) -> Ease:
     inverse = np.linalg.inv(gram)
     weights = (inverse / -np.diag(inverse)).astype(np.float32)
     np.fill_diagonal(weights, 0.0)
-    return Ease(weights, history)
+    weights.setflags(write=False)  # the fit is shared by later calls on the same split: nobody may change it
+    history.setflags(write=False)
+    _last_fit = (key, Ease(weights, history))
+    return _last_fit[1]
+
+
+def _fingerprint(train: Ratings, lam: float) -> str:
+    digest = hashlib.sha256(f"{train.n_users},{train.n_items},{lam!r}".encode())
+    digest.update(np.ascontiguousarray(train.users).tobytes())
+    digest.update(np.ascontiguousarray(train.items).tobytes())
+    return digest.hexdigest()
