@@ -7,10 +7,9 @@ checking the manifest), so comparing runs trained on ML-25M is as quick as compa
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,10 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from movierec import atomic
-from movierec.artifact.run import read_history, verify_run
+from movierec.artifact.run import RunRecord, read_record
 from movierec.config import TrainConfig
 from movierec.data.source import DataOptions
-from movierec.errors import ArtifactError, MovieRecError
+from movierec.errors import MovieRecError
 from movierec.reports.figures import (
     ACCENT_COLOR,
     MAIN_COLOR,
@@ -77,21 +76,9 @@ class RunSummary:
 
 def read_summary(run_dir: str | Path, label: str | None = None) -> RunSummary:
     """Read a run folder's settings, test metrics and per-epoch history (``label`` defaults to its name)."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise ArtifactError(f"The run folder {path} does not exist; train one with `movierec train --out DIR`.")
-    verify_run(path)
-    config_doc = _read_json(path / "config.json")
-    if not isinstance(config_doc.get("train"), dict):
-        raise ArtifactError(f"The run file {path / 'config.json'} has no training settings; is it a movierec run?")
-    return RunSummary(
-        path=path,
-        label=label if label is not None else path.name,
-        config=TrainConfig.from_dict(config_doc["train"], source=str(path / "config.json")),
-        metrics=_read_json(path / "metrics.json"),
-        history=read_history(path / "history.csv"),
-        data=config_doc.get("data", {}),
-    )
+    record = read_record(run_dir)
+    fields_of_record = {field.name: getattr(record, field.name) for field in fields(RunRecord)}
+    return RunSummary(label=label if label is not None else record.path.name, **fields_of_record)
 
 
 def read_summaries(run_dirs: Sequence[str | Path], labels: Sequence[str] | None = None) -> list[RunSummary]:
@@ -354,15 +341,3 @@ def build_comparison_report(
     report = out / REPORT_NAME
     atomic.write_text(report, html_page(title, sections, subtitle="movierec run comparison"))
     return report
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"The run file {path} is missing; is {path.parent} a movierec run folder?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ArtifactError(f"The run file {path} is damaged: it is not valid JSON.") from None
-    if not isinstance(value, dict):
-        raise ArtifactError(f"The run file {path} is damaged: expected a JSON object.")
-    return value
