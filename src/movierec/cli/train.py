@@ -120,7 +120,7 @@ def evaluate(
     """Score a trained run on held-out ratings, beside the baselines on the same split."""
     from movierec.artifact.run import load_run, write_metrics
     from movierec.data.ratings import RatingScale
-    from movierec.evaluate.genres import genre_matrix
+    from movierec.evaluate.genres import movie_genres
     from movierec.evaluate.report import compare_with_baselines
 
     run = load_run(run_dir)
@@ -129,7 +129,7 @@ def evaluate(
         return
     parts = _test_split(run, other_data)
     scale = RatingScale(run.model.params.low, run.model.params.high, 0.5)
-    genres = genre_matrix(run.movies["genres"])
+    genres = movie_genres(run.movies, run.train.n_items)
     metrics = compare_with_baselines(run.model, parts.train, parts.test, scale, genres=genres)
     if not other_data:
         write_metrics(run.path, {**run.metrics, **metrics})

@@ -15,6 +15,7 @@ import pandas as pd
 
 from movierec.data.ratings import Ratings
 from movierec.errors import MovieRecError
+from movierec.evaluate.genres import genre_table
 
 _YEAR_SUFFIX = re.compile(r"\s*\(\d{4}(?:[-–]\d{0,4})?\)\s*$")
 _ARTICLE_SUFFIX = re.compile(r"^(.*), (the|a|an|les|la|le|l'|il|der|die|das|el)$", re.IGNORECASE)
@@ -55,13 +56,9 @@ class Catalog:
         self.item_vocab = train.item_vocab
         self.titles: list[str] = [str(t) for t in movies["title"].tolist()]
         self.years = pd.array(movies["year"], dtype="Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-        self.genres: list[tuple[str, ...]] = [tuple(g.split("|")) if g else () for g in movies["genres"].fillna("")]
-        self.genre_names: tuple[str, ...] = tuple(sorted({g for gs in self.genres for g in gs}))
-        column = {name: j for j, name in enumerate(self.genre_names)}
-        self.genre_matrix = np.zeros((n_items, len(self.genre_names)), dtype=bool)
-        rows = np.repeat(np.arange(n_items), [len(gs) for gs in self.genres])
-        cols = np.array([column[g] for gs in self.genres for g in gs], dtype=np.int64)
-        self.genre_matrix[rows, cols] = True
+        genre_text = movies["genres"].fillna("").tolist()
+        self.genres: list[tuple[str, ...]] = [tuple(g.split("|")) if g else () for g in genre_text]
+        self.genre_names, self.genre_matrix = genre_table(genre_text)
         self.counts = train.item_counts().astype(np.int64)
         sums = np.bincount(train.items, weights=train.ratings.astype(np.float64), minlength=n_items)
         squares = np.bincount(train.items, weights=train.ratings.astype(np.float64) ** 2, minlength=n_items)

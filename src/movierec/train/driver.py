@@ -24,7 +24,7 @@ from movierec.config import TrainConfig
 from movierec.data.ratings import Dataset, Ratings
 from movierec.data.split import validation_split
 from movierec.errors import MovieRecError
-from movierec.evaluate.genres import genre_matrix
+from movierec.evaluate.genres import movie_genres
 from movierec.models import registry
 from movierec.models.baselines import popularity_prior
 from movierec.models.factors import FactorModel, FactorParams, population_prior
@@ -91,7 +91,7 @@ def fit(
     started = time.perf_counter()
     split = validation_split(train, fraction=config.val_fraction, seed=config.seed)
     fit_part, val_part = split.train, split.test
-    genres = movie_genres(data, train.n_items)
+    genres = movie_genres(data.movies, train.n_items)
     if spec.closed_form is not None:
         baseline = spec.closed_form
         weight = choose_rank_weight(FactorModel(baseline(fit_part, data.scale)), fit_part, val_part, genres)
@@ -201,14 +201,6 @@ def finish_params(params: FactorParams, train: Ratings, config: TrainConfig) -> 
     )
     prior_mean, prior_precision = population_prior(finished, weights=train.user_counts())
     return replace(finished, fold_in_mean=prior_mean, fold_in_precision=prior_precision)
-
-
-def movie_genres(data: Dataset, n_items: int) -> np.ndarray | None:
-    """The movies x genres matrix of the catalog in item-index order, when the catalog says genres."""
-    movies = data.movies
-    if "genres" not in movies.columns or len(movies) != n_items:
-        return None
-    return genre_matrix(movies["genres"].tolist())
 
 
 def with_watch_refit(model: FactorModel, train: Ratings, config: TrainConfig) -> FactorModel:

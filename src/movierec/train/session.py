@@ -16,7 +16,7 @@ from movierec.data.ratings import Dataset
 from movierec.data.source import DataOptions, ReportSink, load_split
 from movierec.data.split import Split
 from movierec.errors import MovieRecError
-from movierec.evaluate.genres import genre_matrix
+from movierec.evaluate.genres import movie_genres
 from movierec.evaluate.report import compare_with_baselines
 from movierec.train import checkpoint, distributed
 from movierec.train.driver import EpochCallback, fit
@@ -52,7 +52,7 @@ def train_run(
     result = fit(settings, dataset, parts.train, run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
     if not main:  # with --distributed, rank 0 alone evaluates and writes the run folder
         return {}
-    genres = genre_matrix(dataset.movies["genres"])
+    genres = movie_genres(dataset.movies, parts.train.n_items)
     metrics = compare_with_baselines(result.model, parts.train, parts.test, dataset.scale, genres=genres)
     metrics.update(
         {
