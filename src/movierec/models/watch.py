@@ -23,7 +23,13 @@ import numpy as np
 
 MEAN_PRIOR = 5.0
 """Pseudo-ratings at the global mean added to a person's own ratings to find their mean: with few ratings, the
-mean that decides "disliked" stays near everyone's."""
+mean that decides "liked" and "disliked" stays near everyone's."""
+
+
+def shrunk_means(users: np.ndarray, ratings: np.ndarray, n_users: int, global_mean: float) -> np.ndarray:
+    """Each of ``n_users`` people's mean rating with ``MEAN_PRIOR`` pseudo-ratings at ``global_mean`` (float64)."""
+    totals = np.bincount(users, np.asarray(ratings, dtype=np.float64), minlength=n_users) + MEAN_PRIOR * global_mean
+    return totals / (np.bincount(users, minlength=n_users) + MEAN_PRIOR)
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,7 @@ class Taste:
         """One target per rating: 1, or ``dislike`` where the stars are below the rater's shrunk mean by more
         than ``margin``. ``users`` index ``n_users`` people."""
         ratings = np.asarray(ratings, dtype=np.float64)
-        totals = np.bincount(users, ratings, minlength=n_users) + MEAN_PRIOR * self.global_mean
-        means = totals / (np.bincount(users, minlength=n_users) + MEAN_PRIOR)
+        means = shrunk_means(users, ratings, n_users, self.global_mean)
         disliked = ratings < means[users] - self.margin
         return np.where(disliked, self.dislike, 1.0).astype(np.float32)
 

@@ -14,8 +14,8 @@ the fold-in from those ratings, which is close to, not equal to, the trained one
 A rating becomes a reason, "because you liked X" or "because you disliked Y", when all of these hold:
 
 * the person liked or disliked it (``Sentiment``): liked means at least ``MARGIN`` of the scale above their own
-  mean rating, shrunk towards everyone's mean by ``MEAN_PRIOR`` pseudo-ratings, and in the upper half of the
-  scale (3★ and up on 0.5-5★); disliked means at least ``MARGIN`` below that mean and under the top quarter of
+  mean rating, shrunk towards everyone's mean by ``models.watch.MEAN_PRIOR`` pseudo-ratings, and in the upper
+  half of the scale (3★ and up on 0.5-5★); disliked means at least ``MARGIN`` below that mean and under the top quarter of
   the scale (3.5★ and down). So a reason never says "you liked" a movie rated 2.5★ or less, nor "you disliked"
   one rated 4★ or more, and a rating near the person's own mean is never named;
 * it pushes this movie up (its share is at least ``MIN_SHARE`` stars);
@@ -33,13 +33,11 @@ from typing import Literal
 import numpy as np
 
 from movierec.models.factors import FactorModel, UserVector
+from movierec.models.watch import shrunk_means
 from movierec.recommend.catalog import Catalog
 
 TOP_BECAUSE = 3
 MIN_SHARE = 0.005  # stars: smaller pushes are not worth naming
-MEAN_PRIOR = 5.0
-"""Pseudo-ratings at everyone's mean added to a person's own when finding their mean: a person with a few
-ratings, all 5★, still "liked" them."""
 MARGIN = 0.05
 """Share of the rating scale (0.225★ on 0.5-5★) a rating must sit above or below the person's mean to count."""
 LIKED_ABOVE = 0.5
@@ -60,8 +58,10 @@ class Sentiment:
     mean_rating: float  # everyone's mean rating, in stars
 
     def reference(self, ratings: np.ndarray) -> float:
-        """The person's own mean rating, shrunk towards everyone's."""
-        return float((np.sum(ratings) + MEAN_PRIOR * self.mean_rating) / (np.size(ratings) + MEAN_PRIOR))
+        """The person's own mean rating, shrunk towards everyone's (``models.watch.MEAN_PRIOR`` pseudo-ratings: a
+        person with a few ratings, all 5★, still "liked" them)."""
+        ratings = np.asarray(ratings, dtype=np.float64).ravel()
+        return float(shrunk_means(np.zeros(ratings.size, np.int64), ratings, 1, self.mean_rating)[0])
 
     def of(self, ratings: np.ndarray) -> np.ndarray:
         """int8 per rating of one person: 1 liked, -1 disliked, 0 neither."""
