@@ -16,8 +16,8 @@ A rating becomes a reason, "because you liked X" or "because you disliked Y", wh
 * the person liked or disliked it (``Sentiment``): liked means at least ``MARGIN`` of the scale above their own
   mean rating, shrunk towards everyone's mean by ``models.watch.MEAN_PRIOR`` pseudo-ratings, and in the upper
   half of the scale (3★ and up on 0.5-5★); disliked means at least ``MARGIN`` below that mean and under the top
-  quarter of the scale (3.5★ and down). So a reason never says "you liked" a movie rated 2.5★ or less, nor "you disliked"
-  one rated 4★ or more, and a rating near the person's own mean is never named;
+  quarter of the scale (3.5★ and down). So a reason never says "you liked" a movie rated 2.5★ or less, nor "you
+  disliked" one rated 4★ or more, and a rating near the person's own mean is never named;
 * it pushes this movie up (its share is at least ``MIN_SHARE`` stars);
 * it pushes the way the feeling says (``rating_influence``): rating a liked movie higher would raise this one
   (people who like X like this), rating a disliked one lower would raise it (people who dislike Y like this).
