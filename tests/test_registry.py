@@ -24,6 +24,8 @@ from movierec.models.factors import FactorParams
 from movierec.models.registry import ModelSpec, Param
 from movierec.recommend.recommender import Recommender
 from movierec.serve import create_app, load_settings
+from movierec.train.driver import fit
+from test_fast_hybrid import genre_dataset
 
 from models_fixtures import low_rank_dataset, write_csv_files
 
@@ -156,3 +158,16 @@ def test_a_taken_name_or_an_unknown_setting_is_a_programming_error() -> None:
         ModelSpec(TOY, "typo", build=build_dot_product, defaults={"dimm": 3})
     with pytest.raises(ValueError, match="exactly one"):
         ModelSpec(TOY, "neither", solvers=("loop",))
+
+
+@pytest.mark.parametrize(
+    ("model", "solver"), [(m, s) for m in registry.trained_names() for s in registry.get(m).solvers]
+)
+def test_every_solver_of_every_model_fits_a_scoring_model(model: str, solver: str) -> None:
+    dataset = genre_dataset()
+    quick = {"epochs": 3, "dim": 2, "watch_dim": 0, "device": "cpu", "gibbs_burn_in": 1}
+    result = fit(registry.config_for(model, solver=solver, **quick), dataset, dataset.ratings, progress=False)
+    predicted = result.model.predict(dataset.ratings.users[:50], dataset.ratings.items[:50])
+    assert [h.epoch for h in result.history] == [1, 2, 3] or solver == "loop"  # the loop may stop early
+    assert np.isfinite(predicted).all() and (predicted >= dataset.scale.low).all()
+    assert (predicted <= dataset.scale.high).all() and result.model.name == model

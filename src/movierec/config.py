@@ -18,7 +18,7 @@ from movierec.errors import MovieRecError
 OPTIMIZERS = ("adam", "sgd", "sparse-adam", "adagrad")
 SCHEDULES = ("none", "cosine", "step")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-SOLVERS = ("loop", "als")
+SOLVERS = ("loop", "als", "gibbs")
 Optimizer = Literal["adam", "sgd", "sparse-adam", "adagrad"]
 
 
@@ -61,7 +61,8 @@ class TrainConfig:
     device: str = valid("auto", one_of(DEVICES))
     """auto, cpu, cuda or mps; auto picks CUDA when present."""
     solver: str = valid("loop", one_of(SOLVERS))
-    """loop (gradient steps, --optimizer) or als (fast alternating least squares, for some models)."""
+    """loop (gradient steps, --optimizer), als (fast alternating least squares, for some models) or gibbs (Bayesian:
+    block Gibbs sampling, predictions averaged over posterior samples; biased-mf and hybrid)."""
     watch_dim: int = valid(64, whole(0, 1024))
     """Size of the "likely to watch" component of the ranking score (implicit ALS); 0 turns it off."""
     watch_reg: float = valid(10.0, non_negative)
@@ -84,6 +85,13 @@ class TrainConfig:
     distributed: bool = False
     """Train across the processes torchrun starts (DistributedDataParallel, each rank on its shard;
     docs/distributed.md)."""
+    gibbs_burn_in: int = valid(50, whole(0, 100_000))
+    """gibbs: sweeps drawn before the first kept sample (they are not averaged); fewer than --epochs."""
+    gibbs_thin: int = valid(1, whole(1, 1000))
+    """gibbs: keep every n-th sweep after the burn-in; predictions average the kept samples."""
+    gibbs_stored: int = valid(0, whole(0, 1000))
+    """gibbs: 0 stores the posterior mean vectors for serving; n > 0 stores n kept samples, evenly spaced, side by
+    side (n times the width; their average is the predictor)."""
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -151,14 +151,9 @@ def solve_side(
 
     def solve_block(block: Block) -> torch.Tensor:
         """Preconditioned CG on one block's ridge regressions; the bias is the constant feature, kept apart."""
-        n_block, width = block.cols.shape
-        flat = block.cols.view(-1)
-        x = features.index_select(0, flat).view(n_block, width, -1)
+        x = features.index_select(0, block.cols.view(-1)).view(*block.cols.shape, -1)
         mask = (block.cols != pad).to(x.dtype)
-        target = block.values - other_bias.index_select(0, flat).view(n_block, width)
-        if offset is not None:
-            fixed, fixed_bias = offset.factors.index_select(0, block.rows), offset.bias.index_select(0, block.rows)
-            target = target - _times(x, fixed) - fixed_bias[:, None] * mask
+        target = _target(block, x, mask, other_bias, offset)
         p, b = own.factors.index_select(0, block.rows), own.bias.index_select(0, block.rows)
         lam = reg * block.counts + prior[0]
         lam_b = reg * bias_scale * block.counts + prior[1]
@@ -262,9 +257,8 @@ def movie_sums(side: Side, users: Factors, items: Factors) -> RowSums:
     """``RowSums`` of every movie for the predictions ``b_u + b_i + p_u.q_i`` (``items`` holds ``q_i, b_i``)."""
     sums = RowSums.zeros(side.n_rows, users.factors.shape[1], users.factors.device)
     for block, x, mask in _gathered(side, users):
-        flat = block.cols.view(-1)
         vector, bias = items.factors.index_select(0, block.rows), items.bias.index_select(0, block.rows)
-        target = block.values - users.bias.index_select(0, flat).view(block.cols.shape)
+        target = _target(block, x, mask, users.bias, None)
         sums.record(block, x, target - _times(x, vector) - bias[:, None] * mask)
     return sums
 
@@ -312,6 +306,40 @@ def _gram_times(side: Side, users: Factors, direction: torch.Tensor) -> torch.Te
         moved = _times(x, v[:, :-1]) + v[:, -1:] * mask
         out.index_copy_(0, block.rows, torch.cat([_transposed_times(x, moved), moved.sum(1, keepdim=True)], 1))
     return out
+
+
+@dataclass(frozen=True)
+class RowSystem:
+    """One block's normal equations: per row, ``gram = A'A`` and ``rhs = A'y`` for the design ``A = [X, 1]`` (the
+    other side's vectors of its ratings and a constant for the bias, zero on padding) and the targets ``y``."""
+
+    block: Block
+    gram: torch.Tensor  # (B, dim + 1, dim + 1), bias last
+    rhs: torch.Tensor  # (B, dim + 1)
+
+
+def row_systems(side: Side, other: Factors, offset: Factors | None = None) -> Iterator[RowSystem]:
+    """Each block's exact normal equations of the ratings against ``other`` (targets as in ``solve_side``: the
+    centred rating less the other side's bias and, when given, the fixed ``offset`` part of each own row).
+    Forming ``A'A`` costs ``dim^2`` per rating, where a ``solve_side`` CG step costs ``dim``: for exact solves and
+    the Gibbs sampler's draws, which factorise it."""
+    with torch.no_grad():
+        for block, x, mask in _gathered(side, other):
+            target = _target(block, x, mask, other.bias, offset)
+            design = torch.cat([x, mask.unsqueeze(-1)], 2)
+            yield RowSystem(block, torch.bmm(design.transpose(1, 2), design), _transposed_times(design, target))
+
+
+def _target(
+    block: Block, x: torch.Tensor, mask: torch.Tensor, other_bias: torch.Tensor, offset: Factors | None
+) -> torch.Tensor:
+    """What a block's own rows must explain of each rating: the centred rating less the other side's bias and,
+    when given, the fixed ``offset`` part of the own row (its vector times ``x``, plus its bias)."""
+    target = block.values - other_bias.index_select(0, block.cols.view(-1)).view(block.cols.shape)
+    if offset is not None:
+        fixed, fixed_bias = offset.factors.index_select(0, block.rows), offset.bias.index_select(0, block.rows)
+        target = target - _times(x, fixed) - fixed_bias[:, None] * mask
+    return target
 
 
 def _gathered(side: Side, other: Factors) -> Iterator[tuple[Block, torch.Tensor, torch.Tensor]]:

@@ -30,12 +30,13 @@ from movierec.models.baselines import popularity_prior
 from movierec.models.factors import FactorModel, FactorParams, population_prior
 from movierec.train import checkpoint, distributed
 from movierec.train.als_solver import AlsSolver
+from movierec.train.gibbs import GibbsSolver
 from movierec.train.rank_weight import choose_rank_weight
 from movierec.train.sgd import SgdSolver
 from movierec.train.solver import Setup, Solver
 from movierec.train.watch import fit_configured
 
-SOLVERS: dict[str, type[Solver]] = {"loop": SgdSolver, "als": AlsSolver}
+SOLVERS: dict[str, type[Solver]] = {"loop": SgdSolver, "als": AlsSolver, "gibbs": GibbsSolver}
 """Every solver, by its ``--solver`` name (``TrainConfig.solver``)."""
 
 
@@ -133,12 +134,10 @@ def fit(
             bar.update(task, advance=1, status=_status(stats, state))
             if not math.isfinite(train_loss):
                 raise MovieRecError(solver.divergence(epoch, train_loss))
-            if epoch - last_gain >= config.patience:
+            if solver.stops_early and epoch - last_gain >= config.patience:
                 break
 
-    if state.best_state is not None:
-        module.load_state_dict({k: v.to(device) for k, v in state.best_state.items()})
-    params = finish_params(module.export(), fit_part, config)
+    params = finish_params(solver.export(state.best_state), fit_part, config)
     model = choose_rank_weight(FactorModel(params, config.model), fit_part, val_part, genres)
     model = with_watch_refit(model, train, config)
     return FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
@@ -160,7 +159,7 @@ def make_solver(
     torch.manual_seed(config.seed)
     module: Any = build(kind.module_config(config), data, train).to(device)
     module.init_from_mean(float(train.ratings.mean(dtype=kind.mean_dtype)))
-    setup = Setup(config, module, train, valid, device)
+    setup = Setup(config, module, train, valid, device, data)
     return distributed.ShardedSgd(setup, ranks) if ranks is not None else kind(setup)
 
 

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from movierec.config import TrainConfig
-from movierec.data.ratings import Ratings
+from movierec.data.ratings import Dataset, Ratings
+from movierec.models.factors import FactorParams
 from movierec.train.checkpoint import OptimizerState
 
 
@@ -36,6 +37,8 @@ class Setup:
     valid: Ratings
     """The validation ratings carved out of the training ratings."""
     device: torch.device
+    data: Dataset | None = None
+    """The whole dataset (movies, tags), for a solver that needs more than the module holds."""
 
 
 class Solver(ABC):
@@ -48,6 +51,8 @@ class Solver(ABC):
     lower RMSE does). The best epoch restored at the end is the lowest RMSE either way."""
     mean_dtype: ClassVar[type[np.floating[Any]] | None] = None
     """The precision the module's starting global mean is taken in (None: the ratings' own)."""
+    stops_early: ClassVar[bool] = True
+    """Whether ``config.patience`` ends the run when validation stops improving (False: every epoch runs)."""
 
     optimizer: OptimizerState
     """What the checkpoint keeps beside the module's weights (``checkpoint.NoOptimizer`` when nothing)."""
@@ -76,6 +81,14 @@ class Solver(ABC):
     @abstractmethod
     def validation_rmse(self) -> float:
         """RMSE on ``setup.valid`` of the predictions clipped to the rating scale."""
+
+    def export(self, best: dict[str, torch.Tensor] | None) -> FactorParams:
+        """The fitted snapshot: the module's export, from the best epoch's weights ``best`` when given."""
+        module = self.setup.module
+        if best is not None:
+            module.load_state_dict({key: value.to(self.setup.device) for key, value in best.items()})
+        params: FactorParams = module.export()
+        return params
 
     @abstractmethod
     def divergence(self, epoch: int, loss: float) -> str:

@@ -1,0 +1,241 @@
+"""``--solver gibbs``: Bayesian biased MF and hybrid by block Gibbs sampling, on batched torch ops (CPU or CUDA).
+
+The model is ALS's (``als_solver.py``) made Bayesian: ``r = mean + b_u + b_i + p_u.q_i + noise``, noise
+``N(0, 1/alpha)``, each block's rows (users, movies' own rows, each feature group of the hybrid: genres, years,
+tags) from a prior ``N(mu, diag(1/lambda))`` with a mean and precision per column (factor dimension or bias) that
+are themselves drawn, as in Rendle's libFM MCMC and myFM. ``reg`` plays no part: the priors are learned.
+
+One epoch is one sweep: every user's ``[p_u, b_u]`` drawn from its Gaussian conditional (``als.row_systems``
+gives its normal equations, ``gibbs_draws.draw_rows`` the draw), then every movie's own row, then (hybrid) the
+feature rows (``gibbs_features``), then each block's hyperparameters and the noise precision from their
+conjugate posteriors. Sweeps after ``gibbs_burn_in``, every ``gibbs_thin``-th, are kept: predictions average them
+(``gibbs_samples``), and the history's validation RMSE is that of the running average (of the current sample
+during the burn-in). A chain runs all its sweeps (patience does not cut it short: the average keeps improving as
+samples accrue, and the stored samples are spaced over the planned ones); the model exported summarises the kept
+samples (``gibbs_samples``: posterior means by default), never the best sweep's sample.
+
+The checkpoint holds the current sample (the module's weights) and, as the solver's "optimizer" state, the
+hyperparameters, the running sums and stored samples, and both random generators' states, so ``--resume``
+continues the very chain an unbroken run draws.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from movierec.errors import MovieRecError
+from movierec.models.factors import FactorParams
+from movierec.models.features import build_item_features
+from movierec.train import als
+from movierec.train.als_solver import AlsSolver, AlsState
+from movierec.train.gibbs_draws import draw_noise_precision, draw_normal_gamma, draw_rows
+from movierec.train.gibbs_features import colour_classes, draw_features
+from movierec.train.gibbs_samples import KeptSamples
+from movierec.train.solver import Setup, Solver, rating_tensors
+
+FEATURE_GROUPS = ("genre", "year", "tag")
+"""The hybrid's feature blocks, each with its own prior (by the prefix of the feature's name)."""
+
+
+class Chain:
+    """What the checkpoint keeps of a chain beside the current sample: hyperparameters, kept samples, generators.
+
+    It stands in for the optimiser (``checkpoint.OptimizerState``): ``state_dict`` and ``load_state_dict``."""
+
+    def __init__(self, setup: Setup, blocks: list[str], planned: int) -> None:
+        config, module = setup.config, setup.module
+        k = config.dim + 1
+        self.hyper = {name: np.stack([np.zeros(k), np.ones(k)]) for name in blocks}
+        """Per block, ``(2, dim + 1)``: each column's prior mean and precision (factors, then the bias)."""
+        self.noise_precision = 1.0
+        self.rng = np.random.default_rng(config.seed)
+        self.generator = torch.Generator(setup.device).manual_seed(config.seed)
+        n_users, n_items = module.user_factors.num_embeddings, module.item_factors.num_embeddings
+        self.samples = KeptSamples(n_users, n_items, config.dim, len(setup.valid), planned, config.gibbs_stored)
+        self.samples.to(setup.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        tensors, values = self.samples.state()
+        tensors = {f"samples.{name}": value for name, value in tensors.items()}
+        tensors.update({f"hyper.{name}": torch.from_numpy(value) for name, value in self.hyper.items()})
+        tensors["generator"] = self.generator.get_state()
+        group = {"noise_precision": self.noise_precision, "rng": self.rng.bit_generator.state, "samples": values}
+        return {"state": {0: tensors}, "param_groups": [group]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        tensors, (group,) = state_dict["state"][0], state_dict["param_groups"]
+        self.samples.restore({k[8:]: v for k, v in tensors.items() if k.startswith("samples.")}, group["samples"])
+        self.hyper = {name: tensors[f"hyper.{name}"].numpy().astype(np.float64) for name in self.hyper}
+        self.generator.set_state(tensors["generator"])
+        self.noise_precision = float(group["noise_precision"])
+        self.rng.bit_generator.state = group["rng"]
+
+
+class GibbsState(AlsState):
+    """ALS's grouped ratings and rows, drawn instead of solved (see the module docstring)."""
+
+    def __init__(self, setup: Setup, chain: Chain, groups: np.ndarray | None) -> None:
+        super().__init__(setup.module, setup.train, setup.device, setup.config.reg)
+        self.chain = chain
+        self.train_ratings = rating_tensors(setup.train, setup.device)
+        with torch.no_grad():  # rows without ratings take no part: zero, as the export leaves them
+            for side, counts in ((self.users, self.by_user.counts), (self.own, self.by_item.counts)):
+                rated = torch.cat([counts > 0, counts.new_zeros(1, dtype=torch.bool)])
+                side.factors.mul_(rated[:, None])
+                side.bias.mul_(rated)
+        if self.matrix is not None:
+            assert groups is not None
+            sparse = setup.module.features
+            self.classes = colour_classes(
+                sparse.indptr.cpu().numpy(), sparse.indices.cpu().numpy(), sparse.values.cpu().numpy(),
+                self.matrix.n_features, setup.device,
+            )  # fmt: skip
+            self.groups = torch.from_numpy(groups).to(setup.device)
+            self._combine()
+
+    def block_prior(self, block: str) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, precision = (
+            torch.tensor(part, dtype=torch.float32, device=self.device) for part in self.chain.hyper[block]
+        )
+        return mean, precision
+
+    def draw_side(
+        self, side: als.Side, own: als.Factors, other: als.Factors, block: str, offset: als.Factors | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Draw every row of ``own`` with ratings; returns the movies' ``(G_i, g_i)`` when ``offset`` is given."""
+        mean, precision = self.block_prior(block)
+        k = own.factors.shape[1] + 1
+        grams = torch.zeros(side.n_rows + 1, k, k, device=self.device) if offset is not None else None
+        gradient = torch.zeros(side.n_rows + 1, k, device=self.device) if offset is not None else None
+        for system in als.row_systems(side, other, offset):
+            drawn = draw_rows(
+                system.gram, system.rhs, self.chain.noise_precision, mean, precision, self.chain.generator
+            )
+            rows = system.block.rows
+            own.factors.index_copy_(0, rows, drawn[:, :-1])
+            own.bias.index_copy_(0, rows, drawn[:, -1])
+            if grams is not None and gradient is not None:
+                grams.index_copy_(0, rows, system.gram)
+                gradient.index_copy_(0, rows, system.rhs - torch.bmm(system.gram, drawn.unsqueeze(-1)).squeeze(-1))
+        return grams, gradient
+
+    @torch.no_grad()
+    def sweep(self) -> tuple[float, float]:
+        """Draw users, movies, features, then the hyperparameters; return the sample's (train MSE, train RMSE)."""
+        chain = self.chain
+        self.draw_side(self.by_user, self.users, self.items, "user", None)
+        if self.matrix is None:
+            self.draw_side(self.by_item, self.items, self.users, "item", None)
+        else:
+            grams, gradient = self.draw_side(self.by_item, self.own, self.users, "item", self.feature_part)
+            assert grams is not None and gradient is not None
+            prior = self.feature_prior()
+            draw_features(self.features, self.classes, grams, gradient, chain.noise_precision, prior, chain.generator)
+            self._combine()
+        users, items, ratings = self.train_ratings
+        squared = float((als.predict(self.users, self.items, self.mean, users, items) - ratings).square().sum())
+        chain.noise_precision = draw_noise_precision(squared, self.n_ratings, chain.rng)
+        for block, rows in self.block_rows():
+            chain.hyper[block] = draw_normal_gamma(rows, chain.rng)
+        mse = squared / max(1, self.n_ratings)
+        return mse, math.sqrt(mse)
+
+    def feature_prior(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each feature row's prior mean and precision, ``(n_features, dim + 1)`` each, from its group's."""
+        per_group = [self.chain.hyper[f"feature:{group}"] for group in FEATURE_GROUPS]
+        table = torch.tensor(np.stack(per_group), dtype=torch.float32, device=self.device)  # (groups, 2, k)
+        chosen = table.index_select(0, self.groups)
+        return chosen[:, 0], chosen[:, 1]
+
+    def block_rows(self) -> list[tuple[str, torch.Tensor]]:
+        """Each block's rows ``[factors, bias]`` that took part in the sweep (rows with ratings; every feature)."""
+        out = []
+        for block, side, counts in (("user", self.users, self.by_user.counts), ("item", self.own, self.by_item.counts)):
+            rated = counts > 0
+            out.append((block, torch.cat([side.factors[:-1], side.bias[:-1, None]], 1)[rated]))
+        if self.matrix is not None:
+            out += [(f"feature:{group}", self.features[self.groups == g]) for g, group in enumerate(FEATURE_GROUPS)]
+        return out
+
+
+class GibbsSolver(Solver):
+    """One Gibbs sweep per epoch (see the module docstring); every sweep runs, the export is the average."""
+
+    label = "training (gibbs)"
+    mean_dtype = np.float64
+    stops_early = False
+    module_config = staticmethod(AlsSolver.module_config)  # no SVD++ term, as under ALS
+
+    state: GibbsState
+    """Built by ``start``, from the module's current (fresh or resumed) sample."""
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        config = setup.config
+        self.planned = (config.epochs - config.gibbs_burn_in) // config.gibbs_thin
+        if self.planned < 1:
+            raise MovieRecError(
+                f"--gibbs-burn-in {config.gibbs_burn_in} with --gibbs-thin {config.gibbs_thin} keeps no sample of "
+                f"--epochs {config.epochs}; use more epochs than the burn-in plus the thinning."
+            )
+        self.groups = feature_groups(setup)
+        blocks = ["user", "item"]
+        if self.groups is not None:
+            blocks += [f"feature:{group}" for group in FEATURE_GROUPS]
+        self.optimizer = self.chain = Chain(setup, blocks, self.planned)
+
+    def start(self) -> None:
+        self.state = GibbsState(self.setup, self.chain, self.groups)
+        self.valid = rating_tensors(self.setup.valid, self.setup.device)
+
+    def kept(self, epoch: int) -> bool:
+        """Whether the sample of sweep ``epoch`` (1-based) joins the average."""
+        burn_in, thin = self.setup.config.gibbs_burn_in, self.setup.config.gibbs_thin
+        return epoch > burn_in and (epoch - burn_in) % thin == 0
+
+    def run_epoch(self, epoch: int) -> tuple[float, float]:
+        loss, rmse = self.state.sweep()
+        self.state.to_module()
+        self.current_valid = self._valid_predictions()
+        if self.kept(epoch):
+            self.chain.samples.add(self.state.users, self.state.items, self.current_valid.to(torch.float64))
+        return loss, rmse
+
+    def validation_rmse(self) -> float:
+        users, _, ratings = self.valid
+        if users.shape[0] == 0:
+            return math.nan
+        predicted = self.chain.samples.valid_mean() if self.chain.samples.kept else self.current_valid
+        predicted = predicted.clamp(self.setup.module.low, self.setup.module.high)
+        return math.sqrt(float((predicted - ratings).square().mean()))
+
+    def _valid_predictions(self) -> torch.Tensor:
+        users, items, _ = self.valid
+        return als.predict(self.state.users, self.state.items, self.state.mean, users, items)
+
+    def export(self, best: dict[str, torch.Tensor] | None) -> FactorParams:
+        """The kept samples as the run folder stores them (``gibbs_samples``), not the best sweep's sample."""
+        params = super().export(None)  # the current sample: its movies known, scale and link
+        return replace(params, **self.chain.samples.tables())
+
+    def divergence(self, epoch: int, loss: float) -> str:
+        return f"The Gibbs sampler diverged at epoch {epoch} (loss {loss}); lower --dim (now {self.setup.config.dim})."
+
+
+def feature_groups(setup: Setup) -> np.ndarray | None:
+    """The hybrid's feature group (index into ``FEATURE_GROUPS``) of each feature row; None without features."""
+    module, config = setup.module, setup.config
+    if getattr(module, "feature_factors", None) is None:
+        return None
+    assert setup.data is not None, "the hybrid's Gibbs sampler needs the dataset for its feature groups"
+    n_items = module.item_factors.num_embeddings
+    names = build_item_features(
+        setup.data, n_items, genres=config.use_genres, years=config.use_genres, tags=config.use_tags
+    ).names
+    assert len(names) == module.feature_factors.num_embeddings, "the hybrid's features were built another way"
+    return np.array([FEATURE_GROUPS.index(name.split(":", 1)[0]) for name in names], np.int64)

@@ -1,0 +1,64 @@
+"""The Gibbs sampler's draws: rows from their Gaussian conditionals, hyperparameters from conjugate posteriors.
+
+Each row ``x`` (a user's or movie's ``[factors, bias]``, or a feature row) given everything else is Gaussian with
+precision ``P = alpha A'A + diag(lambda)`` and mean ``P^-1 (alpha A'y + lambda * mu)``, for the design ``A`` and
+targets ``y`` of its ratings (``als.row_systems``), the noise precision ``alpha`` and its block's prior
+``N(mu, diag(1/lambda))``. With ``P = L L'`` (Cholesky), ``x = mean + L'^-1 z`` for ``z ~ N(0, I)`` has covariance
+``L'^-1 L^-1 = P^-1``.
+
+The hyperparameters follow Rendle's libFM MCMC and myFM: every column of a block (each factor dimension and the
+bias) has its own mean and precision with a Normal-Gamma hyperprior (``mu | lambda ~ N(0, 1/(GAMMA_0 lambda))``,
+``lambda ~ Gamma(ALPHA_0, BETA_0)``), drawn jointly from its posterior given the block's rows; the noise precision
+has a Gamma hyperprior and is drawn given the training residuals. These draws are a few numbers per block: they
+run in float64 on NumPy's generator, the rows on torch's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+ALPHA_0 = 1.0
+"""Shape of the Gamma hyperprior on every precision (libFM's and myFM's default)."""
+BETA_0 = 1.0
+"""Rate of the Gamma hyperprior on every precision."""
+GAMMA_0 = 1.0
+"""Pseudo-count of the Normal hyperprior on every mean (centred on 0)."""
+
+
+def draw_rows(
+    gram: torch.Tensor,
+    rhs: torch.Tensor,
+    noise_precision: float,
+    prior_mean: torch.Tensor,
+    prior_precision: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """One draw per row ``b`` of ``N(P_b^-1 c_b, P_b^-1)``, ``P_b = alpha gram_b + diag(lambda)`` and ``c_b = alpha
+    rhs_b + lambda * mu``: ``gram`` is ``(B, k, k)``, ``rhs`` ``(B, k)``, the prior ``(k,)`` or ``(B, k)``."""
+    precision = noise_precision * gram + torch.diag_embed(prior_precision.expand_as(rhs))
+    chol = torch.linalg.cholesky(precision)
+    shift = (noise_precision * rhs + prior_precision * prior_mean).unsqueeze(-1)
+    noise = torch.randn(rhs.shape, generator=generator, device=rhs.device, dtype=rhs.dtype).unsqueeze(-1)
+    spread = torch.linalg.solve_triangular(chol.transpose(-2, -1), noise, upper=True)
+    return (torch.cholesky_solve(shift, chol) + spread).squeeze(-1)
+
+
+def draw_normal_gamma(rows: torch.Tensor, rng: np.random.Generator) -> np.ndarray:
+    """``(2, k)``: per column of ``rows`` (``(n, k)``, i.i.d. ``N(mu, 1/lambda)``), ``mu`` and ``lambda`` drawn
+    jointly from their Normal-Gamma posterior (``lambda`` from its marginal, then ``mu`` given it)."""
+    values = rows.detach().to(torch.float64)
+    n = values.shape[0]
+    centre = values.mean(0) if n else values.new_zeros(values.shape[1])
+    means, spread = centre.cpu().numpy(), (values - centre).square().sum(0).cpu().numpy()
+    pseudo = GAMMA_0 + n
+    shape = ALPHA_0 + n / 2
+    rate = BETA_0 + spread / 2 + GAMMA_0 * n * np.square(means) / (2 * pseudo)
+    precision = rng.gamma(shape, 1.0 / rate)
+    mean = rng.normal(n * means / pseudo, 1.0 / np.sqrt(pseudo * precision))
+    return np.stack([mean, precision])
+
+
+def draw_noise_precision(squared_error: float, n_ratings: int, rng: np.random.Generator) -> float:
+    """The noise precision drawn from its Gamma posterior given the residuals' sum of squares."""
+    return float(rng.gamma(ALPHA_0 + n_ratings / 2, 1.0 / (BETA_0 + squared_error / 2)))
