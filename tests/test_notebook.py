@@ -1,7 +1,9 @@
-"""The walkthrough notebook: stored without outputs, and runs top to bottom in a fresh kernel."""
+"""The walkthrough notebook: stored without outputs, uses only the public API, and runs top to bottom in a fresh
+kernel."""
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 from pathlib import Path
@@ -20,6 +22,36 @@ def test_notebook_is_stored_without_outputs() -> None:
     assert code, "the walkthrough has no code cells"
     for cell in code:
         assert cell.outputs == [] and cell.execution_count is None, cell.source[:80]
+
+
+def below_the_public_api(source: str) -> list[str]:
+    """The imports in ``source`` that reach below ``import movierec``: ``import movierec.x``, ``from movierec.x
+    import ...``, and ``from movierec import name`` for a name outside ``movierec.__all__``."""
+    import movierec
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.startswith("movierec.")]
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            if node.module.startswith("movierec."):
+                found.append(node.module)
+            elif node.module == "movierec":
+                found += [f"movierec.{a.name}" for a in node.names if a.name not in movierec.__all__]
+    return found
+
+
+def test_notebook_imports_only_the_public_api() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    assert any("import movierec" in source for source in sources)
+    internal = [name for source in sources for name in below_the_public_api(source)]
+    assert not internal, f"the walkthrough imports internals: {internal}"
+    assert below_the_public_api("import movierec.train.session\nfrom movierec import fit, atomic") == [
+        "movierec.train.session",
+        "movierec.atomic",
+    ]
 
 
 def kernel_for_this_python(root: Path) -> Path:

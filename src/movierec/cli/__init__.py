@@ -6,11 +6,13 @@ Errors a user can fix print one sentence and exit with code 2; ``--debug`` shows
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import click
 import typer
 from rich.console import Console
 
+from movierec import __version__
 from movierec.cli import data, recommend, reports, serve, train, tune
 from movierec.errors import MovieRecError
 
@@ -21,6 +23,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"movierec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Options of the movierec command itself."""
+
+
 app.add_typer(data.app, name="data")
 for _commands in (train, recommend, reports, tune, serve):
     _commands.register(app)

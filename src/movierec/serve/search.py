@@ -1,11 +1,15 @@
-"""Title search for the service: case- and accent-insensitive, word by word, tolerant of one-letter typos.
+"""Title search for the service: case- and accent-insensitive, word by word, tolerant of typos.
 
 ``Catalog.find`` resolves one movie for the CLI; a search box needs a ranked list, so this index is built once
 per loaded model. A title is split into words (its year and punctuation dropped, accents folded). Each query
-word matches a title word exactly, as a prefix (the last word only: people type left to right), or within one
-edit (a letter wrong, missing, extra, or two letters swapped; words of three letters or more). Fuzzy look-ups
-use a deletion index: a word and every typo of it one edit away share a one-letter deletion. Titles that match
-every query word rank first, then by match quality, then by how many people rated the movie.
+word matches a title word exactly, as a prefix (the last word only: people type left to right), or, when it is
+neither, within a few edits (a letter wrong, missing, extra, or two neighbours swapped: the optimal string
+alignment distance of rapidfuzz): one edit in a word of three to six letters, two in a longer one, so
+"Shawshenk Redemtoin" finds The Shawshank Redemption. rapidfuzz compares the query word only with vocabulary
+words that the edits could reach: of a length within the number of edits, and whose sets of letters differ by
+at most two letters per edit (a cheap vectorised bound on bit masks: a wrong letter changes two, a missing or
+extra one one, a swap none). Titles that match every query word rank first, then by match quality, then by how many
+people rated the movie.
 """
 
 from __future__ import annotations
@@ -17,11 +21,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 EXACT, PREFIX, FUZZY = 1.0, 0.8, 0.6
 PHRASE_BONUS = 0.5
 MAX_PREFIX_WORDS = 5_000
 MIN_FUZZY_LENGTH = 3
+TWO_EDITS_FROM = 7
+"""Words of this many letters or more may carry two typos; shorter ones (of ``MIN_FUZZY_LENGTH`` or more) one."""
+EDIT_PENALTY = 0.1
+"""A fuzzy match scores ``FUZZY`` less this for each edit beyond the first."""
 _YEAR = re.compile(r"\(\s*\d{4}(?:\s*[-–]\s*\d{0,4})?\s*\)\s*$")
 _WORD = re.compile(r"[^\W_]+")
 
@@ -42,7 +52,7 @@ def title_words(title: str) -> list[str]:
 
 
 class TitleIndex:
-    """Word postings over the catalog's titles, plus a one-deletion index of the word vocabulary."""
+    """Word postings over the catalog's titles, and the word vocabulary grouped by length for fuzzy look-ups."""
 
     def __init__(self, titles: Sequence[str], popularity: np.ndarray) -> None:
         self.n = len(titles)
@@ -55,12 +65,7 @@ class TitleIndex:
                 postings[word].append(index)
         self.postings = {word: np.asarray(items, dtype=np.int64) for word, items in postings.items()}
         self.vocabulary = sorted(self.postings)
-        deletions: dict[str, list[str]] = defaultdict(list)
-        for word in self.vocabulary:
-            if len(word) >= MIN_FUZZY_LENGTH - 1:
-                for variant in _deletions(word):
-                    deletions[variant].append(word)
-        self.deletions = dict(deletions)
+        self.fuzzy = FuzzyVocabulary(self.vocabulary)
         self.keys = keys
         counts = np.asarray(popularity, dtype=np.float64)
         self.popularity = np.log1p(np.maximum(counts, 0)) / max(np.log1p(max(float(counts.max(initial=0)), 0)), 1.0)
@@ -115,33 +120,43 @@ class TitleIndex:
                     yield found, PREFIX
         if found_any or len(word) < MIN_FUZZY_LENGTH:
             return
-        variants = _deletions(word)
-        near = {v for v in variants if v in self.postings}  # ``word`` has one letter too many
-        near.update(self.deletions.get(word, ()))  # ``word`` misses a letter
-        for variant in variants:  # a wrong letter, or two neighbours swapped
-            near.update(found for found in self.deletions.get(variant, ()) if _within_one_edit(word, found))
-        for found in sorted(near):
-            yield found, FUZZY
+        for found, distance in self.fuzzy.near(word, allowed_edits(word)):
+            yield found, FUZZY - EDIT_PENALTY * (distance - 1)
 
 
-def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+class FuzzyVocabulary:
+    """Words ordered by length, with the set of characters of each as a bit mask, for look-ups of the words a few
+    edits away."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = sorted(words, key=lambda word: (len(word), word))
+        self.lengths = np.fromiter((len(word) for word in self.words), np.int64, len(self.words))
+        self.masks = np.fromiter((letter_mask(word) for word in self.words), np.uint64, len(self.words))
+
+    def near(self, word: str, edits: int) -> list[tuple[str, int]]:
+        """(vocabulary word, distance) within ``edits`` optimal-string-alignment edits of ``word``, sorted."""
+        start, stop = np.searchsorted(self.lengths, [len(word) - edits, len(word) + edits + 1])
+        differ = np.bitwise_count(self.masks[start:stop] ^ np.uint64(letter_mask(word)))
+        choices = [self.words[i] for i in np.flatnonzero(differ <= 2 * edits) + start]
+        found = process.extract(word, choices, scorer=OSA.distance, score_cutoff=edits, limit=None)
+        return sorted((match, int(distance)) for match, distance, _ in found)
 
 
-def _within_one_edit(a: str, b: str) -> bool:
-    """One substitution, insertion, deletion or swap of neighbouring letters turns ``a`` into ``b``."""
-    if a == b:
-        return True
-    la, lb = len(a), len(b)
-    if abs(la - lb) > 1:
-        return False
-    if la == lb:
-        diff = [i for i in range(la) if a[i] != b[i]]
-        if len(diff) == 1:
-            return True
-        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
-    short, long_ = (a, b) if la < lb else (b, a)
-    i = 0
-    while i < len(short) and short[i] == long_[i]:
-        i += 1
-    return short[i:] == long_[i + 1 :]
+def letter_mask(word: str) -> int:
+    """One bit per character of ``word``: a-z and 0-9 each their own, any other character one shared bit."""
+    mask = 0
+    for char in word:
+        if "a" <= char <= "z":
+            mask |= 1 << (ord(char) - 97)
+        elif "0" <= char <= "9":
+            mask |= 1 << (ord(char) - 22)
+        else:
+            mask |= 1 << 36
+    return mask
+
+
+def allowed_edits(word: str) -> int:
+    """How many typos a query word may carry: none below ``MIN_FUZZY_LENGTH`` letters, two from ``TWO_EDITS_FROM``."""
+    if len(word) < MIN_FUZZY_LENGTH:
+        return 0
+    return 2 if len(word) >= TWO_EDITS_FROM else 1
