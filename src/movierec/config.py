@@ -63,7 +63,7 @@ class TrainConfig:
     solver: str = valid("loop", one_of(SOLVERS))
     """loop (gradient steps, --optimizer), als (fast alternating least squares, for some models) or gibbs (Bayesian:
     block Gibbs sampling, predictions averaged over posterior samples; biased-mf and hybrid)."""
-    watch_dim: int = valid(64, whole(0, 1024))
+    watch_dim: int = valid(128, whole(0, 1024))
     """Size of the "likely to watch" component of the ranking score (implicit ALS); 0 turns it off."""
     watch_reg: float = valid(10.0, non_negative)
     """Ridge penalty of the "likely to watch" component."""

@@ -21,7 +21,7 @@ from movierec.train.als import Side, build_side
 class WatchSettings:
     """Size and strength of the "likely to watch" component (``dim`` 0 turns it off)."""
 
-    dim: int = 64
+    dim: int = 128
     reg: float = 10.0
     unobserved: float = 1.0
     iterations: int = 8
