@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The package as users get it: build the sdist and the wheel, check them with twine, install the wheel (not
-# editable) into a fresh virtual environment, and from outside the source tree train one epoch on the embedded
-# data, recommend, start `movierec serve` on a free port and GET /health. This proves the embedded data and the
+# editable) into a fresh virtual environment, and from outside the source tree run the README's Python quick start
+# as written (one epoch on the embedded data, a list with explanations), recommend from the run it wrote, start
+# `movierec serve` on it on a free port and GET /health. This proves the embedded data and the
 # web page's static files are inside the wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,13 +27,24 @@ PY="$WORK/venv/bin/python"
 "$PY" -m pip install -q "$WHEEL"
 
 cd "$WORK"  # outside the source tree: only the installed wheel can be imported
+# The README's quick start in Python, exactly as written (between its quickstart markers).
+python3 - "$SOURCE/README.md" >"$WORK/quickstart.py" <<'PY'
+import re
+import sys
+
+text = open(sys.argv[1], encoding="utf-8").read()
+section = text.split("[start:quickstart]")[1].split("[end:quickstart]")[0]
+print(re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1))
+PY
+"$PY" "$WORK/quickstart.py"
 "$PY" - <<'PY'
 import pathlib
 import movierec
 
 assert "site-packages" in movierec.__file__, movierec.__file__
-data = movierec.load_data("ml-latest-small")
-run = movierec.fit(data, model="hybrid", epochs=1, out="smoke-run")
+(run_dir,) = pathlib.Path("runs").iterdir()  # the quick start's one run folder
+pathlib.Path("smoke-run").symlink_to(run_dir.resolve())
+run = movierec.load_run(run_dir)
 picks = movierec.load(run).recommend(ratings={318: 5, 296: 4.5, 2571: 5}, n=10)
 assert len(picks) == 10 and all(p.explanation.text for p in picks), picks
 print(f"movierec {movierec.__version__}: trained {run.path}, test RMSE {run.metric('rmse'):.4f}; "

@@ -70,10 +70,13 @@ def build_synthetic_run(
     return run_dir
 
 
-def with_default_model_parts(params: FactorParams, rng: np.random.Generator, watch_dim: int = 64) -> FactorParams:
+def with_default_model_parts(
+    params: FactorParams, rng: np.random.Generator, watch_dim: int = TrainConfig().watch_dim
+) -> FactorParams:
     """What a model trained with the shipped defaults carries beyond its factors, drawn at random: the "likely
-    to watch" component (``watch_dim`` per user and movie, weight 0.1 in the ranking score) and the population
-    prior that new users are folded in from. Serving cost depends on their sizes, not their values."""
+    to watch" component (``watch_dim`` per user and movie, the default's width; weight 0.1 in the ranking score)
+    and the population prior that new users are folded in from. Serving cost depends on their sizes, not their
+    values."""
     scale = 0.3 / np.sqrt(watch_dim)
     with_watch = replace(
         params,
