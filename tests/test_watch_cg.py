@@ -1,0 +1,86 @@
+"""The "likely to watch" fit by conjugate gradients: it reaches the exact row solutions, its objective stays
+with the exact fit's after the same sweeps, and the signed taste targets still push a disliked movie's
+neighbours down."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from movierec.data.ratings import Ratings
+from movierec.data.synthetic import generate_ratings
+from movierec.models.watch import Taste
+from movierec.train.als import build_side
+from movierec.train.watch import CG_STEPS, WatchFactors, WatchSettings, exact_rows, fit_watch, watch_objective
+from movierec.train.watch_cg import cg_rows
+
+CPU = torch.device("cpu")
+
+
+def padded(table: np.ndarray) -> torch.Tensor:
+    """``table`` as a tensor with the zero padding row last."""
+    return torch.cat([torch.from_numpy(table), torch.zeros(1, table.shape[1])])
+
+
+def test_enough_cg_steps_reach_the_exact_row_solutions() -> None:
+    rng = np.random.default_rng(0)
+    n_rows, n_cols, dim = 30, 40, 8
+    rows, cols = np.nonzero(rng.random((n_rows, n_cols)) < 0.3)
+    targets = rng.choice([1.0, -0.5], size=rows.size).astype(np.float32)
+    side = build_side(rows, cols, targets, n_rows, n_cols, CPU, block_ratings=64)
+    assert len(side.blocks) > 1
+    other = padded(rng.normal(size=(n_cols, dim)).astype(np.float32))
+    shared = 0.5 * (other.T @ other) + 2.0 * torch.eye(dim)
+    exact, iterated = torch.zeros(n_rows + 1, dim), padded(rng.normal(size=(n_rows, dim)).astype(np.float32))
+    exact_rows(side, exact, other, shared)
+    cg_rows(side, iterated, other, shared, steps=3 * dim)
+    torch.testing.assert_close(iterated, exact, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def watched() -> Ratings:
+    return generate_ratings(n_users=400, n_items=300, n_ratings=12_000, seed=1)
+
+
+def objective(train: Ratings, factors: WatchFactors, settings: WatchSettings) -> float:
+    side = build_side(train.users, train.items, np.ones(len(train), np.float32), train.n_users, train.n_items, CPU)
+    return watch_objective(side, padded(factors.user), padded(factors.item), settings)
+
+
+def test_the_cg_fit_ends_within_a_small_margin_of_the_exact_fits_objective(watched: Ratings) -> None:
+    exact = WatchSettings(dim=16, cg_steps=0)
+    iterated = WatchSettings(dim=16, cg_steps=CG_STEPS)
+    start = objective(watched, fit_watch(watched, WatchSettings(dim=16, iterations=1, cg_steps=0)), exact)
+    best = objective(watched, fit_watch(watched, exact), exact)
+    reached = objective(watched, fit_watch(watched, iterated), iterated)
+    assert best < start  # the sweeps matter, so the margin below says something
+    assert best * (1 - 1e-4) <= reached <= best * 1.002
+
+
+def test_the_signed_solve_from_cg_matches_the_exact_one(watched: Ratings) -> None:
+    taste = Taste(float(watched.ratings.mean()), margin=1.0, dislike=-0.5)
+    exact = fit_watch(watched, WatchSettings(dim=16, cg_steps=0), taste)
+    iterated = fit_watch(watched, WatchSettings(dim=16), taste)
+    scores = exact.user @ exact.item.T
+    assert np.abs(iterated.user @ iterated.item.T - scores).max() < 0.02 * np.abs(scores).max()
+
+
+def test_a_disliked_movie_pulls_its_neighbours_watch_scores_down() -> None:
+    from movierec.data.loader import load_dataset
+
+    train = load_dataset("ml-latest-small").ratings
+    settings = WatchSettings(dim=32)
+    taste = Taste(float(train.ratings.mean()), margin=1.0, dislike=-0.5)
+    signed = fit_watch(train, settings, taste)
+    blind = fit_watch(train, settings, Taste(taste.global_mean, dislike=1.0))
+    np.testing.assert_array_equal(signed.item, blind.item)  # only the users' last solve differs
+    disliked = np.flatnonzero(taste.targets(train.users, train.ratings, train.n_users) < 0)
+    unit = signed.item / np.maximum(np.linalg.norm(signed.item, axis=1, keepdims=True), 1e-12)
+    changes = []
+    for rating in disliked[:: max(1, disliked.size // 300)]:
+        user, movie = train.users[rating], train.items[rating]
+        neighbours = np.argsort(-(unit @ unit[movie]))[1:11]
+        changes.append(signed.item[neighbours] @ (signed.user[user] - blind.user[user]))
+    changes_array = np.array(changes)
+    assert (changes_array.mean(1) < 0).mean() > 0.9
