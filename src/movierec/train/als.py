@@ -157,17 +157,17 @@ def solve_side(
         p, b = own.factors.index_select(0, block.rows), own.bias.index_select(0, block.rows)
         lam = reg * block.counts + prior[0]
         lam_b = reg * bias_scale * block.counts + prior[1]
-        error = target - _times(x, p) - b[:, None] * mask
+        error = target - times(x, p) - b[:, None] * mask
         block_error = error.square().sum()
-        r, r_b = _transposed_times(x, error) - lam[:, None] * p, error.sum(1) - lam_b * b
+        r, r_b = transposed_times(x, error) - lam[:, None] * p, error.sum(1) - lam_b * b
         inv = 1.0 / (block.counts[:, None] * mean_square + lam[:, None]).clamp_min(_TINY)
         inv_b = 1.0 / (block.counts + lam_b).clamp_min(_TINY)
         z, z_b = inv * r, inv_b * r_b
         d, d_b = z, z_b
         rz = (r * z).sum(1) + r_b * z_b
         for _ in range(steps):
-            xd = _times(x, d) + d_b[:, None] * mask
-            q, q_b = _transposed_times(x, xd) + lam[:, None] * d, xd.sum(1) + lam_b * d_b
+            xd = times(x, d) + d_b[:, None] * mask
+            q, q_b = transposed_times(x, xd) + lam[:, None] * d, xd.sum(1) + lam_b * d_b
             alpha = rz / ((d * q).sum(1) + d_b * q_b).clamp_min(_TINY)
             p, b = p + alpha[:, None] * d, b + alpha * d_b
             r, r_b = r - alpha[:, None] * q, r_b - alpha * q_b
@@ -179,7 +179,7 @@ def solve_side(
         own.factors.index_copy_(0, block.rows, p)
         own.bias.index_copy_(0, block.rows, b)
         if sums is not None:
-            sums.record(block, x, target - _times(x, p) - b[:, None] * mask)
+            sums.record(block, x, target - times(x, p) - b[:, None] * mask)
         return block_error
 
     squared_error = torch.zeros((), device=features.device, dtype=torch.float32)
@@ -247,9 +247,7 @@ class RowSums:
         return cls(torch.zeros(n_rows + 1, dim + 1, device=device), torch.zeros(n_rows + 1, dim + 1, device=device))
 
     def record(self, block: Block, x: torch.Tensor, error: torch.Tensor) -> None:
-        self.gradient.index_copy_(
-            0, block.rows, torch.cat([_transposed_times(x, error), error.sum(1, keepdim=True)], 1)
-        )
+        self.gradient.index_copy_(0, block.rows, torch.cat([transposed_times(x, error), error.sum(1, keepdim=True)], 1))
         self.squares.index_copy_(0, block.rows, torch.cat([x.square().sum(1), block.counts[:, None]], 1))
 
 
@@ -259,7 +257,7 @@ def movie_sums(side: Side, users: Factors, items: Factors) -> RowSums:
     for block, x, mask in _gathered(side, users):
         vector, bias = items.factors.index_select(0, block.rows), items.bias.index_select(0, block.rows)
         target = _target(block, x, mask, users.bias, None)
-        sums.record(block, x, target - _times(x, vector) - bias[:, None] * mask)
+        sums.record(block, x, target - times(x, vector) - bias[:, None] * mask)
     return sums
 
 
@@ -303,8 +301,8 @@ def _gram_times(side: Side, users: Factors, direction: torch.Tensor) -> torch.Te
     out = torch.zeros_like(direction)
     for block, x, mask in _gathered(side, users):
         v = direction.index_select(0, block.rows)
-        moved = _times(x, v[:, :-1]) + v[:, -1:] * mask
-        out.index_copy_(0, block.rows, torch.cat([_transposed_times(x, moved), moved.sum(1, keepdim=True)], 1))
+        moved = times(x, v[:, :-1]) + v[:, -1:] * mask
+        out.index_copy_(0, block.rows, torch.cat([transposed_times(x, moved), moved.sum(1, keepdim=True)], 1))
     return out
 
 
@@ -327,7 +325,7 @@ def row_systems(side: Side, other: Factors, offset: Factors | None = None) -> It
         for block, x, mask in _gathered(side, other):
             target = _target(block, x, mask, other.bias, offset)
             design = torch.cat([x, mask.unsqueeze(-1)], 2)
-            yield RowSystem(block, torch.bmm(design.transpose(1, 2), design), _transposed_times(design, target))
+            yield RowSystem(block, torch.bmm(design.transpose(1, 2), design), transposed_times(design, target))
 
 
 def _target(
@@ -338,7 +336,7 @@ def _target(
     target = block.values - other_bias.index_select(0, block.cols.view(-1)).view(block.cols.shape)
     if offset is not None:
         fixed, fixed_bias = offset.factors.index_select(0, block.rows), offset.bias.index_select(0, block.rows)
-        target = target - _times(x, fixed) - fixed_bias[:, None] * mask
+        target = target - times(x, fixed) - fixed_bias[:, None] * mask
     return target
 
 
@@ -349,12 +347,12 @@ def _gathered(side: Side, other: Factors) -> Iterator[tuple[Block, torch.Tensor,
         yield block, x, (block.cols != side.n_cols).to(x.dtype)
 
 
-def _times(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def times(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``X @ w`` per row: (B, L, K) x (B, K) -> (B, L), written as a row vector times ``X'`` (fast on CPU)."""
     return torch.bmm(w.unsqueeze(1), x.transpose(1, 2)).squeeze(1)
 
 
-def _transposed_times(x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+def transposed_times(x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     """``X' @ e`` per row: (B, L, K) x (B, L) -> (B, K)."""
     return torch.bmm(e.unsqueeze(1), x).squeeze(1)
 

@@ -16,7 +16,7 @@ import torch
 from movierec.config import TrainConfig
 from movierec.data.ratings import Ratings
 from movierec.models.watch import Taste
-from movierec.train.als import Side, _times, build_side
+from movierec.train.als import Side, build_side, times
 from movierec.train.watch_cg import cg_rows
 
 CG_STEPS = 3
@@ -97,7 +97,7 @@ def watch_objective(side: Side, users: torch.Tensor, items: torch.Tensor, settin
     of all pairs, plus ``reg`` times the squared norms."""
     with torch.no_grad():
         rated = sum(
-            float((_times(items[block.cols.long()], users.index_select(0, block.rows)) - block.values).square().sum())
+            float((times(items[block.cols.long()], users.index_select(0, block.rows)) - block.values).square().sum())
             for block in side.blocks
         )
         users64, items64 = users.double(), items.double()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from movierec.train.als import Side, _times, _transposed_times
+from movierec.train.als import Side, times, transposed_times
 
 _TINY = 1e-30
 
@@ -25,10 +25,10 @@ def cg_rows(side: Side, own: torch.Tensor, other: torch.Tensor, shared: torch.Te
         for block in side.blocks:
             x = other.index_select(0, block.cols.view(-1)).view(*block.cols.shape, -1)  # padding rows are zero
             p = own.index_select(0, block.rows)
-            r = _transposed_times(x, block.values - _times(x, p)) - p @ shared
+            r = transposed_times(x, block.values - times(x, p)) - p @ shared
             d, rr = r, r.square().sum(1)
             for _ in range(steps):
-                q = _transposed_times(x, _times(x, d)) + d @ shared
+                q = transposed_times(x, times(x, d)) + d @ shared
                 alpha = rr / (d * q).sum(1).clamp_min(_TINY)
                 p = p + alpha[:, None] * d
                 r = r - alpha[:, None] * q
