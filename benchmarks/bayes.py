@@ -5,8 +5,8 @@ Prints test RMSE and training seconds (mean over split seeds, and per seed) of t
 validation data only) and myFM's Gibbs-sampled factorization machine (rank 10 and 200 sweeps, rank 20 and 300
 sweeps) on the blocks of issue 15: user and movie one-hot, the SVD++-style implicit blocks (the movies a user
 rated, the users who rated a movie, each scaled by 1/sqrt(count)) and genres. myFM trains on all of the training
-ratings; movierec carves its validation share out of them. Install myFM with `pip install myfm "setuptools<81"`
-(it imports pkg_resources); without it its rows are skipped with a note.
+ratings; movierec carves its validation share out of them (5%, 1% under `--solver gibbs`). Install myFM with
+`pip install myfm "setuptools<81"` (it imports pkg_resources); without it its rows are skipped with a note.
 
     python benchmarks/bayes.py [--seeds 0,1,2]
 """
@@ -125,7 +125,8 @@ def main() -> None:
         if config.solver == "gibbs":
             print(
                 f"{name}: dim {config.dim}, {config.epochs} sweeps, burn-in {config.gibbs_burn_in}, "
-                f"thin {config.gibbs_thin}, stored {config.gibbs_stored or 'posterior mean'}"
+                f"thin {config.gibbs_thin}, stored {config.gibbs_stored or 'posterior mean'}, "
+                f"validation share {config.val_fraction:.0%}"
             )
 
 

@@ -76,26 +76,25 @@ def draw_features(
     table: torch.Tensor,
     classes: list[Colour],
     gram: torch.Tensor,
+    feature_gram: torch.Tensor,
     gradient: torch.Tensor,
     noise_precision: float,
     prior: tuple[torch.Tensor, torch.Tensor],
     generator: torch.Generator,
 ) -> None:
     """Draw every feature row of ``table`` (``(n_features, k)``) in place, colour by colour, and keep each movie's
-    ``gradient`` (``g_i``, ``(n_items + 1, k)``) up to date; ``gram`` holds ``G_i`` and ``prior`` each feature
-    row's mean and precision (``(n_features, k)`` each)."""
-    k = table.shape[1]
+    ``gradient`` (``g_i``, ``(n_items + 1, k)``) up to date; ``gram`` holds ``G_i``, ``feature_gram`` each feature's
+    ``sum_i w_if^2 G_i`` and ``prior`` each feature row's mean and precision (``(n_features, k)`` each)."""
     for colour in classes:
         members, w = colour.features, colour.weights[:, None]
         grams = gram.index_select(0, colour.movies)
         current = table.index_select(0, members)
         own_part = torch.bmm(grams, current.index_select(0, colour.slots).unsqueeze(-1)).squeeze(-1)
-        feature_gram = grams.new_zeros(members.shape[0], k, k).index_add_(0, colour.slots, grams * w[:, :, None] ** 2)
-        rhs = current.new_zeros(members.shape[0], k).index_add_(
+        rhs = torch.zeros_like(current).index_add_(
             0, colour.slots, w * (gradient.index_select(0, colour.movies) + w * own_part)
         )
         mean, precision = (part.index_select(0, members) for part in prior)
-        drawn = draw_rows(feature_gram, rhs, noise_precision, mean, precision, generator)
+        drawn = draw_rows(feature_gram.index_select(0, members), rhs, noise_precision, mean, precision, generator)
         table.index_copy_(0, members, drawn)
         change = (drawn - current).index_select(0, colour.slots)
         gradient.index_add_(0, colour.movies, -w * torch.bmm(grams, change.unsqueeze(-1)).squeeze(-1))
