@@ -58,7 +58,7 @@ CONTRACT = [(name, solver) for name in registry.names() for solver in registry.g
 @pytest.mark.parametrize(("model", "solver"), CONTRACT)
 def test_every_model_meets_the_contract(data, model: str, solver: str, tmp_path: Path) -> None:
     dataset, _, split = data
-    config = TrainConfig(model=model, solver=solver, **{**FAST, "epochs": 3})
+    config = TrainConfig(model=model, solver=solver, **{**FAST, "epochs": 3, "gibbs_burn_in": 1})
     fitted = fit(config, dataset, split.train, progress=False).model
     n_items = dataset.ratings.n_items
     users, items = split.test.users[:50], split.test.items[:50]
