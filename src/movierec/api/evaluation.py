@@ -75,10 +75,9 @@ def _cold_start(run: RunFolder, given: tuple[int, ...]) -> list[dict[str, Any]]:
 
 
 def _cold_items(run: RunFolder, _given: tuple[int, ...]) -> dict[str, Any]:
-    from movierec.train.cold_items import evaluate_cold_items
+    from movierec.train.cold_items import cold_items_results
 
-    dataset, parts = load_split(DataOptions(**run.data))
-    return evaluate_cold_items(run.config, dataset, parts.train)
+    return cold_items_results(run)
 
 
 def _taste(run: RunFolder, _given: tuple[int, ...]) -> dict[str, Any]:

@@ -116,18 +116,24 @@ def genre_average_params(
     return bias_only_params(train, scale, mean, users_bias, item_bias, item_known=counts > 0)
 
 
-def cold_items_protocol(run: Any, as_json: bool, **_options: Any) -> None:
-    """``movierec evaluate RUN_DIR --protocol cold-items``: the protocol on the run's own training split."""
+def cold_items_results(run: Any) -> dict[str, Any]:
+    """The cold-items protocol on the run's own training split (``evaluate_cold_items``'s report); raises
+    ``MovieRecError`` when the run's data has changed since it was trained."""
     dataset, parts = load_split(DataOptions(**run.data))
     if len(parts.train) != len(run.train) or parts.train.n_items != run.train.n_items:
         raise MovieRecError(
             f"The data the run in {run.path} was trained on has changed ({len(parts.train)} training ratings now, "
             f"{len(run.train)} in the run); evaluate a run trained on the current data."
         )
+    return evaluate_cold_items(run.config, dataset, parts.train)
+
+
+def cold_items_protocol(run: Any, as_json: bool, **_options: Any) -> None:
+    """``movierec evaluate RUN_DIR --protocol cold-items``: the protocol on the run's own training split."""
     console = Console(highlight=False)
     if not as_json:
         console.print(f"Training {run.config.model} without {HELD_OUT_FRACTION:.0%} of the movies...")
-    report = evaluate_cold_items(run.config, dataset, parts.train)
+    report = cold_items_results(run)
     if as_json:
         print(json.dumps(report, default=float))
         return
