@@ -21,6 +21,9 @@ from movierec.recommend.explain import explain_personal
 
 Ratings = Mapping[int, float] | Iterable[tuple[int, float]]
 """A person's stars by movieId: ``{318: 5, 296: 4.5}`` or ``[(318, 5), (296, 4.5)]``."""
+Answers = Mapping[int, float | None] | Iterable[tuple[int, float | None]]
+"""A new person's answers by movieId, stars or ``None`` for "I haven't seen it": ``{318: 5, 296: None}`` or
+``[(318, 5), (296, None)]``."""
 
 
 class Recommender:
@@ -88,6 +91,13 @@ class Recommender:
     def onboarding(self, n: int = 15) -> Onboarding:
         """``n`` widely seen, divisive, mutually different movies to ask a new person to rate first."""
         return Onboarding(tuple(self._engine.onboarding(n)))
+
+    def next_questions(self, answers: Answers = (), n: int = 5) -> Onboarding:
+        """The ``n`` movies best asked about next, given a new person's ``answers`` so far (at most 100): the ones
+        whose answers should tell the most about their taste, weighted by the chance they have seen them. Never a
+        movie already answered; "haven't seen it" counts as an answer too."""
+        pairs = answers.items() if isinstance(answers, Mapping) else answers
+        return Onboarding(tuple(self._engine.next_questions(pairs, n)))
 
     def predict(
         self, movies: Sequence[int], *, users: Sequence[int] | None = None, ratings: Ratings | None = None

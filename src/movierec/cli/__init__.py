@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from movierec import __version__
-from movierec.cli import data, recommend, reports, serve, train, tune
+from movierec.cli import data, interview, recommend, reports, serve, train, tune
 from movierec.errors import MovieRecError
 
 app = typer.Typer(
@@ -42,7 +42,7 @@ def _options(
 
 
 app.add_typer(data.app, name="data")
-for _commands in (train, recommend, reports, tune, serve):
+for _commands in (train, recommend, interview, reports, tune, serve):
     _commands.register(app)
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -111,11 +111,13 @@ def evaluate(
     protocol: Annotated[
         str,
         typer.Option(
-            help="standard, cold-start (new users), cold-items (new movies) or taste (genre fans and haters)."
+            help="standard, cold-start (new users), cold-items (new movies), taste (genre fans and haters) or "
+            "interview (ways of choosing a new user's questions)."
         ),
     ] = "standard",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
     given: Annotated[str | None, typer.Option(help="cold-start: ratings per held-out user, e.g. 5,10,20.")] = None,
+    questions: Annotated[str | None, typer.Option(help="interview: questions per held-out user, e.g. 5,10,15.")] = None,
 ) -> None:
     """Score a trained run on held-out ratings, beside the baselines on the same split."""
     from movierec.artifact.run import load_run, write_metrics
@@ -125,7 +127,8 @@ def evaluate(
 
     run = load_run(run_dir)
     if protocol != "standard":
-        run_protocol(protocol, run, as_json, **({"given": given} if given is not None else {}))
+        flags = {"given": given, "questions": questions}
+        run_protocol(protocol, run, as_json, **{name: value for name, value in flags.items() if value is not None})
         return
     parts = _test_split(run, other_data)
     scale = RatingScale(run.model.params.low, run.model.params.high, 0.5)

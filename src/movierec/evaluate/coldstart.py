@@ -52,11 +52,11 @@ class ColdStartOptions:
             raise MovieRecError(f"The order {self.order!r} is not valid; choose one of: {', '.join(ORDERS)}.")
 
 
-def parse_given(text: str) -> tuple[int, ...]:
-    """``"5,10,20"`` -> (5, 10, 20)."""
+def parse_given(text: str, flag: str = "--given") -> tuple[int, ...]:
+    """``"5,10,20"`` -> (5, 10, 20); ``flag`` names the option in the error."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts or not all(re.fullmatch(r"\d+", p) and int(p) > 0 for p in parts):
-        raise MovieRecError(f"--given {text!r} is not valid; give positive whole numbers like 5,10,20.")
+        raise MovieRecError(f"{flag} {text!r} is not valid; give positive whole numbers like 5,10,20.")
     return tuple(int(p) for p in parts)
 
 
@@ -93,8 +93,8 @@ def score_cold_start(
             allowed = candidate.copy()
             allowed[given_items] = False
             relevant.append(hits)
-            top_model.append(_top(model.rank_for(user), allowed, options.k))
-            top_pop.append(_top(popularity, allowed, options.k))
+            top_model.append(top_allowed(model.rank_for(user), allowed, options.k))
+            top_pop.append(top_allowed(popularity, allowed, options.k))
         actual = np.concatenate(truth)
         row: dict[str, Any] = {
             "given": k,
@@ -123,7 +123,8 @@ def _ordered_by_user(held: Ratings, options: ColdStartOptions) -> tuple[np.ndarr
     return starts, order
 
 
-def _top(scores: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
+def top_allowed(scores: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` highest-scoring ``allowed`` items, best first (ties by index), padded with -1."""
     masked = np.where(allowed, scores, -np.inf)
     top = np.argpartition(-masked, k)[:k] if masked.size > k else np.arange(masked.size)
     top = top[np.lexsort((top, -masked[top]))]

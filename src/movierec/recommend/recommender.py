@@ -8,7 +8,8 @@ every user's rated movies in compressed-row form), then answer many requests:
   frozen movie factors (milliseconds, no retraining), or the popular-and-well-rated fallback when none of the
   ratings can be used;
 * ``similar``: movies closest in factor space (cosine), with a minimum support;
-* ``onboarding``: which movies to ask a new person to rate;
+* ``onboarding``: which movies to ask a new person to rate; ``next_questions``: the next ones, chosen from
+  the answers so far (stars, or "not seen");
 * ``predict_pairs``: predicted stars for (user, movie) pairs; ``recommend_all``: batch top-N for every user.
 
 Lists never hold a movie the person rated, and by default only movies with at least
@@ -21,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -35,12 +37,15 @@ from movierec.recommend.batch import DEFAULT_CHUNK, TopN, batch_top_n
 from movierec.recommend.catalog import Catalog, MovieInfo
 from movierec.recommend.explain import Explanation, Sentiment, explain_personal, explain_popular
 from movierec.recommend.filters import DEFAULT_MIN_RATINGS, NO_FILTERS, Filters, filter_mask
+from movierec.recommend.interview import Answer, Interviewer
 from movierec.recommend.rated import RatedSets
 
 if TYPE_CHECKING:
     from movierec.artifact.run import Run
 
 MAX_N = 1000
+MAX_ANSWERS = 100
+"""The most answers an interview takes (``next_questions``); more would only slow the choice down."""
 SIMILARITY_SHRINK = 20.0
 """Similar movies are ranked by ``cosine × n / (n + SIMILARITY_SHRINK)`` (n: the movie's training ratings), so a
 thinly rated movie needs a clearly higher cosine to outrank a well-known one."""
@@ -177,7 +182,7 @@ class Recommender:
 
     def recommend_user(self, user_id: int, n: int = 10, filters: Filters = NO_FILTERS) -> list[Recommendation]:
         """Top-``n`` for a user the model was trained on (by raw userId)."""
-        _check_n(n)
+        check_n(n)
         user = self.user_index(user_id)
         rated, ratings = self.rated.items_of(user), self.rated.ratings_of(user)
         return self._personal(
@@ -189,7 +194,7 @@ class Recommender:
     ) -> NewUserResult:
         """Top-``n`` for someone known only by a few (movieId, stars) ratings; unknown movieIds are ignored
         and returned. With no usable rating the list is the popular-and-well-rated fallback."""
-        _check_n(n)
+        check_n(n)
         ratings = list(ratings)  # read twice below; a generator would be empty the second time
         folded = self.fold_in(ratings)
         if folded.items.size == 0:
@@ -200,16 +205,9 @@ class Recommender:
 
     def fold_in(self, ratings: Iterable[tuple[int, float]]) -> FoldedUser:
         """Validate (movieId, stars) pairs and fold them into a user vector (a later duplicate wins)."""
-        low, high = self.scale
         latest: dict[int, float] = {}
         for movie_id, stars in ratings:
-            value = float(stars)
-            if not math.isfinite(value) or not low <= value <= high:
-                raise MovieRecError(
-                    f"The rating {stars!r} for movie {movie_id} is outside the scale; "
-                    f"use a value from {low:g} to {high:g}."
-                )
-            latest[int(movie_id)] = value
+            latest[int(movie_id)] = self.check_stars(movie_id, stars)
         ids = np.fromiter(latest.keys(), dtype=np.int64, count=len(latest))
         stars_arr = np.fromiter(latest.values(), dtype=np.float64, count=len(latest))
         index = self.item_vocab.index(ids)
@@ -222,7 +220,7 @@ class Recommender:
         self, n: int = 10, filters: Filters = NO_FILTERS, exclude: np.ndarray | None = None
     ) -> list[Recommendation]:
         """The popular-and-well-rated list (damped mean rating), restricted by ``filters``."""
-        _check_n(n)
+        check_n(n)
         mask = self._mask(filters)
         if exclude is not None and exclude.size:
             mask[exclude] = False
@@ -238,7 +236,7 @@ class Recommender:
     def similar(self, movie: int | str, n: int = 10, min_ratings: int | None = None) -> list[SimilarMovie]:
         """The ``n`` movies with the most similar factors (cosine, shrunk by support) to ``movie`` (a movieId or a
         title), among movies with at least ``min_ratings`` training ratings (default: the recommender's)."""
-        _check_n(n)
+        check_n(n)
         if self.model.params.dim == 0:
             raise MovieRecError(
                 f"The model {self.model.name!r} has no movie factors, so it cannot find similar movies; "
@@ -274,15 +272,26 @@ class Recommender:
 
     def onboarding(self, n: int = 15) -> list[OnboardingMovie]:
         """``n`` widely known, divisive, mutually different movies to ask a new user to rate."""
-        _check_n(n)
+        check_n(n)
         picks = coldstart.choose_onboarding(self.catalog, self.model.params.item_factors, n, self._default_mask)
-        out = []
-        for item in picks:
-            info = self.catalog.info(item)
-            spread = float(self.catalog.spreads[item])
-            reason = f"{info.n_ratings:,} ratings, spread ±{spread:.2f}★ around {info.mean_rating or 0:.2f}★"
-            out.append(OnboardingMovie(**_shown(info), spread=round(spread, 3), reason=reason))
-        return out
+        return [self._question(item) for item in picks]
+
+    def next_questions(self, answers: Iterable[tuple[int, float | None]], n: int = 5) -> list[OnboardingMovie]:
+        """The ``n`` movies best asked about next, given the ``answers`` so far: (movieId, stars) pairs, stars
+        ``None`` for "I haven't seen it" (a later answer about the same movie wins). Never a movie answered."""
+        check_n(n)
+        chosen = self._interviewer.next_questions(self._answers(answers), n)
+        return [self._question(item) for item in chosen]
+
+    def check_stars(self, movie_id: int, stars: float) -> float:
+        """``stars`` as a float within the model's scale, or a ``MovieRecError`` naming the movie and the scale."""
+        low, high = self.scale
+        value = float(stars)
+        if not math.isfinite(value) or not low <= value <= high:
+            raise MovieRecError(
+                f"The rating {stars!r} for movie {movie_id} is outside the scale; use a value from {low:g} to {high:g}."
+            )
+        return value
 
     def predict_pairs(self, user_ids: Sequence[int], movie_ids: Sequence[int]) -> list[Prediction]:
         """Predicted stars for each (userId, movieId) pair (raw ids)."""
@@ -315,7 +324,7 @@ class Recommender:
         device: str = "cpu",
     ) -> TopN:
         """Batch top-``n`` for every trained user (or ``user_ids``): raw userIds, movieIds (``-1`` pads)."""
-        _check_n(n)
+        check_n(n)
         users = None if user_ids is None else np.array([self.user_index(u) for u in user_ids], dtype=np.int64)
         if users is None:
             users = np.flatnonzero(self.user_known)
@@ -343,6 +352,35 @@ class Recommender:
         if filters == NO_FILTERS:
             return self._default_mask.copy()
         return filter_mask(self.catalog, filters, self.min_ratings) & self.item_known
+
+    @cached_property
+    def _interviewer(self) -> Interviewer:
+        """Built on the first interview question: its per-model tables cost more than one answer."""
+        return Interviewer(self.model, self.catalog, self._default_mask)
+
+    def _answers(self, answers: Iterable[tuple[int, float | None]]) -> list[Answer]:
+        """Validated interview answers as (item index, stars or None) in the order given, where a later answer about
+        a movie replaces the earlier one and takes its place. Movies the model has no factors for tell it nothing:
+        they are dropped."""
+        given = list(answers)
+        if len(given) > MAX_ANSWERS:
+            raise MovieRecError(f"{len(given)} answers are more than an interview takes; give at most {MAX_ANSWERS}.")
+        latest: dict[int, float | None] = {}
+        for movie_id, stars in given:
+            item = self.item_vocab.index_one(int(movie_id))
+            if item is None:
+                raise MovieRecError(
+                    f"The movie {movie_id} is not in this run's catalog; answer about movies the run knows."
+                )
+            latest.pop(item, None)
+            latest[item] = None if stars is None else self.check_stars(movie_id, stars)
+        return [(item, stars) for item, stars in latest.items() if self.item_known[item]]
+
+    def _question(self, item: int) -> OnboardingMovie:
+        info = self.catalog.info(item)
+        spread = float(self.catalog.spreads[item])
+        reason = f"{info.n_ratings:,} ratings, spread ±{spread:.2f}★ around {info.mean_rating or 0:.2f}★"
+        return OnboardingMovie(**_shown(info), spread=round(spread, 3), reason=reason)
 
     def _given_indices(self, ratings: Iterable[tuple[int, float]]) -> np.ndarray:
         ids = np.array([int(m) for m, _ in ratings], dtype=np.int64)
@@ -392,6 +430,7 @@ def _top(scores: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
     return candidates[order]
 
 
-def _check_n(n: int) -> None:
+def check_n(n: int) -> None:
+    """A list length from 1 to ``MAX_N``, or a ``MovieRecError`` saying so."""
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= MAX_N:
         raise MovieRecError(f"The list length {n!r} is not valid; ask for 1 to {MAX_N} movies.")

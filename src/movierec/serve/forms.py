@@ -59,5 +59,5 @@ def similar_form(movie: MovieInfo, found: Iterable[SimilarMovie]) -> SimilarList
 
 
 def onboarding_form(picks: Iterable[OnboardingMovie]) -> OnboardingListOut:
-    """Movies to ask a new user about (``GET /onboarding``, `movierec onboard`)."""
+    """Movies to ask a new user about (``GET /onboarding``, ``POST /onboarding/next``, `movierec onboard`)."""
     return OnboardingListOut(movies=[OnboardingOut.model_validate(p, from_attributes=True) for p in picks])

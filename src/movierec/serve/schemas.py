@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from movierec.recommend.recommender import MAX_ANSWERS
+
 MAX_N = 100
 MAX_RATINGS = 500
 MAX_PAIRS = 500
@@ -77,6 +79,21 @@ class RecommendIn(FiltersIn):
 
     ratings: list[RatingIn] = Field(default_factory=list, max_length=MAX_RATINGS)
     n: Count = 10
+
+
+class AnswerIn(_Request):
+    """One answer of the onboarding interview."""
+
+    movieId: MovieId
+    rating: Stars | None = Field(description="Stars within the model's scale, or null for \"I haven't seen it\".")
+
+
+class InterviewIn(_Request):
+    """A new user's answers so far (none: the first questions), in the order given; a later answer about the same
+    movie replaces an earlier one."""
+
+    answers: list[AnswerIn] = Field(default_factory=list, max_length=MAX_ANSWERS)
+    n: Count = 5
 
 
 class PairIn(_Request):

@@ -73,6 +73,7 @@ def _warm_up(recommender: Recommender, search: TitleIndex) -> None:
     top = np.argsort(-counts, kind="stable")[:3]
     ids = [int(recommender.catalog.movie_ids[i]) for i in top if counts[i] > 0]
     recommender.recommend_new_user([(movie, recommender.scale[1]) for movie in ids], n=10)
+    recommender.next_questions([], n=1)  # builds the interviewer
     search.search("a", 5)
     if ids and recommender.model.params.dim:
         recommender.similar(ids[0], n=5)

@@ -1,18 +1,23 @@
 // movierec web page: search, rate with stars, see recommendations. No build step, no dependencies.
-// Ratings live in localStorage; every request goes to this page's own API.
+// Ratings (and the movies you have not seen) live in localStorage; every request goes to this page's own API.
 "use strict";
 
 const STORE_KEY = "movierec.ratings.v1";
+const NOT_SEEN_KEY = "movierec.not-seen.v1";
 const MIN_RATED = 3;        // recommendations appear from this many ratings
 const N_RECS = 12;
+const N_QUESTIONS = 6;      // suggestions to rate, chosen again after every answer
+const MAX_ANSWERS = 100;    // the interview takes the latest answers up to this many (POST /onboarding/next)
 const STARS = [1, 2, 3, 4, 5];
 
 const state = {
   ratings: loadRatings(),   // movieId -> {rating, title, year, genres}
+  notSeen: loadNotSeen(),   // movieIds answered "haven't seen it", oldest first
   scale: [0.5, 5],
   search: [],               // last search results
   genre: "",
   recsRequest: 0,           // to drop stale answers
+  questionsRequest: 0,
   similarFor: null,
 };
 let widgetCount = 0;
@@ -34,9 +39,19 @@ function loadRatings() {
   }
 }
 
+function loadNotSeen() {
+  try {
+    const raw = JSON.parse(localStorage.getItem(NOT_SEEN_KEY) || "[]");
+    return Array.isArray(raw) ? raw.filter((id) => /^\d+$/.test(String(id))).map(String) : [];
+  } catch (_error) {
+    return [];
+  }
+}
+
 function saveRatings() {
   try {
     localStorage.setItem(STORE_KEY, JSON.stringify(state.ratings));
+    localStorage.setItem(NOT_SEEN_KEY, JSON.stringify(state.notSeen));
   } catch (_error) {
     setStatus("recs-status", "Your browser would not store the ratings; they last until you close the page.");
   }
@@ -209,6 +224,20 @@ function recommendationCard(rec) {
   ]);
 }
 
+// A suggestion to rate, with a way to say "I haven't seen it" (an answer too: it picks the next suggestions).
+function questionCard(movie) {
+  return movieCard(movie, "onboard", [
+    el("button", {
+      type: "button", class: "link not-seen", dataset: { key: `onboard-${movie.movieId}-not-seen` },
+      "aria-label": `Haven't seen ${label(movie)}`, text: "Haven't seen it",
+      onclick: (event) => {
+        event.currentTarget.closest("li.card").classList.add("answered");
+        notSeen(movie);
+      },
+    }),
+  ]);
+}
+
 function renderList(id, items, render) {
   const list = $(id);
   const focusKey = document.activeElement && list.contains(document.activeElement)
@@ -226,7 +255,7 @@ function renderRated() {
     n_ratings: r.n_ratings || 0, mean_rating: r.mean_rating ?? null,
   })).reverse();
   $("rated-count").textContent = String(entries.length);
-  $("clear-ratings").hidden = entries.length === 0;
+  $("clear-ratings").hidden = entries.length === 0 && state.notSeen.length === 0;
   renderList("rated-list", entries, (movie) => movieCard(movie, "rated"));
 }
 
@@ -246,6 +275,7 @@ function syncStars(id) {
 
 function rate(movie, stars) {
   const id = String(movie.movieId);
+  state.notSeen = state.notSeen.filter((other) => other !== id);
   state.ratings[id] = {
     rating: starsToScale(stars), title: movie.title, year: movie.year, genres: movie.genres,
     n_ratings: movie.n_ratings, mean_rating: movie.mean_rating,
@@ -258,6 +288,7 @@ function rate(movie, stars) {
   syncStars(id);
   renderRated();
   scheduleRecommendations();
+  scheduleQuestions();
 }
 
 function unrate(id) {
@@ -266,6 +297,27 @@ function unrate(id) {
   syncStars(id);
   renderRated();
   scheduleRecommendations();
+  scheduleQuestions();
+}
+
+function notSeen(movie) {
+  const id = String(movie.movieId);
+  state.notSeen = [...state.notSeen.filter((other) => other !== id), id];
+  if (state.ratings[id]) {
+    delete state.ratings[id];
+    syncStars(id);
+    scheduleRecommendations();
+  }
+  saveRatings();
+  renderRated();
+  scheduleQuestions();
+}
+
+// Every answer so far, the latest MAX_ANSWERS: stars, or null for "haven't seen it".
+function answers() {
+  const rated = Object.entries(state.ratings).map(([id, r]) => ({ movieId: Number(id), rating: r.rating }));
+  const unseen = state.notSeen.map((id) => ({ movieId: Number(id), rating: null }));
+  return [...rated, ...unseen].slice(-MAX_ANSWERS);
 }
 
 async function search(query) {
@@ -293,7 +345,6 @@ function scheduleRecommendations() {
 async function loadRecommendations() {
   const ratings = Object.entries(state.ratings).map(([id, r]) => ({ movieId: Number(id), rating: r.rating }));
   const missing = MIN_RATED - ratings.length;
-  $("onboarding-block").hidden = ratings.length >= MIN_RATED;
   if (missing > 0) {
     $("recs-list").replaceChildren();
     setStatus("recs-status", ratings.length
@@ -339,13 +390,37 @@ async function showSimilar(movie) {
   }
 }
 
-async function loadOnboarding() {
+let questionsTimer = null;
+function scheduleQuestions() {
+  clearTimeout(questionsTimer);
+  questionsTimer = setTimeout(loadQuestions, 300);
+}
+
+// The suggestions to rate, chosen from the answers so far (the fixed list if the service cannot use them, e.g.
+// ratings kept from another model). Focus inside the list, on a card that goes, moves to the heading.
+async function loadQuestions() {
+  const request = ++state.questionsRequest;
+  const given = answers();
+  let body;
   try {
-    const body = await api("/onboarding?n=6");
-    renderList("onboarding-list", body.movies, (movie) => movieCard(movie, "onboard"));
+    body = await api("/onboarding/next", { method: "POST", body: JSON.stringify({ answers: given, n: N_QUESTIONS }) });
   } catch (_error) {
-    $("onboarding-block").hidden = true;
+    try {
+      body = await api(`/onboarding?n=${N_QUESTIONS}`);
+    } catch (_again) {
+      if (request === state.questionsRequest) $("onboarding-block").hidden = true;
+      return;
+    }
   }
+  if (request !== state.questionsRequest) return;
+  const list = $("onboarding-list");
+  const hadFocus = list.contains(document.activeElement);
+  renderList("onboarding-list", body.movies, questionCard);
+  $("onboarding-heading").textContent = Object.keys(state.ratings).length >= MIN_RATED
+    ? "Rate some of these to sharpen your list"
+    : "Not sure where to start? Rate some of these";
+  $("onboarding-block").hidden = body.movies.length === 0;
+  if (hadFocus && !list.contains(document.activeElement)) $("onboarding-heading").focus();
 }
 
 async function loadHealth() {
@@ -383,10 +458,12 @@ function init() {
   $("clear-ratings").addEventListener("click", () => {
     const ids = Object.keys(state.ratings);
     state.ratings = {};
+    state.notSeen = [];
     saveRatings();
     ids.forEach(syncStars);
     renderRated();
     scheduleRecommendations();
+    scheduleQuestions();
   });
   $("close-similar").addEventListener("click", () => {
     $("similar-block").hidden = true;
@@ -395,7 +472,7 @@ function init() {
   });
   renderRated();
   loadHealth().then(loadRecommendations);
-  loadOnboarding();
+  loadQuestions();
 }
 
 document.addEventListener("DOMContentLoaded", init);
