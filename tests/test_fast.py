@@ -115,7 +115,7 @@ def test_one_sweep_lowers_the_objective_and_matches_an_exact_ridge_solve() -> No
     item_table.factors[-1], item_table.bias[-1] = 0.0, 0.0
     user_table = als.Factors(torch.zeros(n_users + 1, dim), torch.zeros(n_users + 1))
     counts = torch.from_numpy(np.bincount(items, minlength=n_items).astype(np.float32))
-    als.solve_side(side, user_table, item_table, counts, reg, 0.5, steps=dim + 1)
+    als.solve_side(side, user_table, item_table, als.mean_square(item_table.factors, counts), reg, 0.5, steps=dim + 1)
     for u in range(n_users):
         mine = users == u
         x = np.c_[item_table.factors.numpy()[items[mine]], np.ones(mine.sum())].astype(np.float64)

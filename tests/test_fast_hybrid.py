@@ -121,7 +121,8 @@ def test_the_movie_solve_leaves_the_sums_the_feature_solve_needs() -> None:
     offset.factors[-1], offset.bias[-1] = 0.0, 0.0
     counts = torch.from_numpy(np.bincount(users, minlength=n_users).astype(np.float32))
     sums = als.RowSums.zeros(n_items, dim, torch.device("cpu"))
-    als.solve_side(side, own, user_rows, counts, 0.1, 0.1, 3, offset, (1.0, 5.0), sums)
+    scale = als.mean_square(user_rows.factors, counts)
+    als.solve_side(side, own, user_rows, scale, 0.1, 0.1, 3, offset, (1.0, 5.0), sums)
     fresh = als.movie_sums(side, user_rows, als.Factors(own.factors + offset.factors, own.bias + offset.bias))
     torch.testing.assert_close(sums.gradient, fresh.gradient, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(sums.squares, fresh.squares)

@@ -85,6 +85,10 @@ class TrainConfig:
     distributed: bool = False
     """Train across the processes torchrun starts (DistributedDataParallel, each rank on its shard;
     docs/distributed.md)."""
+    shards: str | None = None
+    """A shard folder (``movierec data shard``) to train on instead of --data: sharded ALS (--solver als, biased-mf),
+    each torchrun process reading only its parts with --distributed, or this process alone without
+    (docs/distributed.md)."""
     gibbs_burn_in: int = valid(50, whole(0, 100_000))
     """gibbs: sweeps drawn before the first kept sample (they are not averaged); fewer than --epochs."""
     gibbs_thin: int = valid(1, whole(1, 1000))
@@ -95,8 +99,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.distributed and self.solver != "loop":
-            raise MovieRecError(f"--distributed trains with --solver loop, not {self.solver!r}; use --solver loop.")
+        if self.shards is not None and (self.solver, self.model) != ("als", "biased-mf"):
+            raise MovieRecError(
+                f"--shards trains --model biased-mf with --solver als, not {self.model!r} with {self.solver!r}; "
+                "give --model biased-mf --solver als, or drop --shards."
+            )
+        if self.distributed and self.solver != "loop" and self.shards is None:
+            raise MovieRecError(
+                f"--distributed trains with --solver loop, not {self.solver!r}; use --solver loop "
+                "(or --solver als with --shards)."
+            )
         if self.distributed and self.optimizer == "sparse-adam":
             raise MovieRecError("--distributed cannot be used with --optimizer sparse-adam; use adam instead.")
         if self.optimizer == "sparse-adam" and self.weight_decay:

@@ -1,22 +1,30 @@
-"""`movierec data list|fetch|info`, and `read_source`: the dataset a command names, read with the parse flags."""
+"""`movierec data list|fetch|info|shard`, and `read_source`: the dataset a command names, read with the parse flags."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from movierec.cli.console import make_console
-from movierec.cli.options import ParseFlags, parse_options, parse_report_printer
+from movierec.cli.flags import FlagGroup, field_flags, with_flags
+from movierec.cli.options import PARSE, ParseFlags, parse_options, parse_report_printer
 from movierec.data.info import describe
 from movierec.data.loader import load_dataset_with_report
+from movierec.data.movielens import ParseOptions
 from movierec.data.ratings import Dataset
+from movierec.data.source import DataOptions
 
 app = typer.Typer(help="List, download and describe MovieLens releases.", no_args_is_help=True)
 console = make_console()
 Source = Annotated[str, typer.Argument(help="A release name (e.g. ml-latest-small) or a path.")]
+SPLIT = FlagGroup(
+    field_flags(DataOptions, ("split", "test_fraction", "split_seed", "train_share")), build=lambda **given: given
+)
+"""The split flags of `movierec train` (--split, --test-fraction, --split-seed, --train-share), as a dict."""
 
 
 def read_source(source: str, duplicates: str, skip_invalid: bool, scale: str | None) -> Dataset:
@@ -87,3 +95,32 @@ def info(
     for stars, count in facts["histogram"].items():
         hist.add_row(stars, f"{count:,}", "█" * max(1, round(30 * count / peak)))
     console.print(hist)
+
+
+@app.command("shard")
+@with_flags(split=SPLIT, parse=PARSE)
+def shard(
+    source: Source,
+    parts: Annotated[int, typer.Option(help="How many parts to cut the training ratings into, by user.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the parts, vocabularies and manifest in.")],
+    split: dict[str, Any],
+    parse: ParseOptions,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as one JSON line.")] = False,
+) -> None:
+    """Split SOURCE as `movierec train` does and write its training ratings as N Parquet parts by user owner, for
+    sharded training (`movierec train --shards DIR`; docs/distributed.md)."""
+    from movierec.data.shard import check_out, write_shards
+    from movierec.data.source import load_split
+
+    check_out(parts, out)
+    options = DataOptions(data=source, **split)
+    dataset, halves = load_split(options, parse, on_report=parse_report_printer(parse))
+    manifest = write_shards(dataset, halves, parts, out, options.to_dict())
+    if as_json:
+        print(json.dumps({key: value for key, value in manifest.items() if key != "files"}))
+        return
+    console.print(
+        f"{manifest['n_train']:,} training ratings of {manifest['n_users']:,} users in {parts} parts "
+        f"({min(manifest['part_ratings']):,} to {max(manifest['part_ratings']):,} ratings each), "
+        f"{manifest['n_test']:,} test ratings: {out}"
+    )

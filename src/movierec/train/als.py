@@ -127,7 +127,7 @@ def solve_side(
     side: Side,
     own: Factors,
     other: Factors,
-    other_counts: torch.Tensor,
+    mean_square: torch.Tensor,
     reg: float,
     bias_scale: float,
     steps: int,
@@ -137,7 +137,8 @@ def solve_side(
 ) -> torch.Tensor:
     """Re-solve every row of ``own`` that has ratings, in place, holding ``other`` fixed.
 
-    ``other_counts`` holds the fixed side's ratings per row (for the preconditioner). ``offset``, when given,
+    ``mean_square`` is the fixed side's rating-weighted mean square vector (``mean_square``: the preconditioner's
+    scale; a sharded solve all-reduces it over the ranks). ``offset``, when given,
     is a fixed part of each own row that the prediction adds to it (the hybrid's feature part of a movie's
     vector and bias): the row solved is the rest. ``prior`` adds a fixed ridge ``(on the factors, on the bias)``
     to every row's, whatever its number of ratings. ``sums``, when given, receives each row's ``RowSums`` after
@@ -145,9 +146,6 @@ def solve_side(
     update, as a 0-d tensor on the device (no synchronisation).
     """
     features, other_bias, pad = other.factors, other.bias, side.n_cols
-    # Jacobi preconditioner: the diagonal of X'X is about n_u times the rating-weighted mean square feature.
-    weights = other_counts / other_counts.sum().clamp_min(1.0)
-    mean_square = (features[:-1].square() * weights[:, None]).sum(0)
 
     def solve_block(block: Block) -> torch.Tensor:
         """Preconditioned CG on one block's ridge regressions; the bias is the constant feature, kept apart."""
@@ -187,6 +185,14 @@ def solve_side(
         for block in side.blocks:
             squared_error += solve_block(block)
     return squared_error
+
+
+def mean_square(factors: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """The rating-weighted mean square of each feature over a side's rows (``factors`` with its padding row,
+    ``counts`` its ratings per row): the Jacobi preconditioner's scale, as the diagonal of a row's ``X'X`` is about
+    its number of ratings times it."""
+    weights = counts / counts.sum().clamp_min(1.0)
+    return (factors[:-1].square() * weights[:, None]).sum(0)
 
 
 @dataclass(frozen=True)

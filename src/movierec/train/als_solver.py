@@ -109,18 +109,17 @@ class AlsState:
         """Solve every user, then every movie's own row, then (hybrid) the feature rows; return (train loss, train
         RMSE) measured before the movie half."""
         prior = self.prior
-        als.solve_side(
-            self.by_user, self.users, self.items, self.by_item.counts, self.reg, self.bias_scale, CG_STEPS, None, prior
-        )
+        scale = als.mean_square(self.items.factors, self.by_item.counts)
+        als.solve_side(self.by_user, self.users, self.items, scale, self.reg, self.bias_scale, CG_STEPS, None, prior)
+        scale = als.mean_square(self.users.factors, self.by_user.counts)
         if self.matrix is None:
             squared = als.solve_side(
-                self.by_item, self.items, self.users, self.by_user.counts, self.reg, self.bias_scale, CG_STEPS,
-                None, prior,
-            )  # fmt: skip
+                self.by_item, self.items, self.users, scale, self.reg, self.bias_scale, CG_STEPS, None, prior
+            )
         else:
             sums = als.RowSums.zeros(self.by_item.n_rows, self.users.factors.shape[1], self.device)
             squared = als.solve_side(
-                self.by_item, self.own, self.users, self.by_user.counts, self.reg, self.bias_scale, CG_STEPS,
+                self.by_item, self.own, self.users, scale, self.reg, self.bias_scale, CG_STEPS,
                 self.feature_part, prior, sums,
             )  # fmt: skip
             penalty = self.reg * self.feature_weight

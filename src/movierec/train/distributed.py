@@ -65,24 +65,44 @@ def setup(device_name: str) -> Context:
     if not all(value.isdigit() for value in numbers.values()):
         raise MovieRecError(f"torchrun's environment {numbers} holds a non-integer; launch with torchrun.")
     local_rank = int(numbers["LOCAL_RANK"])
+    device = _rank_device(device_name, local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(_backend(device), timeout=TIMEOUT)
+    return Context(dist.get_rank(), dist.get_world_size(), local_rank, device)
+
+
+def join(device_name: str, across_processes: bool) -> Context:
+    """torchrun's group when ``across_processes`` (``setup``), else a group of this process alone, so that code
+    written for a group of ranks runs unchanged at world size 1."""
+    if across_processes:
+        return setup(device_name)
+    device = _rank_device(device_name, 0)
+    if not dist.is_initialized():
+        dist.init_process_group(_backend(device), store=dist.HashStore(), rank=0, world_size=1, timeout=TIMEOUT)
+    return Context(dist.get_rank(), dist.get_world_size(), 0, device)
+
+
+def _rank_device(device_name: str, local_rank: int) -> torch.device:
+    """The device of the process with ``local_rank`` on its machine: the GPU ``local_rank`` on CUDA, else the CPU."""
     if device_name == "mps":
         raise MovieRecError("--distributed runs on cpu or cuda, not --device mps; use --device cpu or cuda.")
     use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
-    if use_cuda:
-        if not torch.cuda.is_available():
-            raise MovieRecError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto.")
-        if local_rank >= torch.cuda.device_count():
-            raise MovieRecError(
-                f"LOCAL_RANK {local_rank} has no GPU of its own (this machine has {torch.cuda.device_count()}); "
-                "start at most one process per GPU with --nproc_per_node."
-            )
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=TIMEOUT)
-    return Context(dist.get_rank(), dist.get_world_size(), local_rank, device)
+    if not use_cuda:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise MovieRecError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto.")
+    if local_rank >= torch.cuda.device_count():
+        raise MovieRecError(
+            f"LOCAL_RANK {local_rank} has no GPU of its own (this machine has {torch.cuda.device_count()}); "
+            "start at most one process per GPU with --nproc_per_node."
+        )
+    device = torch.device("cuda", local_rank)
+    torch.cuda.set_device(device)
+    return device
+
+
+def _backend(device: torch.device) -> str:
+    return "nccl" if device.type == "cuda" else "gloo"
 
 
 def teardown() -> None:

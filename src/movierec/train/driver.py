@@ -22,7 +22,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from movierec.config import TrainConfig
 from movierec.data.ratings import Dataset, Ratings
-from movierec.data.split import validation_split
+from movierec.data.shard import ShardSet, validation_mask
+from movierec.data.split import Split, validation_split
 from movierec.errors import MovieRecError
 from movierec.evaluate.genres import movie_genres
 from movierec.models import registry
@@ -33,6 +34,7 @@ from movierec.train.als_solver import AlsSolver
 from movierec.train.gibbs import GibbsSolver
 from movierec.train.rank_weight import choose_rank_weight
 from movierec.train.sgd import SgdSolver
+from movierec.train.sharded_als import ShardedAls, ShardRows
 from movierec.train.solver import Setup, Solver
 from movierec.train.watch import fit_configured
 
@@ -110,6 +112,80 @@ def fit(
     state = checkpoint.TrainingState()
     if resume and run_dir is not None:
         state = checkpoint.load(run_dir, module, solver.optimizer, config)
+    history = run_epochs(solver, state, len(fit_part), save_dir=save_dir, progress=progress, on_epoch=on_epoch)
+    model = finish_model(solver.export(state.best_state), split, train, config, genres)
+    return FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
+
+
+@dataclass
+class ShardedTraining:
+    """Sharded ALS trained on one rank: the solver (its rows, its traffic), where it ended, and its history."""
+
+    solver: ShardedAls
+    state: checkpoint.TrainingState
+    history: list[EpochStats]
+    is_main: bool
+
+
+def fit_sharded(
+    config: TrainConfig, shards: ShardSet, *, progress: bool = True, on_epoch: EpochCallback | None = None
+) -> FitResult | None:
+    """Fit ``config`` with sharded ALS on ``shards`` (``train_sharded``). Rank 0 then gathers the tables and
+    finishes the model as ``fit`` does, on all the training ratings, and returns it; the other ranks return None."""
+    started = time.perf_counter()
+    trained = train_sharded(config, shards, progress=progress, on_epoch=on_epoch)
+    params = trained.solver.gather(trained.state.best_state)
+    if params is None:
+        return None
+    train = shards.train
+    genres = movie_genres(shards.movies, train.n_items)
+    model = finish_model(params, held_out(train, config), train, config, genres)
+    state = trained.state
+    return FitResult(model, trained.history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
+
+
+def train_sharded(
+    config: TrainConfig, shards: ShardSet, *, progress: bool = True, on_epoch: EpochCallback | None = None
+) -> ShardedTraining:
+    """The epochs of sharded ALS (``train/sharded_als.py``) on the shard folder ``shards``, across torchrun's
+    processes with ``config.distributed`` (else in this process alone, world size 1): each rank reads only its
+    parts. Only rank 0 shows progress and hears ``on_epoch``."""
+    ranks = distributed.join(config.device, config.distributed)
+    own = shards.read_owned(ranks.rank, ranks.world)
+    fit_own, val_own = held_out(own, config)
+    spec = registry.get(registry.check(config).model)
+    assert spec.build is not None, "sharded ALS trains a model with a module builder"
+    with torch.device("meta"):  # the module's shape and settings, without its memory
+        template = spec.build(config, Dataset(shards.folder.name, own, shards.movies, scale=shards.scale), own)
+    rows = ShardRows(own.n_users, own.n_items, config.dim, config.init_std, config.seed, ranks)
+    solver = ShardedAls(Setup(config, rows, fit_own, val_own, ranks.device), ranks, template)
+    if not ranks.is_main:
+        progress, on_epoch = False, None
+    n_ratings = int(distributed.all_sum([float(len(fit_own))], ranks.device)[0])
+    state = checkpoint.TrainingState()
+    history = run_epochs(solver, state, n_ratings, save_dir=None, progress=progress, on_epoch=on_epoch)
+    return ShardedTraining(solver, state, history, ranks.is_main)
+
+
+def held_out(ratings: Ratings, config: TrainConfig) -> Split:
+    """``ratings`` less their validation ratings, and those (``shard.validation_mask``: the same at any world size)."""
+    held = validation_mask(ratings, config.val_fraction, config.seed)
+    return Split(ratings.take(np.flatnonzero(~held)), ratings.take(np.flatnonzero(held)))
+
+
+def run_epochs(
+    solver: Solver,
+    state: checkpoint.TrainingState,
+    n_ratings: int,
+    *,
+    save_dir: Path | None,
+    progress: bool,
+    on_epoch: EpochCallback | None,
+) -> list[EpochStats]:
+    """Start ``solver`` and run its epochs from ``state`` (fresh, or resumed) until ``config.epochs`` or early
+    stopping: history, checkpoints in ``save_dir`` (None: none), progress, the divergence check. ``n_ratings``
+    (the ratings one epoch fits, on every rank together) gives the throughput. Returns the whole history."""
+    config, module = solver.setup.config, solver.setup.module
     solver.start()
     history = [EpochStats(**row) for row in state.history]  # type: ignore[arg-type]
     last_gain = last_gain_epoch(history, solver.min_improvement)
@@ -122,7 +198,7 @@ def fit(
             train_loss, train_rmse = solver.run_epoch(epoch)
             val_rmse = solver.validation_rmse()
             seconds = time.perf_counter() - tick
-            stats = EpochStats(epoch, train_loss, train_rmse, val_rmse, lr, seconds, len(fit_part) / seconds)
+            stats = EpochStats(epoch, train_loss, train_rmse, val_rmse, lr, seconds, n_ratings / seconds)
             if val_rmse < state.best_val_rmse * (1 - solver.min_improvement):
                 last_gain = epoch
             history.append(stats)
@@ -136,11 +212,21 @@ def fit(
                 raise MovieRecError(solver.divergence(epoch, train_loss))
             if solver.stops_early and epoch - last_gain >= config.patience:
                 break
+    return history
 
-    params = finish_params(solver.export(state.best_state), fit_part, config)
-    model = choose_rank_weight(FactorModel(params, config.model), fit_part, val_part, genres)
-    model = with_watch_refit(model, train, config)
-    return FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
+
+def finish_model(
+    params: FactorParams,
+    parts: Split,
+    train: Ratings,
+    config: TrainConfig,
+    genres: np.ndarray | None,
+) -> FactorModel:
+    """The fitted ``params`` finished for scoring (``finish_params`` on the fit part of ``parts``), with ranking
+    weights chosen on its validation part (``genres``: each movie's) and "likely to watch" refitted on ``train``."""
+    model = FactorModel(finish_params(params, parts.train, config), config.model)
+    model = choose_rank_weight(model, parts.train, parts.test, genres)
+    return with_watch_refit(model, train, config)
 
 
 def make_solver(

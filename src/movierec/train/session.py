@@ -13,13 +13,14 @@ from movierec.artifact.run import save_run
 from movierec.config import TrainConfig
 from movierec.data.movielens import ParseOptions
 from movierec.data.ratings import Dataset
+from movierec.data.shard import ShardSet
 from movierec.data.source import DataOptions, ReportSink, load_split
 from movierec.data.split import Split
 from movierec.errors import MovieRecError
 from movierec.evaluate.genres import movie_genres
 from movierec.evaluate.report import compare_with_baselines
 from movierec.train import checkpoint, distributed
-from movierec.train.driver import EpochCallback, fit
+from movierec.train.driver import EpochCallback, fit, fit_sharded
 
 
 def train_run(
@@ -38,20 +39,34 @@ def train_run(
     """Train ``settings`` on the split ``data_options`` describe, write ``run_dir``; return the test metrics
     (with ``settings.distributed``, on rank 0; the other ranks help train and return an empty dict).
 
-    ``loaded`` reuses a dataset and split already loaded with the same options (a sweep loads them once).
+    ``loaded`` reuses a dataset and split already loaded with the same options (a sweep loads them once). With
+    ``settings.shards`` the data come from that shard folder instead, and the run records the data settings the
+    shards were cut with.
     ``on_report`` hears what parsing the ratings skipped or merged. Once the run folder is written the checkpoint
     is removed unless ``keep_checkpoint`` (a killed run keeps it, for ``resume``).
     """
     run_dir = Path(run_dir)
     main = not settings.distributed or distributed.setup(settings.device).is_main
+    if resume and settings.shards is not None:
+        raise MovieRecError("--resume does not work with --shards yet; drop --resume to train from the start.")
     if resume and not (run_dir / checkpoint.CHECKPOINT_NAME).is_file():
         raise MovieRecError(f"--resume needs a checkpoint in {run_dir}, and there is none; drop --resume to start.")
     if not resume and main:
         (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
-    dataset, parts = loaded if loaded is not None else load_split(data_options, parse, on_report=on_report)
-    result = fit(settings, dataset, parts.train, run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
-    if not main:  # with --distributed, rank 0 alone evaluates and writes the run folder
-        return {}
+    data_settings = data_options.to_dict()
+    if settings.shards is not None:  # each rank reads its parts; rank 0 then reads them all to evaluate and save
+        shards = ShardSet.open(Path(settings.shards))
+        sharded = fit_sharded(settings, shards, progress=progress, on_epoch=on_epoch)
+        if sharded is None:
+            return {}
+        result, dataset, parts, data_settings = sharded, shards.dataset(), shards.split(), shards.data
+    else:
+        dataset, parts = loaded if loaded is not None else load_split(data_options, parse, on_report=on_report)
+        result = fit(
+            settings, dataset, parts.train, run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch
+        )
+        if not main:  # with --distributed, rank 0 alone evaluates and writes the run folder
+            return {}
     genres = movie_genres(dataset.movies, parts.train.n_items)
     metrics = compare_with_baselines(result.model, parts.train, parts.test, dataset.scale, genres=genres)
     metrics.update(
@@ -69,7 +84,7 @@ def train_run(
         train=parts.train,
         metrics=metrics,
         history=[h.to_row() for h in result.history],
-        data=data_options.to_dict(),
+        data=data_settings,
     )
     if not keep_checkpoint:
         (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)

@@ -1,0 +1,130 @@
+"""Sharded ALS at several world sizes on this machine: memory per rank, accuracy, time and traffic per epoch.
+
+The same synthetic ratings (ML-25M-shaped, ``data.synthetic.generate_ratings``) are split 90/10 and written once as
+shards (as many parts as the largest world size; ``movierec data shard``); each world size then trains biased-mf
+with sharded ALS in that many gloo processes on 127.0.0.1 (``driver.train_sharded``). Prints one JSON object per
+world size, then a JSON list of them as the last line:
+
+- ``peak_rss_gb_per_rank``: the largest rank's peak resident memory, measured when training ends (before rank 0
+  gathers the tables and reads every part to finish the run folder); ``data_rss_gb_per_rank`` is the same less
+  what the rank held before it read its parts (the interpreter and torch);
+- ``rmse``: test RMSE of the best epoch's model (clipped to the scale), rank 0's gathered tables;
+- ``seconds_per_epoch``: the mean epoch time (validation included); with more ranks than cores it is
+  oversubscribed;
+- ``bytes_sent_per_epoch``: bytes every rank together sent to other ranks per epoch (rows, sums), start-up left
+  out.
+
+    python benchmarks/distributed_scale.py --world 1,2,4 [--ratings 5000000] [--epochs 8] [--dim 64] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from movierec.config import TrainConfig
+from movierec.data.loader import align_movies
+from movierec.data.ratings import Dataset, RatingScale
+from movierec.data.shard import ShardSet, write_shards
+from movierec.data.split import random_split
+from movierec.data.synthetic import generate_ratings
+from movierec.models.factors import FactorModel
+from movierec.train.driver import train_sharded
+
+
+def rss_gb() -> float:
+    """This process's peak resident memory so far, in GB (``ru_maxrss`` is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def current_rss_gb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+
+
+def worker(rank: int, world: int, port: int, folder: str, config: TrainConfig, out: str) -> None:
+    os.environ.update(
+        {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1"}
+    )
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    before = current_rss_gb()
+    shards = ShardSet.open(Path(folder))
+    trained = train_sharded(config, shards, progress=False)
+    peak = rss_gb()
+    epochs = len(trained.history)
+    figures = [peak, peak - before, trained.solver.bytes_per_epoch / max(1, epochs)]
+    every: list[Any] = [None] * world
+    dist.all_gather_object(every, figures)
+    params = trained.solver.gather(trained.state.best_state)
+    if params is not None:
+        test = shards.split().test
+        predicted = FactorModel(params).predict(test.users, test.items)
+        rmse = float(np.sqrt(np.mean((predicted - test.ratings) ** 2)))
+        result = {
+            "world": world,
+            "peak_rss_gb_per_rank": round(max(f[0] for f in every), 4),
+            "data_rss_gb_per_rank": round(max(f[1] for f in every), 4),
+            "rmse": round(rmse, 5),
+            "seconds_per_epoch": round(float(np.mean([h.seconds for h in trained.history])), 4),
+            "bytes_sent_per_epoch": int(sum(f[2] for f in every)),
+            "epochs": epochs,
+            "ratings": int(shards.manifest["n_train"]),
+        }
+        Path(out).write_text(json.dumps(result))
+    dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--world", default="1,2,4", help="World sizes, comma-separated.")
+    parser.add_argument("--ratings", type=int, default=5_000_000, help="Synthetic ratings in all (train + test).")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--json", action="store_true", help="Only the JSON lines.")
+    args = parser.parse_args()
+    worlds = [int(w) for w in args.world.split(",")]
+    n_users, n_items = max(200, args.ratings // 120), max(300, args.ratings // 400)
+    ratings = generate_ratings(n_users, n_items, args.ratings, seed=0)
+    dataset = Dataset("synthetic", ratings, align_movies(None, ratings.item_vocab), scale=RatingScale(0.5, 5.0, 0.5))
+    split = random_split(ratings, 0.1, seed=0)
+    config = TrainConfig(
+        model="biased-mf", solver="als", dim=args.dim, epochs=args.epochs, reg=0.05, patience=args.epochs,
+        watch_dim=0, device="cpu", distributed=True, shards="-",
+    )  # fmt: skip
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "shards"
+        write_shards(dataset, split, int(np.lcm.reduce(worlds)), folder, {"data": "synthetic"})
+        del ratings, dataset, split
+        for world in worlds:
+            out = Path(tmp) / f"world-{world}.json"
+            mp.spawn(worker, args=(world, free_port(), str(folder), config, str(out)), nprocs=world, join=True)
+            result = json.loads(out.read_text())
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    if not args.json:
+        print(f"{args.ratings:,} synthetic ratings, dim {args.dim}, {os.cpu_count()} cores", file=sys.stderr)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

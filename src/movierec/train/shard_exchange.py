@@ -1,0 +1,112 @@
+"""What the ranks of sharded training send each other: ratings once, factor rows every half-sweep, sums, tables.
+
+Rows are owned by index: rank ``r`` of ``W`` owns the rows ``i`` with ``i % W == r`` and keeps row ``i`` at
+local position ``i // W``. ``RowFetch`` is planned once at start-up (every rank tells each owner which of its
+rows it needs, one all-to-all of indices); each later ``fetch`` is one all-to-all of exactly those rows.
+``Exchange`` counts the bytes this rank sends to other ranks (what would cross the network).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from movierec.train.distributed import Context
+
+
+class Exchange:
+    """Collectives over the group ``context`` belongs to, counting the bytes sent to other ranks."""
+
+    def __init__(self, context: Context) -> None:
+        self.rank, self.world, self.device = context.rank, context.world, context.device
+        self.bytes_sent = 0
+
+    def all_sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Element-wise sum of ``values`` over the ranks (a new tensor)."""
+        total = values.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        self.bytes_sent += 2 * _bytes(total) * (self.world - 1) // self.world  # what a ring all-reduce sends
+        return total
+
+    def counts_from(self, send_counts: list[int]) -> list[int]:
+        """How many rows each rank will send here, when this rank sends ``send_counts[d]`` rows to rank ``d``."""
+        counts = torch.tensor(send_counts, dtype=torch.int64, device=self.device)
+        received = torch.empty_like(counts)
+        dist.all_to_all_single(received, counts)
+        return [int(n) for n in received.cpu()]
+
+    def all_to_all(self, send: torch.Tensor, send_counts: list[int], recv_counts: list[int]) -> torch.Tensor:
+        """``send``'s rows cut into consecutive runs of ``send_counts`` rows, run ``d`` going to rank ``d``; returns
+        the rows received (``recv_counts[s]`` from rank ``s``), grouped by the rank that sent them."""
+        out = send.new_empty((sum(recv_counts), *send.shape[1:]))
+        dist.all_to_all_single(out, send.contiguous(), recv_counts, send_counts)
+        row = _bytes(send) // max(1, send.shape[0])
+        self.bytes_sent += row * (sum(send_counts) - send_counts[self.rank])
+        return out
+
+    def scatter_by_owner(self, owners: np.ndarray, *columns: np.ndarray) -> list[np.ndarray]:
+        """Send each row of ``columns`` (NumPy arrays of one length) to rank ``owners[row]``; return the rows this
+        rank receives, column by column."""
+        order = np.argsort(owners, kind="stable")
+        send_counts = [int(n) for n in np.bincount(owners, minlength=self.world)]
+        recv_counts = self.counts_from(send_counts)
+        sent = (torch.from_numpy(np.ascontiguousarray(column[order])).to(self.device) for column in columns)
+        return [self.all_to_all(tensor, send_counts, recv_counts).cpu().numpy() for tensor in sent]
+
+    def gather_rows(self, own: torch.Tensor, n_rows: int) -> torch.Tensor | None:
+        """The whole table of ``n_rows`` rows on rank 0 (None elsewhere), from each rank's own rows ``own``
+        (local position ``i // W`` holding row ``i``)."""
+        size = -(-n_rows // self.world)
+        padded = own.new_zeros((size, *own.shape[1:]))
+        padded[: own.shape[0]] = own
+        chunks = [torch.empty_like(padded) for _ in range(self.world)] if self.rank == 0 else None
+        dist.gather(padded, chunks, dst=0)
+        if self.rank != 0:
+            self.bytes_sent += _bytes(padded)
+            return None
+        assert chunks is not None
+        table = own.new_empty((n_rows, *own.shape[1:]))
+        for rank, chunk in enumerate(chunks):
+            rows = torch.arange(rank, n_rows, self.world, device=own.device)
+            table[rows] = chunk[: rows.shape[0]]
+        return table
+
+
+@dataclass(frozen=True)
+class RowFetch:
+    """The rows of one side this rank needs (``needed``, sorted global indices), and the rows of its own that the
+    others need: planned once, then each ``fetch`` sends exactly those rows."""
+
+    exchange: Exchange
+    send_rows: torch.Tensor  # local positions of own rows to send, grouped by the rank they go to
+    send_counts: list[int]
+    recv_counts: list[int]
+    order: torch.Tensor  # for each needed row, its position among the rows received
+
+    @classmethod
+    def plan(cls, needed: np.ndarray, exchange: Exchange) -> RowFetch:
+        world, device = exchange.world, exchange.device
+        owners = (needed % world).astype(np.int64)
+        by_owner = np.argsort(owners, kind="stable")
+        recv_counts = [int(n) for n in np.bincount(owners, minlength=world)]
+        asks = torch.from_numpy(needed[by_owner].astype(np.int64)).to(device)
+        send_counts = exchange.counts_from(recv_counts)
+        asked = exchange.all_to_all(asks, recv_counts, send_counts)  # the rows others need of this rank, by rank
+        order = np.empty_like(by_owner)
+        order[by_owner] = np.arange(by_owner.size)
+        return cls(exchange, asked // world, send_counts, recv_counts, torch.from_numpy(order).to(device))
+
+    def fetch(self, own: torch.Tensor) -> torch.Tensor:
+        """The needed rows, in ``needed``'s order, from each owner's table ``own`` (rows at local positions), with
+        an all-zero padding row appended."""
+        send = own.index_select(0, self.send_rows)
+        received = self.exchange.all_to_all(send, self.send_counts, self.recv_counts)
+        rows = received.index_select(0, self.order)
+        return torch.cat([rows, rows.new_zeros((1, *rows.shape[1:]))])
+
+
+def _bytes(tensor: torch.Tensor) -> int:
+    return int(tensor.numel() * tensor.element_size())

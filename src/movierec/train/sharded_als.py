@@ -1,0 +1,181 @@
+"""ALS for biased-mf sharded across a process group, each rank holding only its share (``--shards``).
+
+Rank ``r`` of ``W`` owns the users and the movies whose index is ``r`` modulo ``W`` (``shard_exchange``). It reads
+only its users' ratings (the shard folder's parts), sends each rating once to its movie's owner at start-up (one
+all-to-all), and so holds its users' ratings grouped by user and its movies' ratings grouped by movie: about
+``2/W`` of the ratings. A sweep is the single-process one (``als_solver``), on the same row solves
+(``als.solve_side``):
+
+1. fetch the movie rows that this rank's users rated (``RowFetch``: all-to-all of exactly those rows), solve its
+   users;
+2. fetch the user rows that rated this rank's movies, solve its movies;
+3. fetch the movie rows again, fresh, for validation and the next sweep's user half.
+
+Each row's bias is solved with its vector, from its own ratings, so biases need no exchange; what is shared is
+summed over the ranks (all-reduce): the global mean, the preconditioner's scale, the loss and the validation
+error. Rows start from ``stable_normal`` of their global index and the validation ratings are a hash of the
+(user, movie) pair, so every world size trains the same model, up to the order of float sums. World size 1 is
+this same code in a group of one process.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from movierec.data.shard import stable_uniform
+from movierec.models.factors import FactorParams
+from movierec.train import als
+from movierec.train.als_solver import CG_STEPS, MIN_IMPROVEMENT
+from movierec.train.checkpoint import NoOptimizer
+from movierec.train.distributed import Context
+from movierec.train.shard_exchange import Exchange, RowFetch
+from movierec.train.solver import Setup, Solver
+
+
+class ShardRows(nn.Module):
+    """This rank's own rows, each table with the all-zero padding row last: user ``u`` (``u % W == rank``) at
+    ``u // W``, movies alike. The driver keeps the best epoch's state of it (each rank its own rows)."""
+
+    user_factors: torch.Tensor
+    user_bias: torch.Tensor
+    item_factors: torch.Tensor
+    item_bias: torch.Tensor
+
+    def __init__(self, n_users: int, n_items: int, dim: int, init_std: float, seed: int, context: Context) -> None:
+        super().__init__()
+        for salt, (name, n_rows) in enumerate((("user", n_users), ("item", n_items))):
+            rows = np.arange(context.rank, n_rows, context.world)
+            factors = np.zeros((rows.size + 1, dim), np.float32)
+            factors[:-1] = stable_normal(rows, dim, 2 * seed + salt) * init_std
+            self.register_buffer(f"{name}_factors", torch.from_numpy(factors).to(context.device))
+            self.register_buffer(f"{name}_bias", torch.zeros(rows.size + 1, device=context.device))
+
+    @property
+    def users(self) -> als.Factors:
+        return als.Factors(self.user_factors, self.user_bias)
+
+    @property
+    def items(self) -> als.Factors:
+        return als.Factors(self.item_factors, self.item_bias)
+
+
+class ShardedAls(Solver):
+    """One sharded sweep per epoch (see the module docstring). ``setup.module`` is this rank's ``ShardRows``,
+    ``setup.train`` and ``setup.valid`` its users' fit and validation ratings; ``template`` is the registry's
+    module on the meta device (no memory), which ``gather`` fills on rank 0."""
+
+    label = "training (sharded als)"
+    min_improvement = MIN_IMPROVEMENT
+
+    def __init__(self, setup: Setup, context: Context, template: Any) -> None:
+        super().__init__(setup)
+        self.optimizer = NoOptimizer()
+        self.exchange = Exchange(context)
+        self.rows: ShardRows = setup.module
+        self.template = template
+        self.bias_scale = float(template.bias_reg_scale)
+
+    def start(self) -> None:
+        train, valid, device, world = self.setup.train, self.setup.valid, self.setup.device, self.exchange.world
+        sums = torch.tensor([float(train.ratings.sum(dtype=np.float64)), float(len(train))], dtype=torch.float64)
+        total, self.n_ratings = (float(x) for x in self.exchange.all_sum(sums.to(device)).cpu())
+        self.mean = float(np.float32(total / max(1.0, self.n_ratings)))
+        centred = train.ratings.astype(np.float32) - np.float32(self.mean)
+        n_users, n_items = self.rows.user_factors.shape[0] - 1, self.rows.item_factors.shape[0] - 1
+        movies = np.unique(np.concatenate([train.items, valid.items]))
+        local = np.searchsorted(movies, train.items)
+        self.by_user = als.build_side(train.users // world, local, centred, n_users, movies.size, device)
+        users, items, values = self.exchange.scatter_by_owner(train.items % world, train.users, train.items, centred)
+        del centred, local
+        needed_users = np.unique(users)
+        local = np.searchsorted(needed_users, users)
+        self.by_item = als.build_side(items // world, local, values, n_items, needed_users.size, device)
+        del users, items, values, local
+        self.movie_rows = RowFetch.plan(movies, self.exchange)
+        self.user_rows = RowFetch.plan(needed_users, self.exchange)
+        self.movies = self._fetch(self.movie_rows, self.rows.items)
+        self.valid = (
+            torch.from_numpy((valid.users // world).astype(np.int64)).to(device),
+            torch.from_numpy(np.searchsorted(movies, valid.items).astype(np.int64)).to(device),
+            torch.from_numpy(valid.ratings.astype(np.float32)).to(device),
+        )
+        self.bytes_at_start = self.exchange.bytes_sent
+
+    def run_epoch(self, epoch: int) -> tuple[float, float]:
+        reg, users, items = self.setup.config.reg, self.rows.users, self.rows.items
+        with torch.no_grad():
+            scale = self._mean_square(items, self.by_item)
+            als.solve_side(self.by_user, users, self.movies, scale, reg, self.bias_scale, CG_STEPS)
+            needed_users = self._fetch(self.user_rows, users)
+            scale = self._mean_square(users, self.by_user)
+            squared = als.solve_side(self.by_item, items, needed_users, scale, reg, self.bias_scale, CG_STEPS)
+            self.movies = self._fetch(self.movie_rows, items)
+            penalty = sum(
+                (side.counts * (rows.factors[:-1].square().sum(1) + self.bias_scale * rows.bias[:-1].square())).sum()
+                for rows, side in ((users, self.by_user), (items, self.by_item))
+            )
+            totals = self.exchange.all_sum(torch.stack([squared.double(), torch.as_tensor(penalty).double()]))
+        squared_sum, penalty_sum = (float(x) for x in totals.cpu())
+        mse = squared_sum / max(1.0, self.n_ratings)
+        return mse + reg * penalty_sum / max(1.0, self.n_ratings), math.sqrt(mse)
+
+    def validation_rmse(self) -> float:
+        users, items, ratings = self.valid
+        predicted = als.predict(self.rows.users, self.movies, self.mean, users, items)
+        predicted = predicted.clamp(self.template.low, self.template.high)
+        sums = torch.stack([(predicted - ratings).double().square().sum(), torch.tensor(float(len(ratings)))])
+        squared, count = (float(x) for x in self.exchange.all_sum(sums.to(self.setup.device).double()).cpu())
+        return math.sqrt(squared / count) if count else math.nan
+
+    def divergence(self, epoch: int, loss: float) -> str:
+        return f"ALS diverged at epoch {epoch} (loss {loss}); raise --reg (now {self.setup.config.reg})."
+
+    def gather(self, best: dict[str, torch.Tensor] | None) -> FactorParams | None:
+        """Every rank's rows (the best epoch's, when given) gathered on rank 0 into the registry's module and
+        exported there; None on the other ranks. Every rank must call it."""
+        if best is not None:
+            self.rows.load_state_dict(best)
+        gathered = []
+        for rows, n_rows in ((self.rows.users, self.template.user_factors.num_embeddings),
+                             (self.rows.items, self.template.item_factors.num_embeddings)):  # fmt: skip
+            own = torch.cat([rows.factors[:-1], rows.bias[:-1, None]], 1)
+            gathered.append(self.exchange.gather_rows(own, n_rows))
+        users, items = gathered
+        if users is None or items is None:
+            return None
+        module = self.template.to_empty(device="cpu")
+        with torch.no_grad():
+            for table, factors, bias in ((users, module.user_factors, module.user_bias),
+                                         (items, module.item_factors, module.item_bias)):  # fmt: skip
+                factors.weight.copy_(table[:, :-1])
+                bias.weight.copy_(table[:, -1:])
+        module.init_from_mean(self.mean)
+        params: FactorParams = module.export()
+        return params
+
+    @property
+    def bytes_per_epoch(self) -> float:
+        """Bytes this rank sent to others per epoch so far, start-up left out."""
+        return self.exchange.bytes_sent - self.bytes_at_start
+
+    def _fetch(self, plan: RowFetch, own: als.Factors) -> als.Factors:
+        rows = plan.fetch(torch.cat([own.factors, own.bias[:, None]], 1))
+        return als.Factors(rows[:, :-1].contiguous(), rows[:, -1].contiguous())
+
+    def _mean_square(self, rows: als.Factors, side: als.Side) -> torch.Tensor:
+        """``als.mean_square`` over every rank's rows of one side: each rank sums its own, weighted by ratings."""
+        partial = (rows.factors[:-1].square() * side.counts[:, None]).sum(0)
+        return self.exchange.all_sum(partial) / max(1.0, self.n_ratings)
+
+
+def stable_normal(rows: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    """Standard normal ``(rows, dim)`` values, each a pure function of its row's global index, its column and
+    ``seed`` (Box-Muller on ``stable_uniform``): a row starts the same whichever rank owns it."""
+    keys = rows.astype(np.uint64)[:, None] * np.uint64(dim) + np.arange(dim, dtype=np.uint64)[None, :]
+    radius = np.sqrt(-2.0 * np.log1p(-stable_uniform(keys, 2 * seed)))
+    return (radius * np.cos(2 * np.pi * stable_uniform(keys, 2 * seed + 1))).astype(np.float32)

@@ -1,0 +1,139 @@
+"""Sharded ALS (`movierec data shard` + `movierec train --shards`): the shard folder, and world size 2 training
+the same model as world size 1, into a run folder that loads and recommends like any other."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from movierec.artifact.run import load_run
+from movierec.cli import main
+from movierec.config import TrainConfig
+from movierec.data.shard import MANIFEST, ShardSet, part_name, validation_mask, write_shards
+from movierec.data.split import random_split
+from movierec.errors import DataError, MovieRecError
+from movierec.recommend import Recommender
+from test_distributed import free_port
+
+from models_fixtures import low_rank_dataset
+
+TRAIN_ARGS = ["--model", "biased-mf", "--solver", "als", "--dim", "8", "--epochs", "8", "--watch-dim", "0"]
+
+
+def pairs(ratings) -> set[tuple[int, int, float]]:
+    return set(zip(ratings.users.tolist(), ratings.items.tolist(), ratings.ratings.tolist(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ratings CSV of the low-rank fixture, stars clipped to the MovieLens scale."""
+    frame = low_rank_dataset()[0].ratings.to_frame()
+    frame["rating"] = frame["rating"].clip(0.5, 5.0).round(1)
+    path = tmp_path_factory.mktemp("source") / "ratings.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_shards_hold_each_training_rating_once_by_user_owner(tmp_path: Path) -> None:
+    dataset, _ = low_rank_dataset()
+    split = random_split(dataset.ratings, 0.1, seed=0)
+    manifest = write_shards(dataset, split, 4, tmp_path / "shards", {"data": "low-rank"})
+    shards = ShardSet.open(tmp_path / "shards")
+    assert manifest["part_ratings"] == [len(shards.read_owned(part, 4)) for part in range(4)]
+    assert sum(manifest["part_ratings"]) == manifest["n_train"] == len(split.train)
+    for world in (1, 2, 4):
+        owned = [shards.read_owned(rank, world) for rank in range(world)]
+        for rank, part in enumerate(owned):
+            assert (part.users % world == rank).all()  # a rank reads exactly its users' ratings
+        assert sum(len(part) for part in owned) == len(split.train)
+        assert set().union(*(pairs(part) for part in owned)) == pairs(split.train)
+    whole, test = shards.split()
+    assert pairs(whole) == pairs(split.train) and pairs(test) == pairs(split.test)
+    assert np.array_equal(whole.user_vocab.ids, split.train.user_vocab.ids)
+    assert np.array_equal(whole.item_vocab.ids, split.train.item_vocab.ids)
+    assert shards.data == {"data": "low-rank"} and shards.scale == dataset.scale
+    with pytest.raises(MovieRecError, match="4 parts, which 3 processes cannot share evenly"):
+        shards.read_owned(0, 3)
+    (tmp_path / "shards" / part_name(1)).write_bytes(b"damaged")
+    with pytest.raises(DataError, match="missing or damaged"):
+        ShardSet.open(tmp_path / "shards").read_owned(1, 4)
+
+
+def test_the_validation_ratings_do_not_depend_on_who_holds_them() -> None:
+    ratings = low_rank_dataset()[0].ratings
+    whole = validation_mask(ratings, 0.2, seed=3)
+    halves = [np.flatnonzero(ratings.users % 2 == rank) for rank in range(2)]
+    for rows in halves:
+        assert np.array_equal(validation_mask(ratings.take(rows), 0.2, seed=3), whole[rows])
+    assert abs(whole.mean() - 0.2) < 0.02
+    assert not np.array_equal(validation_mask(ratings, 0.2, seed=4), whole)
+
+
+def test_bad_shard_requests_are_one_sentence(source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "shard", str(source), "--parts", "0", "--out", str(tmp_path / "s")]) == 2
+    assert "--parts 0 is not a number of parts" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["data", "shard", str(source), "--parts", "2", "--out", str(tmp_path / "file")]) == 2
+    assert "is a file; give a folder" in " ".join(capsys.readouterr().err.split())
+    assert main(["data", "shard", str(source), "--parts", "100000", "--out", str(tmp_path / "s")]) == 2
+    assert "is more than the 200 users" in " ".join(capsys.readouterr().err.split())
+    assert main(["train", "--shards", str(tmp_path / "none"), *TRAIN_ARGS, "--out", str(tmp_path / "r")]) == 2
+    assert "is not a shard folder" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(MovieRecError, match="--shards trains --model biased-mf with --solver als"):
+        TrainConfig(model="hybrid", solver="als", shards="s")
+
+
+@pytest.mark.slow  # one in-process run and two torchrun processes: about 15 s on 2 cores
+def test_two_ranks_train_the_model_one_rank_trains(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shards = tmp_path / "shards"
+    assert main(["data", "shard", str(source), "--parts", "2", "--out", str(shards), "--json"]) == 0
+    manifest = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert manifest["parts"] == 2 and manifest["n_train"] + manifest["n_test"] == 8_000
+    assert (shards / MANIFEST).is_file()
+    args = ["train", "--shards", str(shards), *TRAIN_ARGS, "--json", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    one = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
+    command = [*launcher, str(free_port()), "-m", "movierec", *args, "--distributed", "--out", str(tmp_path / "two")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MOVIEREC_DISTRIBUTED_TIMEOUT": "60"}
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # so a hang can be ended with every worker torchrun started
+    )  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail("two-process sharded training did not finish in 240 s")
+    assert process.returncode == 0, stderr[-3000:]
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, stdout  # rank 0 alone reports
+    two = json.loads(lines[0])
+
+    assert two["n_test"] == one["n_test"] == manifest["n_test"]
+    assert two["rmse"] == pytest.approx(one["rmse"], abs=0.002)
+    assert two["rmse"] < 0.9 * two["baselines"]["biases"]["rmse"]  # it learned the interaction, not just biases
+    assert two["best_epoch"] == one["best_epoch"]
+    single, sharded = load_run(tmp_path / "one").model.params, load_run(tmp_path / "two").model.params
+    for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
+        assert np.allclose(getattr(sharded, name), getattr(single, name), atol=1e-4), name
+    assert sharded.global_mean == pytest.approx(single.global_mean)
+
+    run = load_run(tmp_path / "two")
+    assert run.config.shards == str(shards) and run.data["data"] == str(source)
+    recommender = Recommender.load(tmp_path / "two", min_ratings=1)
+    user = int(run.train.user_vocab.ids[0])
+    picks = recommender.recommend_user(user, n=5)
+    rated = set(run.train.item_vocab.ids[run.train.items[run.train.users == 0]].tolist())
+    assert len(picks) == 5 and not rated & {pick.movieId for pick in picks}
