@@ -19,7 +19,7 @@ def _ratings(pairs: list[tuple[int, int]]) -> Ratings:
 def test_weights_solve_the_constrained_least_squares_problem() -> None:
     train = _ratings([(1, 10), (1, 20), (2, 10), (2, 30), (3, 20), (3, 30), (4, 10), (4, 20), (4, 30)])
     model = ease.fit_ease(train, lam=2.0)
-    x = model.history.astype(np.float64)
+    x = model.history.toarray().astype(np.float64)
     gram = x.T @ x + 2.0 * np.eye(3)
     # each column j: argmin |x_j - X b|^2 + 2 |b|^2 with b_j = 0, solved directly on the other columns
     for j in range(3):
@@ -46,3 +46,12 @@ def test_a_catalog_past_the_limit_or_a_bad_penalty_is_refused(monkeypatch: pytes
     monkeypatch.setattr(ease, "MAX_ITEMS", 2)
     with pytest.raises(MovieRecError, match="3 movies, more than the 2"):
         ease.fit_ease(train)
+
+
+def test_a_duplicate_rating_counts_once_and_the_inverse_is_symmetric_past_one_block() -> None:
+    pairs = [(user, movie) for user in range(40) for movie in range(30) if (user * 7 + movie * 3) % 5 < 2]
+    train = _ratings([*pairs, pairs[0], pairs[1]])  # two pairs rated twice
+    assert set(np.unique(ease.fit_ease(train, lam=3.0).history.data)) == {1.0}
+    x = ease.fit_ease(_ratings(pairs), lam=3.0).history.toarray().astype(np.float64)
+    inverse = np.linalg.inv(x.T @ x + 3.0 * np.eye(x.shape[1]))
+    np.testing.assert_allclose(ease._mirror_lower(np.tril(inverse).copy(), block=7), inverse, rtol=1e-12)
