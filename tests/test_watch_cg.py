@@ -9,10 +9,19 @@ import pytest
 import torch
 
 from movierec.data.ratings import Ratings
+from movierec.data.split import random_split
 from movierec.data.synthetic import generate_ratings
 from movierec.models.watch import Taste
 from movierec.train.als import build_side
-from movierec.train.watch import CG_STEPS, WatchFactors, WatchSettings, exact_rows, fit_watch, watch_objective
+from movierec.train.watch import (
+    CG_STEPS,
+    REFIT_ITERATIONS,
+    WatchFactors,
+    WatchSettings,
+    exact_rows,
+    fit_watch,
+    watch_objective,
+)
 from movierec.train.watch_cg import cg_rows
 
 CPU = torch.device("cpu")
@@ -84,3 +93,14 @@ def test_a_disliked_movie_pulls_its_neighbours_watch_scores_down() -> None:
         changes.append(signed.item[neighbours] @ (signed.user[user] - blind.user[user]))
     changes_array = np.array(changes)
     assert (changes_array.mean(1) < 0).mean() > 0.9
+
+
+def test_a_refit_warm_started_from_the_fit_part_reaches_a_fit_from_scratch(watched: Ratings) -> None:
+    settings = WatchSettings(dim=16)
+    fit_part = random_split(watched, 0.05, seed=0).train  # the driver's fit part: all but a validation share
+    earlier = fit_watch(fit_part, settings)
+    scratch = objective(watched, fit_watch(watched, settings), settings)
+    cold_few = objective(watched, fit_watch(watched, WatchSettings(dim=16, iterations=REFIT_ITERATIONS)), settings)
+    warm = fit_watch(watched, WatchSettings(dim=16, iterations=REFIT_ITERATIONS), start=earlier.item)
+    assert scratch * 1.002 < cold_few  # as few sweeps from random vectors fall short, so the start is what counts
+    assert objective(watched, warm, settings) <= scratch * 1.002

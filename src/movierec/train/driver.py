@@ -290,8 +290,11 @@ def finish_params(params: FactorParams, train: Ratings, config: TrainConfig) -> 
 
 def with_watch_refit(model: FactorModel, train: Ratings, config: TrainConfig) -> FactorModel:
     """``model`` whose "likely to watch" component is fitted again on all of ``train``: the validation ratings
-    have chosen the ranking weights, and the component gains from them as much as from any other ratings."""
-    factors = fit_configured(train, config, model.params.global_mean) if model.params.has_watch else None
+    have chosen the ranking weights, and the component gains from them as much as from any other ratings. It
+    starts from the movie vectors fitted on the fit part: a few sweeps reach the objective of a fit from scratch
+    (``watch.REFIT_ITERATIONS``)."""
+    start = model.params.watch_item if model.params.has_watch else None
+    factors = fit_configured(train, config, model.params.global_mean, start) if start is not None else None
     if factors is None:
         return model
     return FactorModel(replace(model.params, watch_user=factors.user, watch_item=factors.item), model.name)

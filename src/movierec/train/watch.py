@@ -27,6 +27,11 @@ steps, 0.02% with 3 and 0.006% with 4, and the signed user solve lands 0.08% / 0
 solution. With 3, a half-step makes 8 passes over the ratings (2 a step, 2 for the starting residual)."""
 
 
+REFIT_ITERATIONS = 2
+"""Sweeps of a refit warm-started from an earlier fit on most of the same ratings (the driver's refit on all of
+the training ratings after the fit on its fit part)."""
+
+
 @dataclass(frozen=True)
 class WatchSettings:
     """Size and strength of the "likely to watch" component (``dim`` 0 turns it off) and how its rows are solved:
@@ -46,11 +51,17 @@ class WatchFactors:
 
 
 def fit_watch(
-    train: Ratings, settings: WatchSettings, taste: Taste | None = None, seed: int = 0, device: str = "cpu"
+    train: Ratings,
+    settings: WatchSettings,
+    taste: Taste | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    start: np.ndarray | None = None,
 ) -> WatchFactors:
     """Alternate user and movie solves ``settings.iterations`` times on who watched what (every rating a watch),
     then, with ``taste``, solve every user once more with the signed targets of their ratings (from their
-    unsigned vectors): the movie vectors keep what watching says, the user vectors what the person thought of it."""
+    unsigned vectors): the movie vectors keep what watching says, the user vectors what the person thought of it.
+    ``start`` (float32 [n_items, dim]) replaces the random starting movie vectors."""
     dev = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     ones = np.ones(len(train), np.float32)
@@ -58,8 +69,10 @@ def fit_watch(
     item_side = build_side(train.items, train.users, ones, train.n_items, train.n_users, dev)
     users = torch.zeros(train.n_users + 1, settings.dim, device=dev)
     items = torch.zeros(train.n_items + 1, settings.dim, device=dev)
-    start = torch.randn(train.n_items, settings.dim, generator=generator) * 0.1
-    items[:-1] = start.to(dev) * (item_side.counts > 0)[:, None]  # a movie nobody rated stays at its solution, 0
+    first = (
+        torch.randn(train.n_items, settings.dim, generator=generator) * 0.1 if start is None else torch.tensor(start)
+    )
+    items[:-1] = first.to(dev) * (item_side.counts > 0)[:, None]  # a movie nobody rated stays at its solution, 0
     for _ in range(settings.iterations):
         solve_rows(user_side, users, items, settings)
         solve_rows(item_side, items, users, settings)
@@ -106,10 +119,15 @@ def watch_objective(side: Side, users: torch.Tensor, items: torch.Tensor, settin
     return rated + settings.unobserved * every + settings.reg * norms
 
 
-def fit_configured(train: Ratings, config: TrainConfig, global_mean: float) -> WatchFactors | None:
-    """The component ``config`` asks for (None when ``watch_dim`` is 0), its targets centred on ``global_mean``."""
+def fit_configured(
+    train: Ratings, config: TrainConfig, global_mean: float, start: np.ndarray | None = None
+) -> WatchFactors | None:
+    """The component ``config`` asks for (None when ``watch_dim`` is 0), its targets centred on ``global_mean``.
+    With ``start``, the movie vectors of an earlier fit on most of ``train``, it takes ``REFIT_ITERATIONS``
+    sweeps from there instead of ``config.watch_iterations`` from random vectors."""
     if not config.watch_dim:
         return None
-    settings = WatchSettings(config.watch_dim, config.watch_reg, config.watch_unobserved, config.watch_iterations)
+    iterations = config.watch_iterations if start is None else min(REFIT_ITERATIONS, config.watch_iterations)
+    settings = WatchSettings(config.watch_dim, config.watch_reg, config.watch_unobserved, iterations)
     taste = Taste(global_mean, config.watch_margin, config.watch_dislike)
-    return fit_watch(train, settings, taste, seed=config.seed)
+    return fit_watch(train, settings, taste, seed=config.seed, start=start)
