@@ -276,6 +276,7 @@ WRITE_CALLS = {"savefig", "to_csv", "to_parquet", "write_table", "save_file", "t
 ALLOWED = {
     ("data/download.py", "_write_body"): "the resumable .zip.part download; md5-checked before it is used",
     ("data/download.py", "_extract_member"): "extracts into the temporary folder of atomic_directory",
+    ("data/shard.py", "_write_ratings"): "its callers pass paths in the temporary folder of atomic_directory",
     ("reports/figures.py", "figure_png"): "renders into an in-memory buffer",
     ("train/tune.py", "_schema_lock"): "an empty lock file, opened only to hold an flock; never read",
 }

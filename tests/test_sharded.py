@@ -8,9 +8,12 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from movierec.artifact.run import load_run
@@ -21,6 +24,7 @@ from movierec.data.split import random_split
 from movierec.errors import DataError, MovieRecError
 from movierec.recommend import Recommender
 from test_distributed import free_port
+from test_fast_hybrid import COLD, genre_dataset
 
 from models_fixtures import low_rank_dataset
 
@@ -86,8 +90,40 @@ def test_bad_shard_requests_are_one_sentence(source: Path, tmp_path: Path, capsy
     assert "is more than the 200 users" in " ".join(capsys.readouterr().err.split())
     assert main(["train", "--shards", str(tmp_path / "none"), *TRAIN_ARGS, "--out", str(tmp_path / "r")]) == 2
     assert "is not a shard folder" in " ".join(capsys.readouterr().err.split())
-    with pytest.raises(MovieRecError, match="--shards trains --model biased-mf with --solver als"):
-        TrainConfig(model="hybrid", solver="als", shards="s")
+    with pytest.raises(MovieRecError, match="--shards trains --model biased-mf or hybrid with --solver als"):
+        TrainConfig(model="hybrid", solver="loop", shards="s")
+    with pytest.raises(MovieRecError, match="not 'sigmoid-mf' with 'als'"):
+        TrainConfig(model="sigmoid-mf", solver="als", shards="s")
+
+
+def two_ranks(args: list[str], cwd: Path) -> dict[str, Any]:
+    """``movierec ARGS --distributed`` in two torchrun processes (gloo); rank 0's JSON report."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
+    command = [*launcher, str(free_port()), "-m", "movierec", *args, "--distributed"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MOVIEREC_DISTRIBUTED_TIMEOUT": "60"}
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # so a hang can be ended with every worker torchrun started
+    )  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail("two-process sharded training did not finish in 240 s")
+    assert process.returncode == 0, stderr[-3000:]
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, stdout  # rank 0 alone reports
+    report: dict[str, Any] = json.loads(lines[0])
+    return report
+
+
+def same_tables(one: Path, two: Path) -> None:
+    single, sharded = load_run(one).model.params, load_run(two).model.params
+    for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
+        assert np.allclose(getattr(sharded, name), getattr(single, name), atol=1e-4), name
+    assert sharded.global_mean == pytest.approx(single.global_mean)
+    assert np.array_equal(sharded.item_known, single.item_known)
 
 
 @pytest.mark.slow  # one in-process run and two torchrun processes: about 15 s on 2 cores
@@ -103,32 +139,13 @@ def test_two_ranks_train_the_model_one_rank_trains(
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     one = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
-    command = [*launcher, str(free_port()), "-m", "movierec", *args, "--distributed", "--out", str(tmp_path / "two")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MOVIEREC_DISTRIBUTED_TIMEOUT": "60"}
-    process = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,  # so a hang can be ended with every worker torchrun started
-    )  # fmt: skip
-    try:
-        stdout, stderr = process.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        pytest.fail("two-process sharded training did not finish in 240 s")
-    assert process.returncode == 0, stderr[-3000:]
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    assert len(lines) == 1, stdout  # rank 0 alone reports
-    two = json.loads(lines[0])
+    two = two_ranks([*args, "--out", str(tmp_path / "two")], tmp_path)
 
     assert two["n_test"] == one["n_test"] == manifest["n_test"]
     assert two["rmse"] == pytest.approx(one["rmse"], abs=0.002)
     assert two["rmse"] < 0.9 * two["baselines"]["biases"]["rmse"]  # it learned the interaction, not just biases
     assert two["best_epoch"] == one["best_epoch"]
-    single, sharded = load_run(tmp_path / "one").model.params, load_run(tmp_path / "two").model.params
-    for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
-        assert np.allclose(getattr(sharded, name), getattr(single, name), atol=1e-4), name
-    assert sharded.global_mean == pytest.approx(single.global_mean)
+    same_tables(tmp_path / "one", tmp_path / "two")
 
     run = load_run(tmp_path / "two")
     assert run.config.shards == str(shards) and run.data["data"] == str(source)
@@ -137,3 +154,25 @@ def test_two_ranks_train_the_model_one_rank_trains(
     picks = recommender.recommend_user(user, n=5)
     rated = set(run.train.item_vocab.ids[run.train.items[run.train.users == 0]].tolist())
     assert len(picks) == 5 and not rated & {pick.movieId for pick in picks}
+
+
+@pytest.mark.slow  # one in-process run and two torchrun processes: about 15 s on 2 cores
+def test_two_ranks_train_the_hybrid_one_rank_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = genre_dataset()
+    tagged = ["funny" if movie % 2 == 0 else "scary" for movie in range(80)]
+    tags = pd.DataFrame({"userId": 0, "movieId": np.arange(80), "tag": tagged, "timestamp": 0})
+    dataset = replace(dataset, tags=tags)
+    write_shards(dataset, random_split(dataset.ratings, 0.1, seed=0), 2, tmp_path / "shards", {"data": "genres"})
+    args = ["train", "--shards", str(tmp_path / "shards"), "--model", "hybrid", "--solver", "als", "--dim", "4"]
+    args += ["--reg", "0.3", "--epochs", "12", "--watch-dim", "0", "--json", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    one = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    two = two_ranks([*args, "--out", str(tmp_path / "two")], tmp_path)
+
+    assert two["rmse"] == pytest.approx(one["rmse"], abs=0.002) and two["best_epoch"] == one["best_epoch"]
+    assert two["rmse"] < 0.5 * two["baselines"]["biases"]["rmse"]  # the genres carry the taste
+    same_tables(tmp_path / "one", tmp_path / "two")
+    params = load_run(tmp_path / "two").model.params
+    cold = load_run(tmp_path / "two").train.item_vocab.index_many(np.array(COLD))
+    assert params.item_known[cold].all() and np.abs(params.item_factors[cold]).sum() > 0  # from features alone
+    assert len(Recommender.load(tmp_path / "two", min_ratings=1).recommend_user(0, n=5)) == 5

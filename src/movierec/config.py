@@ -86,8 +86,8 @@ class TrainConfig:
     """Train across the processes torchrun starts (DistributedDataParallel, each rank on its shard;
     docs/distributed.md)."""
     shards: str | None = None
-    """A shard folder (``movierec data shard``) to train on instead of --data: sharded ALS (--solver als, biased-mf),
-    each torchrun process reading only its parts with --distributed, or this process alone without
+    """A shard folder (``movierec data shard``) to train on instead of --data: sharded ALS (--solver als, biased-mf
+    or hybrid), each torchrun process reading only its parts with --distributed, or this process alone without
     (docs/distributed.md)."""
     gibbs_burn_in: int = valid(50, whole(0, 100_000))
     """gibbs: sweeps drawn before the first kept sample (they are not averaged); fewer than --epochs."""
@@ -99,10 +99,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.shards is not None and (self.solver, self.model) != ("als", "biased-mf"):
+        if self.shards is not None and (self.solver != "als" or self.model not in ("biased-mf", "hybrid")):
             raise MovieRecError(
-                f"--shards trains --model biased-mf with --solver als, not {self.model!r} with {self.solver!r}; "
-                "give --model biased-mf --solver als, or drop --shards."
+                f"--shards trains --model biased-mf or hybrid with --solver als, not {self.model!r} with "
+                f"{self.solver!r}; give --model biased-mf or hybrid and --solver als, or drop --shards."
             )
         if self.distributed and self.solver != "loop" and self.shards is None:
             raise MovieRecError(

@@ -248,11 +248,18 @@ def _param_value(kind: type, stored: Any) -> Any:
 
 
 def write_manifest(run_dir: Path) -> None:
-    files = sorted(
-        p for p in run_dir.rglob("*") if p.is_file() and p.name not in {"manifest.json", "checkpoint.safetensors"}
-    )
+    files = sorted(p for p in run_dir.rglob("*") if p.is_file() and not _transient(p.relative_to(run_dir)))
     entries = {str(p.relative_to(run_dir)): file_sha256(p) for p in files if not p.name.startswith(".")}
     atomic.write_json(run_dir / "manifest.json", {"format": RUN_FORMAT, "files": entries})
+
+
+TRANSIENT = frozenset({"manifest.json", "checkpoint.safetensors", "checkpoint-shards"})
+"""Names in a run folder that the manifest never lists: itself, and the checkpoints that go when training ends
+(a single process's file, and the sharded run's folder of per-rank files)."""
+
+
+def _transient(relative: Path) -> bool:
+    return relative.name in TRANSIENT or relative.parts[0] in TRANSIENT
 
 
 def verify_run(run_dir: Path) -> dict[str, bytes]:

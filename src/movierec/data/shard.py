@@ -175,12 +175,13 @@ class ShardSet:
     def movies(self) -> pd.DataFrame:
         return pd.read_parquet(self._checked("movies.parquet"))
 
-    def dataset(self) -> Dataset:
-        """The dataset the shards were cut from, holding the training ratings."""
+    def dataset(self, ratings: Ratings | None = None) -> Dataset:
+        """The dataset the shards were cut from, holding ``ratings`` (by default every training rating: a rank's
+        own ratings are enough for the catalog, the movies and tags)."""
         tags = self._checked("tags.parquet") if "tags.parquet" in self.manifest["files"] else None
         return Dataset(
             name=str(self.manifest["name"]),
-            ratings=self.train,
+            ratings=self.train if ratings is None else ratings,
             movies=self.movies,
             tags=pd.read_parquet(tags) if tags is not None else None,
             scale=self.scale,

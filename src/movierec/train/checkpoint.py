@@ -73,7 +73,9 @@ def save(
     optimizer: OptimizerState,
     config: TrainConfig,
     state: TrainingState,
+    name: str = CHECKPOINT_NAME,
 ) -> None:
+    """Write the checkpoint ``name`` (one rank's own, under sharded training) in ``run_dir``, atomically."""
     tensors: dict[str, torch.Tensor] = {}
     weights = {k: v.detach().to("cpu").clone().contiguous() for k, v in module.state_dict().items()}
     for key, value in weights.items():
@@ -99,13 +101,16 @@ def save(
         "param_groups": json.dumps(optimizer_state["param_groups"]),
     }
     meta["sha256"] = checksum(tensors, meta)
-    with atomic.atomic_path(run_dir / CHECKPOINT_NAME) as tmp:
+    with atomic.atomic_path(run_dir / name) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def load(run_dir: Path, module: nn.Module, optimizer: OptimizerState, config: TrainConfig) -> TrainingState:
-    """Restore module, optimiser and state from ``run_dir``; a fresh state when there is no checkpoint."""
-    path = run_dir / CHECKPOINT_NAME
+def load(
+    run_dir: Path, module: nn.Module, optimizer: OptimizerState, config: TrainConfig, name: str = CHECKPOINT_NAME
+) -> TrainingState:
+    """Restore module, optimiser and state from the checkpoint ``name`` in ``run_dir``; a fresh state when there is
+    no checkpoint."""
+    path = run_dir / name
     if not path.is_file():
         return TrainingState()
     tensors, meta = read(path)

@@ -11,10 +11,12 @@ Backends: gloo on the CPU, NCCL on CUDA (one GPU per rank: ``cuda:LOCAL_RANK``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import inspect
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -80,6 +82,18 @@ def join(device_name: str, across_processes: bool) -> Context:
     if not dist.is_initialized():
         dist.init_process_group(_backend(device), store=dist.HashStore(), rank=0, world_size=1, timeout=TIMEOUT)
     return Context(dist.get_rank(), dist.get_world_size(), 0, device)
+
+
+@contextlib.contextmanager
+def group(device_name: str, across_processes: bool) -> Iterator[Context]:
+    """``join``, leaving at the end the group of one process that it made itself (torchrun's group, or one that
+    was already joined, is left to whoever joined it)."""
+    made = not across_processes and not dist.is_initialized()
+    try:
+        yield join(device_name, across_processes)
+    finally:
+        if made:
+            teardown()
 
 
 def _rank_device(device_name: str, local_rank: int) -> torch.device:

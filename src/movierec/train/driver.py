@@ -9,6 +9,7 @@ best epoch and exporting a ``FactorModel`` with its ranking weights chosen on th
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -29,12 +30,13 @@ from movierec.evaluate.genres import movie_genres
 from movierec.models import registry
 from movierec.models.baselines import popularity_prior
 from movierec.models.factors import FactorModel, FactorParams, population_prior
-from movierec.train import checkpoint, distributed
+from movierec.train import checkpoint, distributed, rank_watch
 from movierec.train.als_solver import AlsSolver
 from movierec.train.gibbs import GibbsSolver
 from movierec.train.rank_weight import choose_rank_weight
 from movierec.train.sgd import SgdSolver
-from movierec.train.sharded_als import ShardedAls, ShardRows
+from movierec.train.shard_checkpoint import ShardCheckpoints
+from movierec.train.sharded_als import ShardedAls, ShardRows, feature_count
 from movierec.train.solver import Setup, Solver
 from movierec.train.watch import fit_configured
 
@@ -112,7 +114,8 @@ def fit(
     state = checkpoint.TrainingState()
     if resume and run_dir is not None:
         state = checkpoint.load(run_dir, module, solver.optimizer, config)
-    history = run_epochs(solver, state, len(fit_part), save_dir=save_dir, progress=progress, on_epoch=on_epoch)
+    save = None if save_dir is None else functools.partial(checkpoint.save, save_dir, module, solver.optimizer, config)
+    history = run_epochs(solver, state, len(fit_part), save=save, progress=progress, on_epoch=on_epoch)
     model = finish_model(solver.export(state.best_state), split, train, config, genres)
     return FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
 
@@ -128,13 +131,22 @@ class ShardedTraining:
 
 
 def fit_sharded(
-    config: TrainConfig, shards: ShardSet, *, progress: bool = True, on_epoch: EpochCallback | None = None
+    config: TrainConfig,
+    shards: ShardSet,
+    run_dir: Path | None,
+    resume: bool,
+    *,
+    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
 ) -> FitResult | None:
-    """Fit ``config`` with sharded ALS on ``shards`` (``train_sharded``). Rank 0 then gathers the tables and
-    finishes the model as ``fit`` does, on all the training ratings, and returns it; the other ranks return None."""
+    """Fit ``config`` with sharded ALS on ``shards`` (``train_sharded``; checkpoints in ``run_dir``, ``resume`` from
+    them). Rank 0 then gathers the tables and finishes the model as ``fit`` does, on all the training ratings, and
+    returns it; the other ranks return None. A rank that dies makes the others fail naming it (``rank_watch``)."""
     started = time.perf_counter()
-    trained = train_sharded(config, shards, progress=progress, on_epoch=on_epoch)
-    params = trained.solver.gather(trained.state.best_state)
+    with distributed.group(config.device, config.distributed) as ranks, rank_watch.watched(ranks):
+        checkpoints = ShardCheckpoints(run_dir, ranks, resume) if run_dir is not None else None
+        trained = train_sharded(config, shards, checkpoints, progress=progress, on_epoch=on_epoch)
+        params = trained.solver.gather(trained.state.best_state)
     if params is None:
         return None
     train = shards.train
@@ -145,25 +157,38 @@ def fit_sharded(
 
 
 def train_sharded(
-    config: TrainConfig, shards: ShardSet, *, progress: bool = True, on_epoch: EpochCallback | None = None
+    config: TrainConfig,
+    shards: ShardSet,
+    checkpoints: ShardCheckpoints | None = None,
+    *,
+    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
 ) -> ShardedTraining:
     """The epochs of sharded ALS (``train/sharded_als.py``) on the shard folder ``shards``, across torchrun's
     processes with ``config.distributed`` (else in this process alone, world size 1): each rank reads only its
-    parts. Only rank 0 shows progress and hears ``on_epoch``."""
+    parts. With ``checkpoints`` every rank saves its rows each epoch (``shard_checkpoint``), and continues from
+    the last complete epoch when they are to be resumed. Only rank 0 shows progress and hears ``on_epoch``."""
     ranks = distributed.join(config.device, config.distributed)
     own = shards.read_owned(ranks.rank, ranks.world)
     fit_own, val_own = held_out(own, config)
     spec = registry.get(registry.check(config).model)
     assert spec.build is not None, "sharded ALS trains a model with a module builder"
-    with torch.device("meta"):  # the module's shape and settings, without its memory
-        template = spec.build(config, Dataset(shards.folder.name, own, shards.movies, scale=shards.scale), own)
-    rows = ShardRows(own.n_users, own.n_items, config.dim, config.init_std, config.seed, ranks)
-    solver = ShardedAls(Setup(config, rows, fit_own, val_own, ranks.device), ranks, template)
+    build = functools.partial(spec.build, AlsSolver.module_config(config), shards.dataset(own), own)
+    with torch.device("meta"):  # the module's settings and (hybrid) feature matrix, without the tables' memory
+        template = build()
+    rows = ShardRows(own.n_users, own.n_items, feature_count(template), config.dim, config.init_std, config.seed, ranks)
+    solver = ShardedAls(Setup(config, rows, fit_own, val_own, ranks.device), ranks, template, build)
     if not ranks.is_main:
         progress, on_epoch = False, None
     n_ratings = int(distributed.all_sum([float(len(fit_own))], ranks.device)[0])
-    state = checkpoint.TrainingState()
-    history = run_epochs(solver, state, n_ratings, save_dir=None, progress=progress, on_epoch=on_epoch)
+    state, save = checkpoint.TrainingState(), None
+    if checkpoints is not None:
+        if checkpoints.resume:
+            state = checkpoints.load(rows, config)
+        else:
+            checkpoints.clear()
+        save = functools.partial(checkpoints.save, rows, config)
+    history = run_epochs(solver, state, n_ratings, save=save, progress=progress, on_epoch=on_epoch)
     return ShardedTraining(solver, state, history, ranks.is_main)
 
 
@@ -178,13 +203,14 @@ def run_epochs(
     state: checkpoint.TrainingState,
     n_ratings: int,
     *,
-    save_dir: Path | None,
+    save: Callable[[checkpoint.TrainingState], None] | None,
     progress: bool,
     on_epoch: EpochCallback | None,
 ) -> list[EpochStats]:
     """Start ``solver`` and run its epochs from ``state`` (fresh, or resumed) until ``config.epochs`` or early
-    stopping: history, checkpoints in ``save_dir`` (None: none), progress, the divergence check. ``n_ratings``
-    (the ratings one epoch fits, on every rank together) gives the throughput. Returns the whole history."""
+    stopping: history, a checkpoint through ``save`` after each epoch (None: none), progress, the divergence
+    check. ``n_ratings`` (the ratings one epoch fits, on every rank together) gives the throughput. Returns the
+    whole history."""
     config, module = solver.setup.config, solver.setup.module
     solver.start()
     history = [EpochStats(**row) for row in state.history]  # type: ignore[arg-type]
@@ -203,8 +229,8 @@ def run_epochs(
                 last_gain = epoch
             history.append(stats)
             state.record(stats.to_row(), val_rmse, module)
-            if save_dir is not None:
-                checkpoint.save(save_dir, module, solver.optimizer, config, state)
+            if save is not None:
+                save(state)
             if on_epoch is not None:
                 on_epoch(stats)
             bar.update(task, advance=1, status=_status(stats, state))

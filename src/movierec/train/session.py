@@ -19,7 +19,7 @@ from movierec.data.split import Split
 from movierec.errors import MovieRecError
 from movierec.evaluate.genres import movie_genres
 from movierec.evaluate.report import compare_with_baselines
-from movierec.train import checkpoint, distributed
+from movierec.train import checkpoint, distributed, shard_checkpoint
 from movierec.train.driver import EpochCallback, fit, fit_sharded
 
 
@@ -47,20 +47,18 @@ def train_run(
     """
     run_dir = Path(run_dir)
     main = not settings.distributed or distributed.setup(settings.device).is_main
-    if resume and settings.shards is not None:
-        raise MovieRecError("--resume does not work with --shards yet; drop --resume to train from the start.")
-    if resume and not (run_dir / checkpoint.CHECKPOINT_NAME).is_file():
-        raise MovieRecError(f"--resume needs a checkpoint in {run_dir}, and there is none; drop --resume to start.")
-    if not resume and main:
-        (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
     data_settings = data_options.to_dict()
     if settings.shards is not None:  # each rank reads its parts; rank 0 then reads them all to evaluate and save
-        shards = ShardSet.open(Path(settings.shards))
-        sharded = fit_sharded(settings, shards, progress=progress, on_epoch=on_epoch)
+        shards = ShardSet.open(Path(settings.shards))  # each rank checks --resume itself (shard_checkpoint)
+        sharded = fit_sharded(settings, shards, run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
         if sharded is None:
             return {}
         result, dataset, parts, data_settings = sharded, shards.dataset(), shards.split(), shards.data
     else:
+        if resume and not (run_dir / checkpoint.CHECKPOINT_NAME).is_file():
+            raise MovieRecError(f"--resume needs a checkpoint in {run_dir}, and there is none; drop --resume to start.")
+        if not resume and main:
+            (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
         dataset, parts = loaded if loaded is not None else load_split(data_options, parse, on_report=on_report)
         result = fit(
             settings, dataset, parts.train, run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch
@@ -86,6 +84,8 @@ def train_run(
         history=[h.to_row() for h in result.history],
         data=data_settings,
     )
-    if not keep_checkpoint:
+    if not keep_checkpoint:  # only once the run is saved: a process killed while saving can still --resume
         (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
+        if settings.shards is not None:
+            shard_checkpoint.remove(run_dir)
     return metrics

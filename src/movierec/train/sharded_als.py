@@ -1,4 +1,4 @@
-"""ALS for biased-mf sharded across a process group, each rank holding only its share (``--shards``).
+"""ALS for biased-mf and the hybrid sharded across a process group, each rank holding only its share (``--shards``).
 
 Rank ``r`` of ``W`` owns the users and the movies whose index is ``r`` modulo ``W`` (``shard_exchange``). It reads
 only its users' ratings (the shard folder's parts), sends each rating once to its movie's owner at start-up (one
@@ -8,19 +8,23 @@ all-to-all), and so holds its users' ratings grouped by user and its movies' rat
 
 1. fetch the movie rows that this rank's users rated (``RowFetch``: all-to-all of exactly those rows), solve its
    users;
-2. fetch the user rows that rated this rank's movies, solve its movies;
-3. fetch the movie rows again, fresh, for validation and the next sweep's user half.
+2. fetch the user rows that rated this rank's movies, solve its movies (the hybrid: their own rows, then the
+   feature rows, ``sharded_features``);
+3. fetch the movie rows again, fresh, for validation and the next sweep's user half (the hybrid: whole rows, own
+   part plus feature part).
 
 Each row's bias is solved with its vector, from its own ratings, so biases need no exchange; what is shared is
-summed over the ranks (all-reduce): the global mean, the preconditioner's scale, the loss and the validation
-error. Rows start from ``stable_normal`` of their global index and the validation ratings are a hash of the
-(user, movie) pair, so every world size trains the same model, up to the order of float sums. World size 1 is
-this same code in a group of one process.
+summed over the ranks (all-reduce): the global mean, the preconditioner's scale, the loss, the validation error
+and (the hybrid) every product onto the feature rows, which every rank holds whole. Rows start from
+``stable_normal`` of their global index and the validation ratings are a hash of the (user, movie) pair, so every
+world size trains the same model, up to the order of float sums. World size 1 is this same code in a group of one
+process.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,24 +33,31 @@ from torch import nn
 
 from movierec.data.shard import stable_uniform
 from movierec.models.factors import FactorParams
+from movierec.models.hybrid import HybridMF
 from movierec.train import als
-from movierec.train.als_solver import CG_STEPS, MIN_IMPROVEMENT
+from movierec.train.als_solver import CG_STEPS, FEATURE_STEPS, HYBRID_PRIOR, MIN_IMPROVEMENT
 from movierec.train.checkpoint import NoOptimizer
 from movierec.train.distributed import Context
 from movierec.train.shard_exchange import Exchange, RowFetch
+from movierec.train.sharded_features import SummedFeatureMatrix
 from movierec.train.solver import Setup, Solver
 
 
 class ShardRows(nn.Module):
     """This rank's own rows, each table with the all-zero padding row last: user ``u`` (``u % W == rank``) at
-    ``u // W``, movies alike. The driver keeps the best epoch's state of it (each rank its own rows)."""
+    ``u // W``, movies alike; with ``n_features``, the hybrid's feature rows ``[W_f, c_f]`` (all of them, zero at
+    the start, as ``HybridMF`` starts them). The driver keeps the best epoch's state of it and each rank
+    checkpoints its own."""
 
     user_factors: torch.Tensor
     user_bias: torch.Tensor
     item_factors: torch.Tensor
     item_bias: torch.Tensor
+    feature_rows: torch.Tensor
 
-    def __init__(self, n_users: int, n_items: int, dim: int, init_std: float, seed: int, context: Context) -> None:
+    def __init__(
+        self, n_users: int, n_items: int, n_features: int, dim: int, init_std: float, seed: int, context: Context
+    ) -> None:
         super().__init__()
         for salt, (name, n_rows) in enumerate((("user", n_users), ("item", n_items))):
             rows = np.arange(context.rank, n_rows, context.world)
@@ -54,6 +65,7 @@ class ShardRows(nn.Module):
             factors[:-1] = stable_normal(rows, dim, 2 * seed + salt) * init_std
             self.register_buffer(f"{name}_factors", torch.from_numpy(factors).to(context.device))
             self.register_buffer(f"{name}_bias", torch.zeros(rows.size + 1, device=context.device))
+        self.register_buffer("feature_rows", torch.zeros(n_features, dim + 1, device=context.device))
 
     @property
     def users(self) -> als.Factors:
@@ -66,19 +78,23 @@ class ShardRows(nn.Module):
 
 class ShardedAls(Solver):
     """One sharded sweep per epoch (see the module docstring). ``setup.module`` is this rank's ``ShardRows``,
-    ``setup.train`` and ``setup.valid`` its users' fit and validation ratings; ``template`` is the registry's
-    module on the meta device (no memory), which ``gather`` fills on rank 0."""
+    ``setup.train`` and ``setup.valid`` its users' fit and validation ratings; ``build`` makes the registry's
+    module (``BiasedMF``, or ``HybridMF`` without its SVD++ term) on the default device: ``template`` is one on the
+    meta device (its settings and the hybrid's feature matrix, without the tables' memory), and rank 0 builds one
+    on the CPU to export the gathered tables."""
 
     label = "training (sharded als)"
     min_improvement = MIN_IMPROVEMENT
 
-    def __init__(self, setup: Setup, context: Context, template: Any) -> None:
+    def __init__(self, setup: Setup, context: Context, template: Any, build: Callable[[], Any]) -> None:
         super().__init__(setup)
         self.optimizer = NoOptimizer()
         self.exchange = Exchange(context)
         self.rows: ShardRows = setup.module
-        self.template = template
-        self.bias_scale = float(template.bias_reg_scale)
+        self.template, self.build = template, build
+        self.bias_scale = float(self.template.bias_reg_scale)
+        self.with_features = feature_count(template) > 0
+        self.prior = HYBRID_PRIOR if isinstance(self.template, HybridMF) else (0.0, 0.0)
 
     def start(self) -> None:
         train, valid, device, world = self.setup.train, self.setup.valid, self.setup.device, self.exchange.world
@@ -98,7 +114,10 @@ class ShardedAls(Solver):
         del users, items, values, local
         self.movie_rows = RowFetch.plan(movies, self.exchange)
         self.user_rows = RowFetch.plan(needed_users, self.exchange)
-        self.movies = self._fetch(self.movie_rows, self.rows.items)
+        self.trained = (self.by_item.counts > 0).to(torch.float32)
+        if self.with_features:
+            self._start_features()
+        self.movies = self._fetch(self.movie_rows, self._whole_items())
         self.valid = (
             torch.from_numpy((valid.users // world).astype(np.int64)).to(device),
             torch.from_numpy(np.searchsorted(movies, valid.items).astype(np.int64)).to(device),
@@ -106,21 +125,58 @@ class ShardedAls(Solver):
         )
         self.bytes_at_start = self.exchange.bytes_sent
 
+    def _start_features(self) -> None:
+        """The hybrid: the feature matrix's rows of this rank's movies, and each feature row's ridge weight
+        ``feature_reg_scale * N_f`` (``N_f = sum_i n_i w_if`` over every rank's movies), as ``AlsState`` has them."""
+        sparse = self.template.features
+        self.matrix = SummedFeatureMatrix.own_rows(
+            sparse.indptr.numpy(), sparse.indices.numpy(), sparse.values.numpy(), sparse.n_columns, self.exchange
+        )
+        counts = torch.cat([self.by_item.counts, self.by_item.counts.new_zeros(1)])[:, None]
+        scales = torch.ones(self.rows.feature_rows.shape[1], device=self.setup.device)
+        scales[-1] = self.bias_scale
+        self.feature_weight = float(self.template.feature_reg_scale) * self.matrix.transposed_times(counts) * scales
+
+    def _whole_items(self) -> als.Factors:
+        """This rank's movie rows as the users see them, kept as ``self.whole``: the own rows (the hybrid: of movies
+        with training ratings, plus the feature part, kept as ``self.feature_part``)."""
+        self.whole = self.rows.items
+        if self.with_features:
+            spread = self.matrix.times(self.rows.feature_rows)
+            self.feature_part = als.Factors(spread[:, :-1], spread[:, -1])
+            keep = torch.cat([self.trained, self.trained.new_zeros(1)])
+            own = self.whole
+            self.whole = als.Factors(own.factors * keep[:, None] + spread[:, :-1], own.bias * keep + spread[:, -1])
+        return self.whole
+
     def run_epoch(self, epoch: int) -> tuple[float, float]:
-        reg, users, items = self.setup.config.reg, self.rows.users, self.rows.items
+        reg, users, items, prior = self.setup.config.reg, self.rows.users, self.rows.items, self.prior
         with torch.no_grad():
-            scale = self._mean_square(items, self.by_item)
-            als.solve_side(self.by_user, users, self.movies, scale, reg, self.bias_scale, CG_STEPS)
+            scale = self._mean_square(self.whole, self.by_item)
+            als.solve_side(self.by_user, users, self.movies, scale, reg, self.bias_scale, CG_STEPS, None, prior)
             needed_users = self._fetch(self.user_rows, users)
             scale = self._mean_square(users, self.by_user)
-            squared = als.solve_side(self.by_item, items, needed_users, scale, reg, self.bias_scale, CG_STEPS)
-            self.movies = self._fetch(self.movie_rows, items)
+            if not self.with_features:
+                squared = als.solve_side(
+                    self.by_item, items, needed_users, scale, reg, self.bias_scale, CG_STEPS, None, prior
+                )
+            else:
+                sums = als.RowSums.zeros(self.by_item.n_rows, users.factors.shape[1], self.setup.device)
+                squared = als.solve_side(
+                    self.by_item, items, needed_users, scale, reg, self.bias_scale, CG_STEPS,
+                    self.feature_part, prior, sums,
+                )  # fmt: skip
+                table, ridge = self.rows.feature_rows, reg * self.feature_weight
+                als.solve_features(self.by_item, table, needed_users, self.matrix, ridge, FEATURE_STEPS, sums)
+            self.movies = self._fetch(self.movie_rows, self._whole_items())
             penalty = sum(
                 (side.counts * (rows.factors[:-1].square().sum(1) + self.bias_scale * rows.bias[:-1].square())).sum()
                 for rows, side in ((users, self.by_user), (items, self.by_item))
             )
             totals = self.exchange.all_sum(torch.stack([squared.double(), torch.as_tensor(penalty).double()]))
         squared_sum, penalty_sum = (float(x) for x in totals.cpu())
+        if self.with_features:  # every rank holds the same feature rows: their penalty counts once
+            penalty_sum += float((self.feature_weight * self.rows.feature_rows.square()).sum())
         mse = squared_sum / max(1.0, self.n_ratings)
         return mse + reg * penalty_sum / max(1.0, self.n_ratings), math.sqrt(mse)
 
@@ -136,24 +192,31 @@ class ShardedAls(Solver):
         return f"ALS diverged at epoch {epoch} (loss {loss}); raise --reg (now {self.setup.config.reg})."
 
     def gather(self, best: dict[str, torch.Tensor] | None) -> FactorParams | None:
-        """Every rank's rows (the best epoch's, when given) gathered on rank 0 into the registry's module and
-        exported there; None on the other ranks. Every rank must call it."""
+        """Every rank's rows (the best epoch's, when given) gathered on rank 0 into the registry's module, built
+        there (``build``), and exported; None on the other ranks. Every rank must call it."""
         if best is not None:
             self.rows.load_state_dict(best)
-        gathered = []
-        for rows, n_rows in ((self.rows.users, self.template.user_factors.num_embeddings),
-                             (self.rows.items, self.template.item_factors.num_embeddings)):  # fmt: skip
-            own = torch.cat([rows.factors[:-1], rows.bias[:-1, None]], 1)
-            gathered.append(self.exchange.gather_rows(own, n_rows))
-        users, items = gathered
-        if users is None or items is None:
+        users, items, dim = self.rows.users, self.rows.items, self.rows.user_factors.shape[1]
+        user_table = self.exchange.gather_rows(
+            torch.cat([users.factors[:-1], users.bias[:-1, None]], 1), self.template.user_factors.num_embeddings
+        )
+        item_table = self.exchange.gather_rows(
+            torch.cat([items.factors[:-1], items.bias[:-1, None], self.trained[:, None]], 1),
+            self.template.item_factors.num_embeddings,
+        )
+        if user_table is None or item_table is None:
             return None
-        module = self.template.to_empty(device="cpu")
+        module = self.build()
         with torch.no_grad():
-            for table, factors, bias in ((users, module.user_factors, module.user_bias),
-                                         (items, module.item_factors, module.item_bias)):  # fmt: skip
-                factors.weight.copy_(table[:, :-1])
-                bias.weight.copy_(table[:, -1:])
+            for table, factors, bias in ((user_table, module.user_factors, module.user_bias),
+                                         (item_table, module.item_factors, module.item_bias)):  # fmt: skip
+                factors.weight.copy_(table[:, :dim])
+                bias.weight.copy_(table[:, dim : dim + 1])
+            if isinstance(module, HybridMF):  # the movies trained here, whatever ratings the module was built from
+                module.item_trained.copy_(item_table[:, -1] > 0)
+            if self.with_features:
+                module.feature_factors.weight.copy_(self.rows.feature_rows[:, :-1])
+                module.feature_bias.weight.copy_(self.rows.feature_rows[:, -1:])
         module.init_from_mean(self.mean)
         params: FactorParams = module.export()
         return params
@@ -171,6 +234,12 @@ class ShardedAls(Solver):
         """``als.mean_square`` over every rank's rows of one side: each rank sums its own, weighted by ratings."""
         partial = (rows.factors[:-1].square() * side.counts[:, None]).sum(0)
         return self.exchange.all_sum(partial) / max(1.0, self.n_ratings)
+
+
+def feature_count(module: Any) -> int:
+    """The hybrid's number of feature rows (0: another model, or a hybrid without features)."""
+    features = getattr(module, "feature_factors", None)
+    return 0 if features is None else int(features.num_embeddings)
 
 
 def stable_normal(rows: np.ndarray, dim: int, seed: int) -> np.ndarray:
