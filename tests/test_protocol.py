@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from movierec.data.ratings import Ratings, Vocabulary
 from movierec.errors import DataError
 from movierec.evaluate.protocol import (
     evaluate_ranking,
+    evaluate_rankings,
     evaluate_ratings,
     popularity_scores,
     rank_candidates,
@@ -288,3 +290,30 @@ def test_ranking_rejects_bad_scores(split: tuple[Ratings, Ratings]) -> None:
         evaluate_ranking(popularity_scores(train), train, test, k=0)
     with pytest.raises(ValueError, match="chunk_size"):
         evaluate_ranking(popularity_scores(train), train, test, chunk_size=0)
+
+
+def test_several_scorers_in_one_pass_give_each_scorer_s_own_result(split: tuple[Ratings, Ratings]) -> None:
+    train, test = split
+    rng = np.random.default_rng(1)
+    tables = [rng.random((train.n_users, train.n_items)) for _ in range(3)] + [dense(test)]
+    calls: list[int] = []
+
+    def scores(users: np.ndarray) -> Iterator[np.ndarray]:
+        calls.append(len(users))
+        for table in tables:
+            yield table[users]
+
+    together = evaluate_rankings(scores, len(tables), train, test, k=2, relevance_threshold=2.0, chunk_size=2)
+    alone = [evaluate_ranking(lambda u, t=t: t[u], train, test, k=2, relevance_threshold=2.0) for t in tables]
+    assert together == alone
+    assert together[0] != together[3]  # the scorers differ, so equality above is no accident
+    assert calls == [2, 2]  # one call per chunk of users, not one per scorer
+
+
+def test_a_scorer_family_of_the_wrong_size_is_refused(split: tuple[Ratings, Ratings]) -> None:
+    train, test = split
+    two = lambda users: (popularity_scores(train)(users) for _ in range(2))  # noqa: E731
+    with pytest.raises(ValueError, match="gave 2 score matrices for a chunk; expected 3"):
+        evaluate_rankings(two, 3, train, test)
+    with pytest.raises(ValueError, match="more than 1 score matrices"):
+        evaluate_rankings(two, 1, train, test)

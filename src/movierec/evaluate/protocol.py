@@ -13,7 +13,7 @@ Train and test must share vocabularies (as every ``movierec.data.split`` functio
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -35,6 +35,9 @@ PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(user indices [n], item indices [n]) -> predicted ratings [n]."""
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+ScoresFn = Callable[[np.ndarray], Iterable[np.ndarray]]
+"""Several scorers at once: the score matrix of each for one chunk of users, in a fixed order, one at a time
+(a generator), so that work they share is done once per chunk and only one matrix is alive at a time."""
 """User indices [b] -> scores [b, n_items]; higher is better."""
 
 
@@ -136,6 +139,14 @@ def rank_candidates(score: ScoreFn, train: Ratings, users: np.ndarray, k: int, c
     other score is set to ``-inf``. ``score`` is called on at most ``chunk_size`` users at a time, and its
     arrays are copied, never written to.
     """
+    return rank_candidates_many(lambda chunk: [score(chunk)], 1, train, users, k, chunk_size)[0]
+
+
+def rank_candidates_many(
+    scores: ScoresFn, count: int, train: Ratings, users: np.ndarray, k: int, chunk_size: int = 1024
+) -> list[np.ndarray]:
+    """``rank_candidates`` for ``count`` scorers in one pass over the users: ``scores(chunk)`` yields each
+    scorer's matrix for the chunk in turn (see ``ScoresFn``). Returns one top-k array per scorer."""
     if k < 1:
         raise ValueError(f"k is {k}; it must be at least 1.")
     if chunk_size < 1:
@@ -143,21 +154,29 @@ def rank_candidates(score: ScoreFn, train: Ratings, users: np.ndarray, k: int, c
     user_index = np.asarray(users, dtype=np.int64).ravel()
     not_candidate = train.item_counts() == 0
     indptr, train_items = _train_csr(train)
-    topk = np.empty((user_index.size, k), dtype=np.int64)
+    topks = [np.empty((user_index.size, k), dtype=np.int64) for _ in range(count)]
     for start in range(0, user_index.size, chunk_size):
         chunk = user_index[start : start + chunk_size]
-        raw = np.asarray(score(chunk.astype(np.int32)))
-        if raw.shape != (chunk.size, train.n_items):
-            raise ValueError(f"score returned shape {raw.shape}; expected ({chunk.size}, {train.n_items}).")
-        dtype = np.float64 if raw.dtype == np.float64 else np.float32
-        scores = np.array(raw, dtype=dtype, copy=True)  # never write into the caller's array
-        if np.isnan(scores).any():
-            raise ValueError("score returned NaN scores.")
-        scores[:, not_candidate] = -np.inf
         rows, seen = _rows_and_items(chunk, indptr, train_items)
-        scores[rows, seen] = -np.inf
-        topk[start : start + chunk.size] = topk_items(scores, k)
-    return topk
+        produced = 0
+        for raw_scores in scores(chunk.astype(np.int32)):
+            if produced == count:
+                raise ValueError(f"scores gave more than {count} score matrices for a chunk.")
+            raw = np.asarray(raw_scores)
+            if raw.shape != (chunk.size, train.n_items):
+                raise ValueError(f"score returned shape {raw.shape}; expected ({chunk.size}, {train.n_items}).")
+            dtype = np.float64 if raw.dtype == np.float64 else np.float32
+            matrix = np.array(raw, dtype=dtype, copy=True)  # never write into the caller's array
+            del raw, raw_scores
+            if np.isnan(matrix).any():
+                raise ValueError("score returned NaN scores.")
+            matrix[:, not_candidate] = -np.inf
+            matrix[rows, seen] = -np.inf
+            topks[produced][start : start + chunk.size] = topk_items(matrix, k)
+            produced += 1
+        if produced != count:
+            raise ValueError(f"scores gave {produced} score matrices for a chunk; expected {count}.")
+    return topks
 
 
 def evaluate_ranking(
@@ -195,6 +214,24 @@ def evaluate_ranking(
     * ``novelty@k`` and ``avg_popularity@k`` (training counts);
     * ``n_ranked_users`` and ``n_rankable_users`` (before sampling).
     """
+    return evaluate_rankings(
+        lambda chunk: [score(chunk)], 1, train, test, k, relevance_threshold, chunk_size, max_users, genres
+    )[0]
+
+
+def evaluate_rankings(
+    scores: ScoresFn,
+    count: int,
+    train: Ratings,
+    test: Ratings,
+    k: int = 10,
+    relevance_threshold: float = 4.0,
+    chunk_size: int = 1024,
+    max_users: int | None = None,
+    genres: np.ndarray | None = None,
+) -> list[dict[str, float]]:
+    """``evaluate_ranking`` for ``count`` scorers in one pass over the users (see ``ScoresFn``): one result
+    per scorer, each exactly what ``evaluate_ranking`` gives for that scorer alone."""
     _check_same_vocabularies(train, test)
     if k < 1:
         raise ValueError(f"k is {k}; it must be at least 1.")
@@ -210,7 +247,21 @@ def evaluate_ranking(
     if max_users is not None and rankable > max_users:
         keep = np.sort(np.random.default_rng(0).choice(rankable, max_users, replace=False))
         ranked_users, relevant = ranked_users[keep], [relevant[i] for i in keep]
-    topk = rank_candidates(score, train, ranked_users, k, chunk_size)
+    topks = rank_candidates_many(scores, count, train, ranked_users, k, chunk_size)
+    liked = _liked_in_training(train, ranked_users, relevance_threshold) if genres is not None else []
+    return [_ranking_report(topk, relevant, liked, train, k, genres, rankable) for topk in topks]
+
+
+def _ranking_report(
+    topk: np.ndarray,
+    relevant: list[np.ndarray],
+    liked: list[np.ndarray],
+    train: Ratings,
+    k: int,
+    genres: np.ndarray | None,
+    rankable: int,
+) -> dict[str, float]:
+    """The ranking metrics of one scorer's lists (``evaluate_ranking``'s result)."""
     item_counts = train.item_counts()
     n_train_users = int(np.count_nonzero(train.user_counts()))
     result = ranking_metrics(topk, relevant, k)
@@ -218,12 +269,11 @@ def evaluate_ranking(
     result[f"pop_recall@{k}"] = popularity_stratified_recall(topk, relevant, item_counts, k)
     beyond = {f"personalization@{k}": personalization(topk, k)}
     if genres is not None:
-        liked = _liked_in_training(train, ranked_users, relevance_threshold)
         beyond[f"miscalibration@{k}"] = genre_miscalibration(topk, liked, genres, k)
     result.update({key: value for key, value in beyond.items() if value is not None})
     result[f"novelty@{k}"] = novelty(topk, item_counts, n_train_users)
     result[f"avg_popularity@{k}"] = average_popularity(topk, item_counts)
-    result["n_ranked_users"] = int(ranked_users.size)
+    result["n_ranked_users"] = int(topk.shape[0])
     result["n_rankable_users"] = rankable
     return result
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import numpy as np
 
 from movierec.data.ratings import Ratings
-from movierec.evaluate.protocol import evaluate_ranking
+from movierec.evaluate.protocol import evaluate_rankings
 from movierec.models.factors import FactorModel
 
 RANK_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 1000.0)
@@ -41,14 +43,30 @@ def choose_rank_weight(
     grid = [(w, 0.0) for w in RANK_WEIGHTS]
     if model.params.has_watch:
         grid += [(w, v) for w in WATCH_RANK_WEIGHTS for v in WATCH_WEIGHTS]
-    scored = []
-    for weights in grid:
-        result = evaluate_ranking(model.with_rank_weight(*weights).rank_scores, train, subset, k=10, genres=genres)
-        scored.append((weights, result["ndcg@10"], _personal_first(result)))
+    results = evaluate_rankings(_grid_scores(model, grid), len(grid), train, subset, k=10, genres=genres)
+    scored = [(weights, r["ndcg@10"], _personal_first(r)) for weights, r in zip(grid, results, strict=True)]
     best_ndcg = max(ndcg for _, ndcg, _ in scored)
     accurate = [(rank, weights) for weights, ndcg, rank in scored if ndcg >= (1 - NDCG_TOLERANCE) * best_ndcg]
     chosen = min(accurate, key=lambda pair: pair[0])[1]  # min keeps the first of equals: grid order breaks ties
     return model.with_rank_weight(*chosen)
+
+
+def _grid_scores(model: FactorModel, grid: list[tuple[float, float]]) -> Callable[[np.ndarray], Iterator[np.ndarray]]:
+    """The rank scores of ``model`` under every weights pair of ``grid`` (``FactorModel.rank_scores`` with those
+    weights, to the last bit), from one product per part and chunk of users: the normalised predicted rating,
+    then the popularity prior and the "likely to watch" score added with each pair's weights."""
+    params = model.params
+    plain = model.with_rank_weight(0.0, 0.0)
+    prior = params.item_prior[None, :] if params.item_prior.size else None
+
+    def scores(users: np.ndarray) -> Iterator[np.ndarray]:
+        rating = plain.rank_scores(users)
+        watch = params.watch_user[users] @ params.watch_item.T if params.has_watch else None
+        for weight, watch_weight in grid:
+            with_prior = rating + weight * prior if weight and prior is not None else rating
+            yield with_prior + watch_weight * watch if watch_weight and watch is not None else with_prior
+
+    return scores
 
 
 def _personal_first(result: dict[str, float]) -> tuple[float, float]:
