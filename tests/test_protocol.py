@@ -15,6 +15,7 @@ from hypothesis.extra import numpy as hnp
 from movierec.data.ratings import Ratings, Vocabulary
 from movierec.errors import DataError
 from movierec.evaluate.protocol import (
+    RankingSettings,
     evaluate_ranking,
     evaluate_rankings,
     evaluate_ratings,
@@ -303,7 +304,8 @@ def test_several_scorers_in_one_pass_give_each_scorer_s_own_result(split: tuple[
         for table in tables:
             yield table[users]
 
-    together = evaluate_rankings(scores, len(tables), train, test, k=2, relevance_threshold=2.0, chunk_size=2)
+    settings = RankingSettings(k=2, relevance_threshold=2.0, chunk_size=2)
+    together = evaluate_rankings(scores, len(tables), train, test, settings)
     alone = [evaluate_ranking(lambda u, t=t: t[u], train, test, k=2, relevance_threshold=2.0) for t in tables]
     assert together == alone
     assert together[0] != together[3]  # the scorers differ, so equality above is no accident

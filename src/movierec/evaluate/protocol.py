@@ -14,6 +14,7 @@ Train and test must share vocabularies (as every ``movierec.data.split`` functio
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -214,24 +215,27 @@ def evaluate_ranking(
     * ``novelty@k`` and ``avg_popularity@k`` (training counts);
     * ``n_ranked_users`` and ``n_rankable_users`` (before sampling).
     """
-    return evaluate_rankings(
-        lambda chunk: [score(chunk)], 1, train, test, k, relevance_threshold, chunk_size, max_users, genres
-    )[0]
+    settings = RankingSettings(k, relevance_threshold, chunk_size, max_users, genres)
+    return evaluate_rankings(lambda chunk: [score(chunk)], 1, train, test, settings)[0]
+
+
+@dataclass(frozen=True)
+class RankingSettings:
+    """How ``evaluate_rankings`` ranks (the keyword arguments of ``evaluate_ranking``, which documents them)."""
+
+    k: int = 10
+    relevance_threshold: float = 4.0
+    chunk_size: int = 1024
+    max_users: int | None = None
+    genres: np.ndarray | None = None
 
 
 def evaluate_rankings(
-    scores: ScoresFn,
-    count: int,
-    train: Ratings,
-    test: Ratings,
-    k: int = 10,
-    relevance_threshold: float = 4.0,
-    chunk_size: int = 1024,
-    max_users: int | None = None,
-    genres: np.ndarray | None = None,
+    scores: ScoresFn, count: int, train: Ratings, test: Ratings, settings: RankingSettings = RankingSettings()
 ) -> list[dict[str, float]]:
     """``evaluate_ranking`` for ``count`` scorers in one pass over the users (see ``ScoresFn``): one result
     per scorer, each exactly what ``evaluate_ranking`` gives for that scorer alone."""
+    k, relevance_threshold, genres = settings.k, settings.relevance_threshold, settings.genres
     _check_same_vocabularies(train, test)
     if k < 1:
         raise ValueError(f"k is {k}; it must be at least 1.")
@@ -244,10 +248,11 @@ def evaluate_rankings(
             "lower the relevance threshold or use a larger test set."
         )
     rankable = int(ranked_users.size)
+    max_users = settings.max_users
     if max_users is not None and rankable > max_users:
         keep = np.sort(np.random.default_rng(0).choice(rankable, max_users, replace=False))
         ranked_users, relevant = ranked_users[keep], [relevant[i] for i in keep]
-    topks = rank_candidates_many(scores, count, train, ranked_users, k, chunk_size)
+    topks = rank_candidates_many(scores, count, train, ranked_users, k, settings.chunk_size)
     liked = _liked_in_training(train, ranked_users, relevance_threshold) if genres is not None else []
     return [_ranking_report(topk, relevant, liked, train, k, genres, rankable) for topk in topks]
 

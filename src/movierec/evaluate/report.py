@@ -8,13 +8,22 @@ star ratings add ``rmse`` and ``mae``. ``ease`` ranks only; on a catalog too lar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from movierec.data.ratings import Ratings, RatingScale
 from movierec.errors import DataError
-from movierec.evaluate.protocol import ScoreFn, evaluate_ranking, evaluate_ratings, popularity_scores
+from movierec.evaluate.protocol import (
+    RankingSettings,
+    ScoreFn,
+    ScoresFn,
+    evaluate_ranking,
+    evaluate_rankings,
+    evaluate_ratings,
+    popularity_scores,
+)
 from movierec.models import ease
 from movierec.models.baselines import bias_params, global_mean_params
 from movierec.models.factors import FactorModel
@@ -33,8 +42,10 @@ def evaluate_model(
     metrics: dict[str, Any] = {"model": model.name, **evaluate_ratings(model.predict, train, test)}
     metrics["n_train"] = len(train)
     try:
-        metrics.update(evaluate_ranking(model.rank_scores, train, test, k=k, max_users=RANKED_USERS, genres=genres))
-        metrics.update({f"rating_order_{key}": value for key, value in _rating_order(model, train, test, k).items()})
+        settings = RankingSettings(k=k, max_users=RANKED_USERS, genres=genres)
+        ranked, by_rating = evaluate_rankings(_both_orders(model), 2, train, test, settings)
+        metrics.update(ranked)
+        metrics.update({f"rating_order_{key}": by_rating[key] for key in (f"ndcg@{k}", f"recall@{k}")})
     except DataError:
         pass  # no test user has a relevant movie: the ranking metrics are left out rather than invented
     return metrics
@@ -86,7 +97,13 @@ def compare_with_baselines(
     return metrics
 
 
-def _rating_order(model: FactorModel, train: Ratings, test: Ratings, k: int) -> dict[str, float]:
-    """Ranking by predicted rating alone (the known pitfall), reported beside the ranking score."""
-    result = evaluate_ranking(model.score_items, train, test, k=k, max_users=RANKED_USERS)
-    return {f"ndcg@{k}": result[f"ndcg@{k}"], f"recall@{k}": result[f"recall@{k}"]}
+def _both_orders(model: FactorModel) -> ScoresFn:
+    """The ranking score, then ranking by predicted rating alone (the known pitfall, reported beside it), from
+    one prediction per chunk of users."""
+
+    def scores(users: np.ndarray) -> Iterator[np.ndarray]:
+        predicted = model.score_items(users)
+        yield model.rank_scores_from(users, predicted)
+        yield predicted
+
+    return scores

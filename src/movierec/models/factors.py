@@ -196,10 +196,14 @@ class FactorModel:
         """Scores for top-N lists (higher first): the normalised predicted rating, the popularity prior, and
         the "likely to watch" score."""
         users = np.asarray(users, dtype=np.int64)
-        scores = self.to_rank_scores(self.score_items(users))
+        return self.rank_scores_from(users, self.score_items(users))
+
+    def rank_scores_from(self, users: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        """``rank_scores`` of user indices ``users`` given their predicted ratings ``score_items(users)``."""
+        scores = self.to_rank_scores(predicted)
         p = self.params
         if self._ranks_watch:
-            scores = scores + p.watch_weight * (p.watch_user[users] @ p.watch_item.T)
+            scores = scores + p.watch_weight * (p.watch_user[np.asarray(users, dtype=np.int64)] @ p.watch_item.T)
         return scores
 
     def watch_scores(self, watch: np.ndarray | None, items: np.ndarray | None = None) -> np.ndarray:

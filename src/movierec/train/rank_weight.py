@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from movierec.data.ratings import Ratings
-from movierec.evaluate.protocol import evaluate_rankings
+from movierec.evaluate.protocol import RankingSettings, evaluate_rankings
 from movierec.models.factors import FactorModel
 
 RANK_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 1000.0)
@@ -43,7 +43,7 @@ def choose_rank_weight(
     grid = [(w, 0.0) for w in RANK_WEIGHTS]
     if model.params.has_watch:
         grid += [(w, v) for w in WATCH_RANK_WEIGHTS for v in WATCH_WEIGHTS]
-    results = evaluate_rankings(_grid_scores(model, grid), len(grid), train, subset, k=10, genres=genres)
+    results = evaluate_rankings(_grid_scores(model, grid), len(grid), train, subset, RankingSettings(genres=genres))
     scored = [(weights, r["ndcg@10"], _personal_first(r)) for weights, r in zip(grid, results, strict=True)]
     best_ndcg = max(ndcg for _, ndcg, _ in scored)
     accurate = [(rank, weights) for weights, ndcg, rank in scored if ndcg >= (1 - NDCG_TOLERANCE) * best_ndcg]
