@@ -5,10 +5,13 @@ shards (as many parts as the largest world size; ``movierec data shard``); each 
 with sharded ALS in that many gloo processes on 127.0.0.1 (``driver.train_sharded``). Prints one JSON object per
 world size, then a JSON list of them as the last line:
 
-- ``peak_rss_gb_per_rank``: the largest rank's peak resident memory, measured when training ends (before rank 0
-  gathers the tables and reads every part to finish the run folder); ``data_rss_gb_per_rank`` is the same less
-  what the rank held before it read its parts (the interpreter and torch);
-- ``rmse``: test RMSE of the best epoch's model (clipped to the scale), rank 0's gathered tables;
+- ``peak_rss_gb_per_rank``: the largest rank's peak resident memory over the whole job: training, then the end
+  (``driver.finish_sharded``: the tables and the summary gathered, the model finished on rank 0) and its scoring
+  beside the baselines (``sharded_finish.sharded_metrics``); the run folder is not written (its ``train.parquet``
+  is streamed one part at a time); ``data_rss_gb_per_rank`` is the same less what the rank held before it read
+  its parts (the interpreter and torch); ``train_peak_rss_gb_per_rank`` the largest rank's peak when training
+  ends, so the end's own share shows;
+- ``rmse``: test RMSE of the finished model (clipped to the scale), as the run's metrics report it;
 - ``seconds_per_epoch``: the mean epoch time (validation included); with more ranks than cores it is
   oversubscribed;
 - ``bytes_sent_per_epoch``: bytes every rank together sent to other ranks per epoch (rows, sums), start-up left
@@ -40,8 +43,9 @@ from movierec.data.ratings import Dataset, RatingScale
 from movierec.data.shard import ShardSet, write_shards
 from movierec.data.split import random_split
 from movierec.data.synthetic import generate_ratings
-from movierec.models.factors import FactorModel
-from movierec.train.driver import train_sharded
+from movierec.train.distributed import join
+from movierec.train.driver import finish_sharded, train_sharded
+from movierec.train.sharded_finish import sharded_metrics
 
 
 def rss_gb() -> float:
@@ -62,25 +66,24 @@ def worker(rank: int, world: int, port: int, folder: str, config: TrainConfig, o
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     before = current_rss_gb()
     shards = ShardSet.open(Path(folder))
-    trained = train_sharded(config, shards, progress=False)
+    trained = [train_sharded(config, shards, progress=False)]  # handed over, so finish_sharded can let go of it
+    train_peak, seconds = rss_gb(), [h.seconds for h in trained[0].history]
+    sent = trained[0].solver.bytes_per_epoch / max(1, len(seconds))
+    finished = finish_sharded(trained.pop(), shards, config, join(config.device, True), 0.0)
+    metrics = None if finished is None else sharded_metrics(finished[0].model, finished[1], shards.scale, None)
     peak = rss_gb()
-    epochs = len(trained.history)
-    figures = [peak, peak - before, trained.solver.bytes_per_epoch / max(1, epochs)]
     every: list[Any] = [None] * world
-    dist.all_gather_object(every, figures)
-    params = trained.solver.gather(trained.state.best_state)
-    if params is not None:
-        test = shards.split().test
-        predicted = FactorModel(params).predict(test.users, test.items)
-        rmse = float(np.sqrt(np.mean((predicted - test.ratings) ** 2)))
+    dist.all_gather_object(every, [peak, peak - before, sent, train_peak])
+    if metrics is not None:
         result = {
             "world": world,
             "peak_rss_gb_per_rank": round(max(f[0] for f in every), 4),
             "data_rss_gb_per_rank": round(max(f[1] for f in every), 4),
-            "rmse": round(rmse, 5),
-            "seconds_per_epoch": round(float(np.mean([h.seconds for h in trained.history])), 4),
+            "train_peak_rss_gb_per_rank": round(max(f[3] for f in every), 4),
+            "rmse": round(float(metrics["rmse"]), 5),
+            "seconds_per_epoch": round(float(np.mean(seconds)), 4),
             "bytes_sent_per_epoch": int(sum(f[2] for f in every)),
-            "epochs": epochs,
+            "epochs": len(seconds),
             "ratings": int(shards.manifest["n_train"]),
         }
         Path(out).write_text(json.dumps(result))

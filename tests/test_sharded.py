@@ -20,9 +20,14 @@ from movierec.artifact.run import load_run
 from movierec.cli import main
 from movierec.config import TrainConfig
 from movierec.data.shard import MANIFEST, ShardSet, part_name, validation_mask, write_shards
-from movierec.data.split import random_split
+from movierec.data.split import Split, random_split
 from movierec.errors import DataError, MovieRecError
+from movierec.evaluate import report
+from movierec.evaluate.genres import movie_genres
 from movierec.recommend import Recommender
+from movierec.train import distributed, sharded_finish
+from movierec.train.driver import finish_model, held_out, train_sharded
+from movierec.train.shard_exchange import Exchange
 from test_distributed import free_port
 from test_fast_hybrid import COLD, genre_dataset
 
@@ -78,6 +83,43 @@ def test_the_validation_ratings_do_not_depend_on_who_holds_them() -> None:
         assert np.array_equal(validation_mask(ratings.take(rows), 0.2, seed=3), whole[rows])
     assert abs(whole.mean() - 0.2) < 0.02
     assert not np.array_equal(validation_mask(ratings, 0.2, seed=4), whole)
+
+
+def test_the_summary_finishes_and_scores_the_model_as_every_rating_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rank 0 finishes and scores a sharded run from a summary (counts, the sampled users' ratings), never from
+    every rating: the ranking weights, the scoring extras and every metric match those of the whole training set."""
+    monkeypatch.setattr(report, "RANKED_USERS", 60)  # sample the test users, as on a large set
+    monkeypatch.setattr(sharded_finish, "RANKED_USERS", 60)
+    dataset, _ = low_rank_dataset()
+    split = random_split(dataset.ratings, 0.1, seed=0)
+    write_shards(dataset, split, 2, tmp_path / "shards", {"data": "low-rank"})
+    shards = ShardSet.open(tmp_path / "shards")
+    config = TrainConfig(model="biased-mf", solver="als", dim=8, epochs=3, watch_dim=0, shards=str(shards.folder))
+    with distributed.group(config.device, False) as ranks:
+        trained = train_sharded(config, shards, progress=False)
+        params = trained.solver.gather(trained.state.best_state)
+        summary = sharded_finish.gather_summary(trained.own, shards, config.val_fraction, config.seed, Exchange(ranks))
+    assert params is not None and summary is not None
+    train = shards.train
+    genres = movie_genres(shards.movies, train.n_items)
+    whole = finish_model(params, held_out(train, config), train, config, genres)
+    summed = finish_model(params, Split(summary.fit, summary.valid), summary.train, config, genres)
+    assert summed.params.rank_weight == whole.params.rank_weight
+    for name in ("item_prior", "user_known", "item_known", "user_factors", "fold_in_mean", "fold_in_precision"):
+        assert np.allclose(getattr(summed.params, name), getattr(whole.params, name)), name
+    assert len(summary.train) < len(train) and summary.n_train == len(train)
+    expected = report.compare_with_baselines(whole, train, summary.test, shards.scale, genres=genres)
+    got = sharded_finish.sharded_metrics(summed, summary, shards.scale, genres)
+    assert "EASE left out" in got["baselines"].pop("ease")["note"]
+    expected["baselines"].pop("ease")
+    for name, row in [("model", got), *got["baselines"].items()]:
+        want = expected if name == "model" else expected["baselines"][name]
+        numbers = {key for key, value in want.items() if isinstance(value, float | int)}
+        assert numbers == {key for key, value in row.items() if isinstance(value, float | int)}, name
+        for key in numbers:
+            assert row[key] == pytest.approx(want[key], rel=1e-5, abs=1e-6), (name, key)
 
 
 def test_bad_shard_requests_are_one_sentence(source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -145,7 +187,12 @@ def test_two_ranks_train_the_model_one_rank_trains(
     assert two["rmse"] == pytest.approx(one["rmse"], abs=0.002)
     assert two["rmse"] < 0.9 * two["baselines"]["biases"]["rmse"]  # it learned the interaction, not just biases
     assert two["best_epoch"] == one["best_epoch"]
+    for key in ("ndcg@10", "coverage@10", "personalization@10"):
+        assert two[key] == pytest.approx(one[key], abs=0.01), key
     same_tables(tmp_path / "one", tmp_path / "two")
+    streamed = load_run(tmp_path / "two").train  # train.parquet written part by part, in the parts' order
+    assert pairs(streamed) == pairs(ShardSet.open(shards).train) and len(streamed) == manifest["n_train"]
+    assert np.array_equal(streamed.users, load_run(tmp_path / "one").train.users)
 
     run = load_run(tmp_path / "two")
     assert run.config.shards == str(shards) and run.data["data"] == str(source)

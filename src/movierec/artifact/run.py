@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import typing
+from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -126,6 +127,22 @@ def save_run(
         from movierec.artifact.curves import plot_learning_curve
 
         plot_learning_curve(history, run_dir / "plots" / "learning_curve.png", title=f"{model.name} learning curve")
+    write_manifest(run_dir)
+
+
+def stream_train(run_dir: Path, parts: Iterable[Ratings]) -> None:
+    """Write a saved run's ``train.parquet`` again from ``parts`` (in that order), holding one part at a time in
+    memory: sharded training's rank 0 saves its run with no training rows, then streams every part in here. The
+    manifest goes first and comes back last, so a process killed in between leaves no run that vouches for it."""
+    (run_dir / "manifest.json").unlink(missing_ok=True)
+    with atomic.atomic_path(run_dir / "train.parquet") as tmp:
+        writer: pq.ParquetWriter | None = None
+        for part in parts:
+            table = pa.table({"user": part.users, "item": part.items, "rating": part.ratings})
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
     write_manifest(run_dir)
 
 

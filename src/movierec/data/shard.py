@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,8 +166,12 @@ class ShardSet:
 
     @functools.cached_property
     def train(self) -> Ratings:
-        """Every part's training ratings (rank 0 reads them once training is over, to finish and save the run)."""
-        return _concat([self.read_ratings(part_name(part)) for part in range(self.parts)])
+        """Every part's training ratings at once (the "likely to watch" fit needs them on rank 0)."""
+        return _concat(list(self.each_part()))
+
+    def each_part(self) -> Iterator[Ratings]:
+        """Every part's training ratings, one part at a time, in order."""
+        return (self.read_ratings(part_name(part)) for part in range(self.parts))
 
     def split(self) -> Split:
         return Split(self.train, self.read_ratings("test.parquet"))

@@ -36,7 +36,9 @@ from movierec.train.gibbs import GibbsSolver
 from movierec.train.rank_weight import choose_rank_weight
 from movierec.train.sgd import SgdSolver
 from movierec.train.shard_checkpoint import ShardCheckpoints
+from movierec.train.shard_exchange import Exchange
 from movierec.train.sharded_als import ShardedAls, ShardRows, feature_count
+from movierec.train.sharded_finish import ShardSummary, gather_summary
 from movierec.train.solver import Setup, Solver
 from movierec.train.watch import fit_configured
 
@@ -122,12 +124,14 @@ def fit(
 
 @dataclass
 class ShardedTraining:
-    """Sharded ALS trained on one rank: the solver (its rows, its traffic), where it ended, and its history."""
+    """Sharded ALS trained on one rank: the solver (its rows, its traffic), where it ended, its history, and the
+    rank's own training ratings (its users')."""
 
     solver: ShardedAls
     state: checkpoint.TrainingState
     history: list[EpochStats]
     is_main: bool
+    own: Ratings
 
 
 def fit_sharded(
@@ -138,22 +142,44 @@ def fit_sharded(
     *,
     progress: bool = True,
     on_epoch: EpochCallback | None = None,
-) -> FitResult | None:
+) -> tuple[FitResult, ShardSummary] | None:
     """Fit ``config`` with sharded ALS on ``shards`` (``train_sharded``; checkpoints in ``run_dir``, ``resume`` from
-    them). Rank 0 then gathers the tables and finishes the model as ``fit`` does, on all the training ratings, and
-    returns it; the other ranks return None. A rank that dies makes the others fail naming it (``rank_watch``)."""
+    them). Rank 0 then gathers the tables and what finishing and scoring the model needs (``sharded_finish``: the
+    counts, the sampled users' ratings, the test ratings, the biases baseline), finishes the model as ``fit`` does
+    and returns it with that summary; the other ranks return None. A rank that dies makes the others fail naming
+    it (``rank_watch``)."""
     started = time.perf_counter()
     with distributed.group(config.device, config.distributed) as ranks, rank_watch.watched(ranks):
         checkpoints = ShardCheckpoints(run_dir, ranks, resume) if run_dir is not None else None
-        trained = train_sharded(config, shards, checkpoints, progress=progress, on_epoch=on_epoch)
-        params = trained.solver.gather(trained.state.best_state)
-    if params is None:
+        # no name holds the training here, so that finish_sharded can let go of it (its solver, its ratings)
+        return finish_sharded(
+            train_sharded(config, shards, checkpoints, progress=progress, on_epoch=on_epoch), shards, config, ranks,
+            started,
+        )  # fmt: skip
+
+
+def finish_sharded(
+    trained: ShardedTraining, shards: ShardSet, config: TrainConfig, ranks: distributed.Context, started: float
+) -> tuple[FitResult, ShardSummary] | None:
+    """``fit_sharded``'s end, on every rank of ``ranks``: the tables and the summary gathered, then on rank 0 the
+    finished model (timed from ``started``) and the summary; None on the other ranks. Once the tables are gathered
+    it lets go of ``trained`` (the solver's ratings by user and by movie; the caller should hold no other name for
+    it), and of the rank's own ratings once the summary is gathered."""
+    params = trained.solver.gather(trained.state.best_state)
+    state, history, own = trained.state, trained.history, trained.own
+    del trained
+    summary = gather_summary(own, shards, config.val_fraction, config.seed, Exchange(ranks))
+    if params is None or summary is None:
         return None
-    train = shards.train
-    genres = movie_genres(shards.movies, train.n_items)
-    model = finish_model(params, held_out(train, config), train, config, genres)
-    state = trained.state
-    return FitResult(model, trained.history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
+    genres = movie_genres(shards.movies, own.n_items)
+    del own
+    if config.watch_dim:  # the "likely to watch" fit is not sharded: it reads every training rating
+        train = shards.train
+        model = finish_model(params, held_out(train, config), train, config, genres)
+    else:
+        model = finish_model(params, Split(summary.fit, summary.valid), summary.train, config, genres)
+    result = FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
+    return result, summary
 
 
 def train_sharded(
@@ -189,7 +215,7 @@ def train_sharded(
             checkpoints.clear()
         save = functools.partial(checkpoints.save, rows, config)
     history = run_epochs(solver, state, n_ratings, save=save, progress=progress, on_epoch=on_epoch)
-    return ShardedTraining(solver, state, history, ranks.is_main)
+    return ShardedTraining(solver, state, history, ranks.is_main, own)
 
 
 def held_out(ratings: Ratings, config: TrainConfig) -> Split:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from movierec.artifact.run import save_run
+import numpy as np
+
+from movierec.artifact.run import save_run, stream_train
 from movierec.config import TrainConfig
 from movierec.data.movielens import ParseOptions
 from movierec.data.ratings import Dataset
@@ -21,6 +23,7 @@ from movierec.evaluate.genres import movie_genres
 from movierec.evaluate.report import compare_with_baselines
 from movierec.train import checkpoint, distributed, shard_checkpoint
 from movierec.train.driver import EpochCallback, fit, fit_sharded
+from movierec.train.sharded_finish import sharded_metrics
 
 
 def train_run(
@@ -48,12 +51,16 @@ def train_run(
     run_dir = Path(run_dir)
     main = not settings.distributed or distributed.setup(settings.device).is_main
     data_settings = data_options.to_dict()
-    if settings.shards is not None:  # each rank reads its parts; rank 0 then reads them all to evaluate and save
+    if settings.shards is not None:  # each rank reads its parts; rank 0 gathers a summary to finish and score
         shards = ShardSet.open(Path(settings.shards))  # each rank checks --resume itself (shard_checkpoint)
         sharded = fit_sharded(settings, shards, run_dir=run_dir, resume=resume, progress=progress, on_epoch=on_epoch)
         if sharded is None:
             return {}
-        result, dataset, parts, data_settings = sharded, shards.dataset(), shards.split(), shards.data
+        result, summary = sharded
+        movies, data_settings = shards.movies, shards.data
+        genres = movie_genres(movies, summary.train.n_items)
+        metrics = sharded_metrics(result.model, summary, shards.scale, genres)
+        train = summary.train.take(np.zeros(0, np.int64))  # the rows are streamed in part by part once saved
     else:
         if resume and not (run_dir / checkpoint.CHECKPOINT_NAME).is_file():
             raise MovieRecError(f"--resume needs a checkpoint in {run_dir}, and there is none; drop --resume to start.")
@@ -65,8 +72,9 @@ def train_run(
         )
         if not main:  # with --distributed, rank 0 alone evaluates and writes the run folder
             return {}
-    genres = movie_genres(dataset.movies, parts.train.n_items)
-    metrics = compare_with_baselines(result.model, parts.train, parts.test, dataset.scale, genres=genres)
+        movies, train = dataset.movies, parts.train
+        genres = movie_genres(movies, train.n_items)
+        metrics = compare_with_baselines(result.model, train, parts.test, dataset.scale, genres=genres)
     metrics.update(
         {
             "best_epoch": result.best_epoch,
@@ -78,12 +86,14 @@ def train_run(
         run_dir,
         config=settings,
         model=result.model,
-        movies=dataset.movies,
-        train=parts.train,
+        movies=movies,
+        train=train,
         metrics=metrics,
         history=[h.to_row() for h in result.history],
         data=data_settings,
     )
+    if settings.shards is not None:
+        stream_train(run_dir, shards.each_part())
     if not keep_checkpoint:  # only once the run is saved: a process killed while saving can still --resume
         (run_dir / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
         if settings.shards is not None:

@@ -56,6 +56,17 @@ class Exchange:
         sent = (torch.from_numpy(np.ascontiguousarray(column[order])).to(self.device) for column in columns)
         return [self.all_to_all(tensor, send_counts, recv_counts).cpu().numpy() for tensor in sent]
 
+    def to_first(self, *columns: np.ndarray) -> list[np.ndarray]:
+        """Every rank's rows of ``columns`` on rank 0, grouped by the rank that sent them (empty elsewhere)."""
+        return self.scatter_by_owner(np.zeros(len(columns[0]), np.int64), *columns)
+
+    def broadcast(self, values: np.ndarray | None) -> np.ndarray:
+        """Rank 0's ``values`` (a 1-D array; None on the other ranks) on every rank."""
+        box = [values]
+        dist.broadcast_object_list(box, src=0)
+        self.bytes_sent += 0 if self.rank or box[0] is None else box[0].nbytes * (self.world - 1)
+        return np.asarray(box[0])
+
     def gather_rows(self, own: torch.Tensor, n_rows: int) -> torch.Tensor | None:
         """The whole table of ``n_rows`` rows on rank 0 (None elsewhere), from each rank's own rows ``own``
         (local position ``i // W`` holding row ``i``)."""
