@@ -3,8 +3,10 @@
 Prints one table: test RMSE, MAE, NDCG@10, what people feel of the top-10 lists (coverage, personalization,
 popularity-stratified recall and genre miscalibration, as `movierec evaluate` reports them) and training seconds
 for the baselines, `sigmoid-mf`, `biased-mf` (per-row L2 in the loss, and optimiser-wide weight decay instead),
-the default model, popularity and EASE (`movierec.models.ease`), with Surprise SVD trained on the very same
-splits. Install Surprise with `pip install -e ".[bench]"`; without it its row is skipped with a note.
+the default model, popularity and EASE (`movierec.models.ease`), with Surprise SVD and myFM (the Bayesian
+factorization machine of issue 15, on the blocks `bayes.py` gives it: `myfm_common.py`; rating columns only) trained
+on the very same splits. Install both with `pip install -e ".[bench]"`; without one its rows are skipped with a
+note.
 
     python benchmarks/accuracy.py [--seeds 0,1,2] [--json]
 """
@@ -32,6 +34,7 @@ from movierec.models import registry
 from movierec.models.ease import DEFAULT_LAMBDA, fit_ease
 from movierec.models.registry import DEFAULT_MODEL
 from movierec.train.driver import fit
+from myfm_common import MISSING, SETTINGS, fit_myfm
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "global-mean": {"model": "global-mean"},
@@ -126,6 +129,18 @@ def surprise_row(
     return {**_columns(metrics), "seconds": seconds}
 
 
+def myfm_row(
+    rank: int, sweeps: int, dataset: Dataset, train: Ratings, test: Ratings, seed: int
+) -> dict[str, float] | None:
+    """myFM's rating metrics (``myfm_common``): scoring every movie for every user is beyond its predictor's speed,
+    so its ranking columns stay empty. None when myFM is not installed."""
+    fitted = fit_myfm(rank, sweeps, dataset, train, seed)
+    if fitted is None:
+        return None
+    predict, seconds = fitted
+    return {**_columns(evaluate_ratings(predict, train, test)), "seconds": seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2", help="split seeds, comma-separated")
@@ -136,6 +151,7 @@ def main() -> None:
     dataset = load_dataset("ml-latest-small")
     genres = genre_matrix(dataset.movies["genres"])
     rows: dict[str, list[dict[str, float]]] = defaultdict(list)
+    missing_myfm = False
     for seed in seeds:
         split = random_split(dataset.ratings, 0.1, seed=seed)
         for name, settings in VARIANTS.items():
@@ -146,10 +162,17 @@ def main() -> None:
         surprise = surprise_row(split.train, split.test, (dataset.scale.low, dataset.scale.high), genres)
         if surprise is not None:
             rows["Surprise SVD (library defaults)"].append(surprise)
+        for name, (rank, sweeps) in SETTINGS.items():
+            myfm = myfm_row(rank, sweeps, dataset, split.train, split.test, seed)
+            missing_myfm = missing_myfm or myfm is None
+            if myfm is not None:
+                rows[name].append(myfm)
         print(f"split seed {seed} done", flush=True)
 
     summary = {name: _mean(values) for name, values in rows.items()}
     _print_table(summary, seeds)
+    if missing_myfm:
+        print(MISSING)
     _print_bars(summary)
     if args.json:
         print(json.dumps(summary))

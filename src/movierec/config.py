@@ -82,6 +82,9 @@ class TrainConfig:
     """hybrid: add learned embeddings of user tags to each movie (when the data has tags)."""
     use_implicit: bool = True
     """hybrid: add the SVD++ term, a normalised sum over the movies the user rated."""
+    use_time: bool = False
+    """gibbs: add time effects (a movie bias per time bin, a drifting user bias); a prediction without a date is
+    the model at the latest training date."""
     distributed: bool = False
     """Train across the processes torchrun starts (DistributedDataParallel, each rank on its shard;
     docs/distributed.md)."""
@@ -103,6 +106,11 @@ class TrainConfig:
             raise MovieRecError(
                 f"--shards trains --model biased-mf or hybrid with --solver als, not {self.model!r} with "
                 f"{self.solver!r}; give --model biased-mf or hybrid and --solver als, or drop --shards."
+            )
+        if self.use_time and self.solver != "gibbs":
+            raise MovieRecError(
+                f"--use-time adds time effects to --solver gibbs only, not {self.solver!r}; "
+                "give --solver gibbs or drop --use-time."
             )
         if self.distributed and self.solver != "loop" and self.shards is None:
             raise MovieRecError(

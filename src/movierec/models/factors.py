@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 import numpy as np
 
+from movierec.models.time_effects import dated_shift
 from movierec.models.watch import Taste, fold_in_watch, watch_gram
 
 if TYPE_CHECKING:
@@ -133,6 +134,11 @@ class FactorParams:
     watch_margin: float = 1.0  # stars below a person's shrunk mean at which a rating counts as disliked
     fold_in_mean: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))  # [dim + 1]: bias, factors
     fold_in_precision: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.float64))  # [dim+1, dim+1]
+    # time effects (``time_effects``; empty: none): the biases above hold them at the latest training date
+    time_span: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))  # [2]: first, last date (s)
+    item_time_bias: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [n_items, bins]
+    user_drift: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))  # [n_users]
+    user_days: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float64))  # [n_users, 3]
 
     @property
     def n_users(self) -> int:
@@ -160,9 +166,10 @@ class FactorModel:
 
     # ------------------------------------------------------------------------------------------- ratings
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict(self, users: np.ndarray, items: np.ndarray, timestamps: np.ndarray | None = None) -> np.ndarray:
         """Predicted ratings for (user index, item index) pairs; unknown users or items (index -1 or never
-        seen in training) fall back to the biases, then to the global mean."""
+        seen in training) fall back to the biases, then to the global mean. A model with time effects predicts
+        each pair at its date in ``timestamps`` (seconds; 0 or none: the latest training date)."""
         p = self.params
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
@@ -179,6 +186,11 @@ class FactorModel:
         if p.dim and both.any():
             dots = np.einsum("nd,nd->n", p.user_factors[u_safe[both]], p.item_factors[i_safe[both]])
             raw[both] += dots
+        if timestamps is not None and (p.item_time_bias.size or p.user_drift.size):
+            raw += dated_shift(
+                p.time_span, p.item_time_bias, p.user_drift, p.user_days, np.where(u_ok, u_safe, -1),
+                np.where(i_ok, i_safe, -1), timestamps,
+            )  # fmt: skip
         return self.link(raw)
 
     def score_items(self, users: np.ndarray) -> np.ndarray:

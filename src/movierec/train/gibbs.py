@@ -5,13 +5,14 @@ The model is ALS's (``als_solver.py``) made Bayesian: ``r = mean + b_u + b_i + p
 tags) from a prior ``N(mu, diag(1/lambda))`` with a mean and precision per column (factor dimension or bias) that
 are themselves drawn, as in Rendle's libFM MCMC and myFM. ``reg`` plays no part: the priors are learned.
 
-One epoch is one sweep: every user's ``[p_u, b_u]`` drawn from its Gaussian conditional (``als.row_systems``
-gives its normal equations, ``gibbs_draws.draw_rows`` the draw), then every movie's own row, then (hybrid) the
-feature rows (``gibbs_features``), then (hybrid with ``use_implicit``) the SVD++ rows (``gibbs_implicit``: the
-module's user rows are then the whole ``p_u``, the chain holds the implicit rows), then each block's
-hyperparameters and the noise precision from their conjugate posteriors. The SVD++ term is off by default
-(``registry.GIBBS_DEFAULTS``): on the validation ratings of ml-latest-small (split seed 0, dim 20, 200 sweeps) it
-scored 0.8225 against 0.8154 without it, its chain still descending at the end.
+One epoch is one sweep: every user's ``[p_u, b_u]`` drawn from its Gaussian conditional (``als.row_systems`` gives its
+normal equations, ``gibbs_draws.draw_rows`` the draw), then every movie's own row, then (hybrid) the feature rows
+(``gibbs_features``), then (hybrid with ``use_implicit``) the SVD++ rows (``gibbs_implicit``: the module's user rows are
+then the whole ``p_u``, the chain holds the implicit rows), then (with ``use_time``) the time effects (``gibbs_time``: a
+movie bias per time bin and a drifting user bias, which the row draws see as a fixed part of each rating), then each
+block's hyperparameters and the noise precision from their conjugate posteriors. The SVD++ term is off by default
+(``registry.GIBBS_DEFAULTS``): on the validation ratings of ml-latest-small (split seed 0, dim 20, 200 sweeps) it scored
+0.8225 against 0.8154 without it, its chain still descending at the end.
 
 Sweeps after ``gibbs_burn_in``, every ``gibbs_thin``-th, are kept: predictions average them (``gibbs_samples``),
 and the history's validation RMSE is that of the running average (of the current sample during the burn-in). A
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from movierec.config import TrainConfig
 from movierec.errors import MovieRecError
 from movierec.models.factors import FactorParams
 from movierec.models.features import build_item_features
@@ -42,6 +44,7 @@ from movierec.train.gibbs_draws import draw_noise_precision, draw_normal_gamma, 
 from movierec.train.gibbs_features import colour_classes, draw_features
 from movierec.train.gibbs_implicit import ImplicitBlock
 from movierec.train.gibbs_samples import KeptSamples
+from movierec.train.gibbs_time import TIME_BLOCKS, TimeEffects, row_shift
 from movierec.train.solver import Setup, Solver, rating_tensors
 
 FEATURE_GROUPS = ("genre", "year", "tag")
@@ -53,11 +56,15 @@ class Chain:
 
     It stands in for the optimiser (``checkpoint.OptimizerState``): ``state_dict`` and ``load_state_dict``."""
 
-    def __init__(self, setup: Setup, blocks: list[str], planned: int) -> None:
+    def __init__(self, setup: Setup, blocks: list[str], planned: int, timed: bool = False) -> None:
         config, module = setup.config, setup.module
         k = config.dim + 1
         self.hyper = {name: np.stack([np.zeros(k), np.ones(k)]) for name in blocks}
         """Per block, ``(2, dim + 1)``: each column's prior mean and precision (factors, then the bias)."""
+        self.time = TimeEffects(setup.train, setup.valid, setup.device) if timed else None
+        """The time blocks' values and sums (``gibbs_time``; scalars, so width 1); None without time effects."""
+        if self.time is not None:
+            self.hyper.update({name: np.stack([np.zeros(1), np.ones(1)]) for name in TIME_BLOCKS})
         self.noise_precision = 1.0
         self.rng = np.random.default_rng(config.seed)
         self.generator = torch.Generator(setup.device).manual_seed(config.seed)
@@ -75,6 +82,7 @@ class Chain:
         tensors.update({f"hyper.{name}": torch.from_numpy(value) for name, value in self.hyper.items()})
         tensors["generator"] = self.generator.get_state()
         tensors["implicit"] = self.implicit
+        tensors.update(self.time.state() if self.time is not None else {})
         group = {"noise_precision": self.noise_precision, "rng": self.rng.bit_generator.state, "samples": values}
         return {"state": {0: tensors}, "param_groups": [group]}
 
@@ -85,6 +93,8 @@ class Chain:
         self.generator.set_state(tensors["generator"])
         if "implicit" in tensors:  # checkpoints before the SVD++ block have none
             self.implicit.copy_(tensors["implicit"])
+        if self.time is not None:
+            self.time.restore(tensors)
         self.noise_precision = float(group["noise_precision"])
         self.rng.bit_generator.state = group["rng"]
 
@@ -129,9 +139,11 @@ class GibbsState(AlsState):
         block: str,
         offset: als.Factors | None,
         shift: torch.Tensor | None = None,
+        fixed: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Draw every row of ``own`` with ratings, each row's prior mean moved by its row of ``shift`` when given;
-        returns the movies' ``(G_i, g_i)`` when ``offset`` is given."""
+        """Draw every row of ``own`` with ratings, each row's prior mean moved by its row of ``shift`` and its
+        ``A'y`` less its row of ``fixed`` (the time terms' part, ``gibbs_time.row_shift``) when given; returns the
+        movies' ``(G_i, g_i)`` when ``offset`` is given."""
         mean, precision = self.block_prior(block)
         k = own.factors.shape[1] + 1
         grams = torch.zeros(side.n_rows + 1, k, k, device=self.device) if offset is not None else None
@@ -139,14 +151,13 @@ class GibbsState(AlsState):
         for system in als.row_systems(side, other, offset):
             rows = system.block.rows
             row_mean = mean if shift is None else mean + shift.index_select(0, rows)
-            drawn = draw_rows(
-                system.gram, system.rhs, self.chain.noise_precision, row_mean, precision, self.chain.generator
-            )
+            rhs = system.rhs if fixed is None else system.rhs - fixed.index_select(0, rows)
+            drawn = draw_rows(system.gram, rhs, self.chain.noise_precision, row_mean, precision, self.chain.generator)
             own.factors.index_copy_(0, rows, drawn[:, :-1])
             own.bias.index_copy_(0, rows, drawn[:, -1])
             if grams is not None and gradient is not None:
                 grams.index_copy_(0, rows, system.gram)
-                gradient.index_copy_(0, rows, system.rhs - torch.bmm(system.gram, drawn.unsqueeze(-1)).squeeze(-1))
+                gradient.index_copy_(0, rows, rhs - torch.bmm(system.gram, drawn.unsqueeze(-1)).squeeze(-1))
         return grams, gradient
 
     @torch.no_grad()
@@ -154,12 +165,16 @@ class GibbsState(AlsState):
         """Draw users, movies, features, the SVD++ rows, then the hyperparameters; return the sample's (train MSE,
         train RMSE)."""
         chain = self.chain
+        users, items, ratings = self.train_ratings
+        terms = chain.time.terms(chain.time.train) if chain.time is not None else None
         shift = self.implicit.offset if self.implicit is not None else None
-        self.draw_side(self.by_user, self.users, self.items, "user", None, shift)
+        fixed = row_shift(users, self.items, items, terms, self.by_user.n_rows) if terms is not None else None
+        self.draw_side(self.by_user, self.users, self.items, "user", None, shift, fixed)
+        fixed = row_shift(items, self.users, users, terms, self.by_item.n_rows) if terms is not None else None
         if self.matrix is None:
-            self.draw_side(self.by_item, self.items, self.users, "item", None)
+            self.draw_side(self.by_item, self.items, self.users, "item", None, None, fixed)
         else:
-            grams, gradient = self.draw_side(self.by_item, self.own, self.users, "item", self.feature_part)
+            grams, gradient = self.draw_side(self.by_item, self.own, self.users, "item", self.feature_part, None, fixed)
             assert grams is not None and gradient is not None
             prior, k = self.feature_prior(), grams.shape[1]
             feature_grams = self.matrix.transposed_times(grams.view(-1, k * k), squared=True).view(-1, k, k)
@@ -171,8 +186,11 @@ class GibbsState(AlsState):
         if self.implicit is not None:
             whole = torch.cat([self.users.factors, self.users.bias[:, None]], 1)
             self.implicit.draw(whole, self.block_prior("user"), self.block_prior("implicit"), chain.generator)
-        users, items, ratings = self.train_ratings
-        squared = float((als.predict(self.users, self.items, self.mean, users, items) - ratings).square().sum())
+        residual = ratings - als.predict(self.users, self.items, self.mean, users, items)
+        if chain.time is not None and terms is not None:
+            priors = {name: self.block_prior(name) for name in TIME_BLOCKS}
+            residual = chain.time.draw(residual - terms, chain.noise_precision, priors, chain.generator)
+        squared = float(residual.square().sum())
         chain.noise_precision = draw_noise_precision(squared, self.n_ratings, chain.rng)
         for block, rows in self.block_rows():
             chain.hyper[block] = draw_normal_gamma(rows, chain.rng)
@@ -199,6 +217,8 @@ class GibbsState(AlsState):
             out.append(("implicit", self.implicit.rows()))
         if self.matrix is not None:
             out += [(f"feature:{group}", self.features[self.groups == g]) for g, group in enumerate(FEATURE_GROUPS)]
+        if self.chain.time is not None:
+            out += self.chain.time.rows()
         return out
 
 
@@ -228,7 +248,7 @@ class GibbsSolver(Solver):
             blocks += [f"feature:{group}" for group in FEATURE_GROUPS]
         if config.model == "hybrid" and config.use_implicit:
             blocks.append("implicit")
-        self.optimizer = self.chain = Chain(setup, blocks, self.planned)
+        self.optimizer = self.chain = Chain(setup, blocks, self.planned, uses_time(config))
 
     def start(self) -> None:
         self.state = GibbsState(self.setup, self.chain, self.groups)
@@ -246,6 +266,8 @@ class GibbsSolver(Solver):
         if self.kept(epoch):
             implicit = self.chain.implicit[:, :-1] if self.state.implicit is not None else None
             self.chain.samples.add(self.state.users, self.state.items, self.current_valid.to(torch.float64), implicit)
+            if self.chain.time is not None:
+                self.chain.time.add()
         return loss, rmse
 
     def validation_rmse(self) -> float:
@@ -258,15 +280,24 @@ class GibbsSolver(Solver):
 
     def _valid_predictions(self) -> torch.Tensor:
         users, items, _ = self.valid
-        return als.predict(self.state.users, self.state.items, self.state.mean, users, items)
+        predicted = als.predict(self.state.users, self.state.items, self.state.mean, users, items)
+        time = self.chain.time
+        return predicted if time is None else predicted + time.terms(time.valid)
 
     def export(self, best: dict[str, torch.Tensor] | None) -> FactorParams:
         """The kept samples as the run folder stores them (``gibbs_samples``), not the best sweep's sample."""
         params = super().export(None)  # the current sample: its movies known, scale and link
-        return replace(params, **self.chain.samples.tables())
+        params = replace(params, **self.chain.samples.tables())
+        time = self.chain.time
+        return params if time is None else time.export(params, self.chain.samples.kept)
 
     def divergence(self, epoch: int, loss: float) -> str:
         return f"The Gibbs sampler diverged at epoch {epoch} (loss {loss}); lower --dim (now {self.setup.config.dim})."
+
+
+def uses_time(config: TrainConfig) -> bool:
+    """Whether the chain draws the time effects (``gibbs_time``)."""
+    return config.use_time
 
 
 def feature_groups(setup: Setup) -> np.ndarray | None:
