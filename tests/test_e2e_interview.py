@@ -3,7 +3,8 @@ test_e2e_browser.py: a small biased-mf on the embedded data, `movierec serve` on
 
 Five questions from "Rate some of these", answered with stars or "Haven't seen it": after each answer the
 suggestions are chosen again (never a movie answered), and the page ends with a recommendations list that holds
-none of the rated movies.
+none of the rated movies, asked for with every answer, "haven't seen it" included (POST
+/onboarding/recommendations); one more "haven't seen it" asks for the list again.
 """
 
 from __future__ import annotations
@@ -39,10 +40,13 @@ def test_an_interview_of_five_questions_ends_in_a_list(server: str) -> None:
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
             posted: list[dict[str, Any]] = []  # the bodies of POST /onboarding/next, in order
+            listed: list[dict[str, Any]] = []  # ... and of POST /onboarding/recommendations
 
             def record(request: Request) -> None:
                 if request.url.endswith("/onboarding/next"):
                     posted.append(request.post_data_json)
+                if request.url.endswith("/onboarding/recommendations"):
+                    listed.append(request.post_data_json)
 
             page.on("request", record)
             page.goto(server + "/")
@@ -73,7 +77,13 @@ def test_an_interview_of_five_questions_ends_in_a_list(server: str) -> None:
             rated = [movie for movie, stars in zip(asked, ANSWERS, strict=True) if stars is not None]
             expect(page.locator("#rated-count")).to_have_text(str(len(rated)))
             expect(page.locator("#recs-list li.card").first).to_be_visible()
-            expect(page.locator("#recs-status")).to_contain_text(f"from your {len(rated)} ratings")
+            unseen = [movie for movie, stars in zip(asked, ANSWERS, strict=True) if stars is None]
+            expect(page.locator("#recs-status")).to_contain_text(
+                f"from your {len(rated)} ratings and {len(unseen)} not seen"
+            )
+            assert {(a["movieId"], a["rating"]) for a in listed[-1]["answers"]} == {
+                (a["movieId"], a["rating"]) for a in last
+            }
             recommended = [int(m) for m in page.locator("#recs-list li.card").evaluate_all(
                 "cards => cards.map(c => c.dataset.movie)")]  # fmt: skip
             assert len(recommended) >= 5
@@ -81,8 +91,17 @@ def test_an_interview_of_five_questions_ends_in_a_list(server: str) -> None:
             expect(page.locator("#onboarding-heading")).to_contain_text("Rate some of these")
 
             stored = page.evaluate("() => JSON.parse(localStorage.getItem('movierec.not-seen.v1'))")
-            unseen = [movie for movie, stars in zip(asked, ANSWERS, strict=True) if stars is None]
             assert list(map(int, stored)) == unseen
+
+            # one more "haven't seen it": the list is asked for again with it
+            requests_before = len(listed)
+            another = int(questions.first.get_attribute("data-movie") or 0)
+            questions.first.locator("button.not-seen").click()
+            expect(page.locator("#recs-status")).to_contain_text(f"and {len(unseen) + 1} not seen")
+            assert len(listed) > requests_before
+            assert {"movieId": another, "rating": None} in listed[-1]["answers"]
+            unseen.append(another)
+            asked.append(another)
 
             page.reload()  # the answers survive: none of them is suggested again
             expect(questions.first).to_be_visible()

@@ -1,5 +1,7 @@
 """Where a person meets the adaptive interview: ``Recommender.next_questions`` (engine and public API) with its
-validation, ``POST /onboarding/next`` with its 4xx answers, and `movierec interview` driven through stdin."""
+validation, ``POST /onboarding/next`` with its 4xx answers, and `movierec interview` driven through stdin; and the
+list the answers lead to, where "not seen" answers count too (``recommend_new_user(not_seen=...)``,
+``recommend(not_seen=...)``, ``POST /onboarding/recommendations``, the CLI's list)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,17 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import movierec
+from movierec.artifact.run import load_run, save_run
 from movierec.cli import main
 from movierec.errors import MovieRecError
+from movierec.models.factors import FactorModel
 from movierec.recommend import OnboardingMovie, Recommender
 from movierec.recommend.recommender import MAX_ANSWERS
 from movierec.serve import create_app, load_settings
@@ -44,8 +50,44 @@ def client(run_dir: Path) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture(scope="module")
+def watch_run_dir(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same run with a "likely to watch" part (rank 4 of who rated what), so "not seen" can move a list."""
+    run = load_run(run_dir)
+    p, train = run.model.params, run.train
+    rated = np.zeros((p.n_users, p.n_items))
+    rated[train.users, train.items] = 1.0
+    left, strength, right = np.linalg.svd(rated, full_matrices=False)
+    scale = np.sqrt(strength[:4])
+    params = replace(
+        p,
+        watch_user=(left[:, :4] * scale).astype(np.float32),
+        watch_item=(right[:4].T * scale).astype(np.float32),
+        watch_weight=2.0,
+    )
+    out = tmp_path_factory.mktemp("interview-watch") / "run"
+    model = FactorModel(params, run.model.name)
+    save_run(out, config=run.config, model=model, movies=run.movies, train=train, metrics={}, history=[], data=run.data)
+    return out
+
+
+@pytest.fixture(scope="module")
+def watch_engine(watch_run_dir: Path) -> Recommender:
+    return Recommender.load(watch_run_dir)
+
+
 def ids(movies: list[OnboardingMovie]) -> list[int]:
     return [movie.movieId for movie in movies]
+
+
+def listed(result: object) -> list[int]:
+    """The movieIds of a list (``NewUserResult`` or the public API's ``Recommendations``)."""
+    items = getattr(result, "recommendations", None) or getattr(result, "items", ())
+    return [movie.movieId for movie in items]
+
+
+RATED = [(1, 5.0), (2, 4.0), (3, 1.0)]
+"""A new person's stars, by movieId (the first movies of the embedded catalog, all in the test run)."""
 
 
 # ------------------------------------------------------------------------------------------ the Recommender
@@ -112,6 +154,39 @@ def test_the_public_api_gives_the_endpoints_json(run_dir: Path, client: TestClie
     assert recommender.next_questions(list(answers.items()), 4) == recommender.next_questions(answers, 4)
 
 
+def test_not_seen_answers_change_the_list(watch_engine: Recommender) -> None:
+    before = watch_engine.recommend_new_user(RATED, 10, not_seen=[])  # folded in as an interview's answers
+    unseen = listed(before)[:3]
+    after = watch_engine.recommend_new_user(RATED, 10, not_seen=unseen)
+    assert listed(after) != listed(before)
+    scores = {movie.movieId: movie.score for movie in after.recommendations}
+    first = before.recommendations[0]
+    assert scores.get(first.movieId, -np.inf) < first.score  # "haven't seen it" lowers its watch score
+    # an interview's answers give the same list; a movie both rated and not seen counts as rated
+    answers = [*RATED, *((movie, None) for movie in unseen)]
+    assert listed(watch_engine.recommend_after_interview(answers, 10)) == listed(after)
+    both = watch_engine.recommend_new_user(RATED, 10, not_seen=[RATED[0][0], 999_999])
+    assert listed(both) == listed(before) and both.ignored == []
+    assert listed(watch_engine.recommend_after_interview(RATED, 10)) == listed(before)
+
+
+def test_without_a_watch_part_not_seen_changes_nothing(engine: Recommender) -> None:
+    before = engine.recommend_new_user(RATED, 10)
+    assert listed(engine.recommend_new_user(RATED, 10, not_seen=listed(before)[:3])) == listed(before)
+
+
+def test_the_public_api_takes_not_seen(watch_run_dir: Path, watch_engine: Recommender) -> None:
+    recommender = movierec.load(watch_run_dir)
+    ratings = dict(RATED)
+    unseen = listed(recommender.recommend(ratings, not_seen=[]))[:3]
+    shaped = recommender.recommend(ratings, not_seen=unseen)
+    assert listed(shaped) == listed(watch_engine.recommend_new_user(RATED, 10, not_seen=unseen))
+    assert listed(shaped) != listed(recommender.recommend(ratings, not_seen=[]))
+    assert listed(recommender.recommend(ratings)) == listed(watch_engine.recommend_new_user(RATED, 10))
+    with pytest.raises(MovieRecError, match="not_seen="):
+        recommender.recommend(user=1, not_seen=unseen)
+
+
 # ---------------------------------------------------------------------------------------------- the service
 
 
@@ -165,6 +240,53 @@ def test_the_endpoint_is_documented(client: TestClient) -> None:
         assert error == {"$ref": "#/components/schemas/ErrorOut"}
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/InterviewIn"
+    }
+
+
+def test_the_list_after_an_interview_uses_not_seen(watch_run_dir: Path) -> None:
+    answers = [{"movieId": movie, "rating": stars} for movie, stars in RATED]
+    with TestClient(create_app(load_settings(run_dir=watch_run_dir))) as client:
+        before = client.post("/onboarding/recommendations", json={"answers": answers})
+        assert before.status_code == 200, before.text
+        assert before.json()["fallback"] is False and before.json()["ignored"] == []
+        first = [movie["movieId"] for movie in before.json()["recommendations"]]
+        assert before.json() == movierec.load(watch_run_dir).recommend(dict(RATED), not_seen=[]).to_dict()
+        unseen = [{"movieId": movie, "rating": None} for movie in first[:3]]
+        after = client.post("/onboarding/recommendations", json={"answers": answers + unseen, "n": 10})
+        assert after.status_code == 200, after.text
+        assert [movie["movieId"] for movie in after.json()["recommendations"]] != first
+        expected = movierec.load(watch_run_dir).recommend(dict(RATED), not_seen=first[:3])
+        assert after.json() == expected.to_dict()
+        nothing_rated = client.post("/onboarding/recommendations", json={"answers": unseen, "genres": ["Comedy"]})
+        assert nothing_rated.json()["fallback"] is True
+        assert all("Comedy" in movie["genres"] for movie in nothing_rated.json()["recommendations"])
+
+
+@pytest.mark.parametrize(
+    ("body", "fragments"),
+    [
+        ({"answers": [{"movieId": 999_999, "rating": None}]}, ["movie 999999", "catalog"]),
+        ({"answers": [{"movieId": 1, "rating": 7}]}, ["rating 7.0", "0.5 to 5"]),
+        ({"answers": [{"movieId": 1, "rating": None}] * (MAX_ANSWERS + 1)}, [f"at most {MAX_ANSWERS}", "101"]),
+        ({"n": 0}, ["body.n", "from 1 to 100"]),
+        ({"genres": ["Nope"]}, ["body.genres", "Nope"]),
+    ],
+    ids=["unknown movie", "above the scale", "too many answers", "n too small", "unknown genre"],
+)  # fmt: skip
+def test_bad_input_for_the_list_is_a_422(client: TestClient, body: dict[str, object], fragments: list[str]) -> None:
+    response = client.post("/onboarding/recommendations", json=body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    for fragment in fragments:
+        assert fragment in detail, detail
+
+
+def test_the_list_endpoint_is_documented(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/onboarding/recommendations"]["post"]
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/RecommendationsOut"}
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/InterviewListIn"
     }
 
 
@@ -239,3 +361,18 @@ def test_the_cli_reads_a_pipe(run_dir: Path) -> None:
     assert "q = stop: 5" in out and "q = stop: n" in out and "q = stop: 1" in out, out
     assert "Recommendations from your 2 rating(s) and 1 not seen" in out
     assert "because you" in out
+
+
+def test_the_cli_list_uses_not_seen(
+    watch_run_dir: Path, watch_engine: Recommender, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two stars and a "not seen": the list shown is the one the three answers lead to, not the stars' alone."""
+    answers: list[tuple[int, float | None]] = []
+    for stars in (5.0, None, 4.0):
+        answers.append((ids(watch_engine.next_questions(answers, 1))[0], stars))
+    code, out, err = interview([str(watch_run_dir), "--questions", "3", "-n", "5"], "5\nn\n4\n", monkeypatch, capsys)
+    assert code == 0, err
+    shaped = watch_engine.recommend_after_interview(answers, 5).recommendations
+    listing = out[out.index("Recommendations from your 2 rating(s) and 1 not seen") :]
+    places = [listing.find(str(movie.title)[:12]) for movie in shaped]  # long titles wrap in the table
+    assert -1 not in places and places == sorted(places), out

@@ -52,20 +52,29 @@ class Recommender:
         exclude_genres: Sequence[str] = (),
         years: str | None = None,
         min_ratings: int | None = None,
+        not_seen: Iterable[int] | None = None,
     ) -> Recommendations:
         """Top-``n`` movies, each with its explanation, for a new person known by a few ``ratings`` (folded in,
         no retraining) or for a ``user`` of the training data; never a movie they rated.
 
+        ``not_seen``: with ``ratings`` from an interview (``next_questions``), the movieIds the person hasn't
+        seen (even none): they are folded in as the interview protocol scores them, each lowering the "likely to
+        watch" score of the movies watched alike.
         Filters: ``genres`` (any of them), ``exclude_genres``, ``years`` ("1990-2005", "1990-", "-2005") and
         ``min_ratings`` (training ratings a movie needs; default 10).
         """
         filters = Filters.from_options(genres, exclude_genres, years, min_ratings)
         if (ratings is None) == (user is None):
             raise MovieRecError("Give exactly one of ratings={movieId: stars, ...} or user=userId.")
+        unseen = None if not_seen is None else [int(movie) for movie in not_seen]
         if user is not None:
+            if unseen is not None:
+                raise MovieRecError(
+                    f"not_seen={unseen} describes a new person; give it with ratings=..., not with user={user}."
+                )
             return Recommendations(tuple(self._engine.recommend_user(user, n, filters)), user=user)
         pairs = _pairs(ratings)
-        return Recommendations.of_new_user(pairs, self._engine.recommend_new_user(pairs, n, filters))
+        return Recommendations.of_new_user(pairs, self._engine.recommend_new_user(pairs, n, filters, not_seen=unseen))
 
     def similar(self, movie: int | str, n: int = 10, *, min_ratings: int | None = None) -> SimilarMovies:
         """The ``n`` movies closest in taste space to ``movie`` (a movieId or (part of) a title)."""
@@ -95,7 +104,8 @@ class Recommender:
     def next_questions(self, answers: Answers = (), n: int = 5) -> Onboarding:
         """The ``n`` movies best asked about next, given a new person's ``answers`` so far (at most 100): the ones
         whose answers should tell the most about their taste, weighted by the chance they have seen them. Never a
-        movie already answered; "haven't seen it" counts as an answer too."""
+        movie already answered; "haven't seen it" counts as an answer too. The list the answers lead to:
+        ``recommend(ratings, not_seen=...)``."""
         pairs = answers.items() if isinstance(answers, Mapping) else answers
         return Onboarding(tuple(self._engine.next_questions(pairs, n)))
 

@@ -43,7 +43,7 @@ def interview(
     recommender = Recommender.load(run_dir)
     answers = ask(recommender, questions)
     ratings = [(movie, stars) for movie, stars in answers if stars is not None]
-    result = recommender.recommend_new_user(ratings, n)
+    result = recommender.recommend_after_interview(answers, n)  # "not seen" answers shape the list too
     title = f"Recommendations from your {len(ratings)} rating(s) and {len(answers) - len(ratings)} not seen"
     if not ratings:
         title = "No movie rated: popular and well-rated movies"

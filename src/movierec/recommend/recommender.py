@@ -4,9 +4,9 @@ Build a ``Recommender`` once per loaded run (it precomputes the catalog arrays, 
 every user's rated movies in compressed-row form), then answer many requests:
 
 * ``recommend_user``: top-N for a user the model was trained on;
-* ``recommend_new_user``: top-N from a handful of ratings, folded in by closed-form least squares against the
-  frozen movie factors (milliseconds, no retraining), or the popular-and-well-rated fallback when none of the
-  ratings can be used;
+* ``recommend_new_user``: top-N from a handful of ratings (and movies not seen), folded in by closed-form least
+  squares against the frozen movie factors (milliseconds, no retraining), or the popular-and-well-rated fallback
+  when none of the ratings can be used; ``recommend_after_interview``: the same from an interview's answers;
 * ``similar``: movies closest in factor space (cosine), with a minimum support;
 * ``onboarding``: which movies to ask a new person to rate; ``next_questions``: the next ones, chosen from
   the answers so far (stars, or "not seen");
@@ -190,21 +190,44 @@ class Recommender:
         )
 
     def recommend_new_user(
-        self, ratings: Iterable[tuple[int, float]], n: int = 10, filters: Filters = NO_FILTERS
+        self,
+        ratings: Iterable[tuple[int, float]],
+        n: int = 10,
+        filters: Filters = NO_FILTERS,
+        *,
+        not_seen: Iterable[int] | None = None,
     ) -> NewUserResult:
         """Top-``n`` for someone known only by a few (movieId, stars) ratings; unknown movieIds are ignored
-        and returned. With no usable rating the list is the popular-and-well-rated fallback."""
+        and returned. ``not_seen`` (for answers from an interview, even none): the movieIds they haven't seen,
+        folded in as the interview protocol does (see ``fold_in``). With no usable rating the list is the
+        popular-and-well-rated fallback."""
         check_n(n)
         ratings = list(ratings)  # read twice below; a generator would be empty the second time
-        folded = self.fold_in(ratings)
+        folded = self.fold_in(ratings, not_seen)
         if folded.items.size == 0:
             given = self._given_indices(ratings)
             return NewUserResult(self.fallback(n, filters, exclude=given), folded.ignored)
         recs = self._personal(folded.vector, folded.items, folded.ratings, n, filters)
         return NewUserResult(recs, folded.ignored)
 
-    def fold_in(self, ratings: Iterable[tuple[int, float]]) -> FoldedUser:
-        """Validate (movieId, stars) pairs and fold them into a user vector (a later duplicate wins)."""
+    def recommend_after_interview(
+        self, answers: Iterable[tuple[int, float | None]], n: int = 10, filters: Filters = NO_FILTERS
+    ) -> NewUserResult:
+        """Top-``n`` from an interview's ``answers`` (validated as ``next_questions`` takes them), folded in as the
+        interview protocol does: each "not seen" lowers the "likely to watch" score of the movies watched alike."""
+        check_n(n)
+        latest = self._latest_answers(answers)
+        ratings = [(movie, stars) for movie, stars in latest.items() if stars is not None]
+        unseen = [movie for movie, stars in latest.items() if stars is None]
+        return self.recommend_new_user(ratings, n, filters, not_seen=unseen)
+
+    def fold_in(self, ratings: Iterable[tuple[int, float]], not_seen: Iterable[int] | None = None) -> FoldedUser:
+        """Validate (movieId, stars) pairs and fold them into a user vector (a later duplicate wins).
+
+        With ``not_seen`` (even empty), the person is folded in as the interview protocol does
+        (``Interviewer.fold_in``): the "likely to watch" part starts from the typical trained user's rather than
+        from nothing, and each movie not seen is an observed zero. A movie also rated counts as rated; one the
+        model has no factors for tells it nothing and is skipped (``ignored`` lists unknown rated movies only)."""
         latest: dict[int, float] = {}
         for movie_id, stars in ratings:
             latest[int(movie_id)] = self.check_stars(movie_id, stars)
@@ -213,7 +236,12 @@ class Recommender:
         index = self.item_vocab.index(ids)
         usable = index >= 0
         usable[usable] = self.item_known[index[usable]]
-        vector = self.model.fold_in(index[usable], stars_arr[usable])
+        if not_seen is None:
+            vector = self.model.fold_in(index[usable], stars_arr[usable])
+        else:
+            unseen = self._known_indices(int(movie) for movie in not_seen if int(movie) not in latest)
+            answers: list[Answer] = [(int(i), float(s)) for i, s in zip(index[usable], stars_arr[usable], strict=True)]
+            vector = self._interviewer.fold_in(answers + [(int(i), None) for i in unseen])
         return FoldedUser(vector, index[usable], stars_arr[usable], [int(i) for i in ids[~usable]])
 
     def fallback(
@@ -358,29 +386,40 @@ class Recommender:
         """Built on the first interview question: its per-model tables cost more than one answer."""
         return Interviewer(self.model, self.catalog, self._default_mask)
 
-    def _answers(self, answers: Iterable[tuple[int, float | None]]) -> list[Answer]:
-        """Validated interview answers as (item index, stars or None) in the order given, where a later answer about
-        a movie replaces the earlier one and takes its place. Movies the model has no factors for tell it nothing:
-        they are dropped."""
+    def _latest_answers(self, answers: Iterable[tuple[int, float | None]]) -> dict[int, float | None]:
+        """Validated interview answers, stars or None by movieId, in the order given, where a later answer about a
+        movie replaces the earlier one and takes its place."""
         given = list(answers)
         if len(given) > MAX_ANSWERS:
             raise MovieRecError(f"{len(given)} answers are more than an interview takes; give at most {MAX_ANSWERS}.")
         latest: dict[int, float | None] = {}
         for movie_id, stars in given:
-            item = self.item_vocab.index_one(int(movie_id))
-            if item is None:
+            if self.item_vocab.index_one(int(movie_id)) is None:
                 raise MovieRecError(
                     f"The movie {movie_id} is not in this run's catalog; answer about movies the run knows."
                 )
-            latest.pop(item, None)
-            latest[item] = None if stars is None else self.check_stars(movie_id, stars)
-        return [(item, stars) for item, stars in latest.items() if self.item_known[item]]
+            latest.pop(int(movie_id), None)
+            latest[int(movie_id)] = None if stars is None else self.check_stars(movie_id, stars)
+        return latest
+
+    def _answers(self, answers: Iterable[tuple[int, float | None]]) -> list[Answer]:
+        """``_latest_answers`` as (item index, stars or None). Movies the model has no factors for tell it nothing:
+        they are dropped."""
+        latest = self._latest_answers(answers)
+        items = self.item_vocab.index(np.fromiter(latest, np.int64, count=len(latest)))
+        return [(int(item), stars) for item, stars in zip(items, latest.values(), strict=True) if self.item_known[item]]
 
     def _question(self, item: int) -> OnboardingMovie:
         info = self.catalog.info(item)
         spread = float(self.catalog.spreads[item])
         reason = f"{info.n_ratings:,} ratings, spread ±{spread:.2f}★ around {info.mean_rating or 0:.2f}★"
         return OnboardingMovie(**_shown(info), spread=round(spread, 3), reason=reason)
+
+    def _known_indices(self, movie_ids: Iterable[int]) -> np.ndarray:
+        """The item indices of ``movie_ids`` that the model has factors for, each once, in the order given."""
+        index = self.item_vocab.index(np.fromiter(dict.fromkeys(movie_ids), np.int64))
+        index = index[index >= 0]
+        return index[self.item_known[index]]
 
     def _given_indices(self, ratings: Iterable[tuple[int, float]]) -> np.ndarray:
         ids = np.array([int(m) for m, _ in ratings], dtype=np.int64)

@@ -96,6 +96,13 @@ class InterviewIn(_Request):
     n: Count = 5
 
 
+class InterviewListIn(FiltersIn):
+    """A new user's interview answers (as for ``POST /onboarding/next``), for the list they lead to."""
+
+    answers: list[AnswerIn] = Field(default_factory=list, max_length=MAX_ANSWERS)
+    n: Count = 10
+
+
 class PairIn(_Request):
     userId: Annotated[int, Field(ge=1, le=MAX_ID)]
     movieId: MovieId

@@ -1,5 +1,5 @@
 """`GET /onboarding`: movies to ask a new user to rate first; `POST /onboarding/next`: the next ones to ask, chosen
-from the answers so far."""
+from the answers so far; `POST /onboarding/recommendations`: the list the answers lead to."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from movierec.serve.forms import onboarding_form
-from movierec.serve.routes.common import current, responses
-from movierec.serve.schemas import MAX_N, InterviewIn, OnboardingListOut
+from movierec.serve.forms import new_user_form, onboarding_form
+from movierec.serve.routes.common import current, filters, responses
+from movierec.serve.schemas import MAX_N, InterviewIn, InterviewListIn, OnboardingListOut, RecommendationsOut
 
 router = APIRouter(tags=["recommendations"])
 
@@ -33,3 +33,19 @@ async def next_questions(request: Request, body: InterviewIn) -> OnboardingListO
     422 that says so."""
     answers = [(answer.movieId, answer.rating) for answer in body.answers]
     return onboarding_form(current(request).recommender.next_questions(answers, body.n))
+
+
+@router.post("/onboarding/recommendations", response_model=RecommendationsOut, responses=responses(413, 422))
+async def recommend_after_interview(request: Request, body: InterviewListIn) -> RecommendationsOut:
+    """The top ``n`` movies the answers lead to, with why: the stars folded in as by ``POST /recommendations``,
+    and each "haven't seen it" lowering the "likely to watch" score of the movies watched alike. The filters
+    are those of ``POST /recommendations``; with no rated answer the list is the popular-and-well-rated fallback.
+
+    The answers are checked as by ``POST /onboarding/next``: an unknown movieId, a rating outside the model's
+    scale or more answers than the limit is a 422 that says so."""
+    loaded = current(request)
+    chosen = filters(loaded, "body", body.genres, body.exclude_genres, body.years, body.min_ratings)
+    answers = [(answer.movieId, answer.rating) for answer in body.answers]
+    result = loaded.recommender.recommend_after_interview(answers, body.n, chosen)
+    latest = dict(answers)  # a later answer about a movie wins, as in the fold-in
+    return new_user_form([(movie, stars) for movie, stars in latest.items() if stars is not None], result)

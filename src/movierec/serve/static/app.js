@@ -306,10 +306,10 @@ function notSeen(movie) {
   if (state.ratings[id]) {
     delete state.ratings[id];
     syncStars(id);
-    scheduleRecommendations();
   }
   saveRatings();
   renderRated();
+  scheduleRecommendations();  // "haven't seen it" shapes the list too
   scheduleQuestions();
 }
 
@@ -355,13 +355,11 @@ async function loadRecommendations() {
   const request = ++state.recsRequest;
   setStatus("recs-status", "Finding movies for you…");
   try {
-    const body = await api("/recommendations", {
-      method: "POST",
-      body: JSON.stringify({ ratings, n: N_RECS, genres: state.genre ? [state.genre] : [] }),
-    });
+    const body = await recommendationsFor(ratings);
     if (request !== state.recsRequest) return;
     renderList("recs-list", body.recommendations, recommendationCard);
-    const notes = [`${body.recommendations.length} movies from your ${ratings.length} ratings${state.genre ? ` (${state.genre} only)` : ""}.`];
+    const unseen = body.fromAnswers && state.notSeen.length ? ` and ${state.notSeen.length} not seen` : "";
+    const notes = [`${body.recommendations.length} movies from your ${ratings.length} ratings${unseen}${state.genre ? ` (${state.genre} only)` : ""}.`];
     if (body.ignored.length) notes.push(`${body.ignored.length} rated movie(s) are unknown to this model and were left out.`);
     if (body.fallback) notes.push("None of your ratings could be used, so these are popular, well-rated movies.");
     if (!body.recommendations.length) notes.push("Nothing matches this filter; try another genre.");
@@ -369,6 +367,26 @@ async function loadRecommendations() {
   } catch (error) {
     if (request === state.recsRequest) setStatus("recs-status", error.message);
   }
+}
+
+// The list the answers lead to, "haven't seen it" included (POST /onboarding/recommendations); from the ratings
+// alone when there are more answers than an interview takes or the service cannot use them (e.g. ratings kept
+// from another model). fromAnswers: which it was.
+async function recommendationsFor(ratings) {
+  const genres = state.genre ? [state.genre] : [];
+  if (ratings.length + state.notSeen.length <= MAX_ANSWERS) {
+    try {
+      const body = await api("/onboarding/recommendations", {
+        method: "POST",
+        body: JSON.stringify({ answers: answers(), n: N_RECS, genres }),
+      });
+      return { ...body, fromAnswers: true };
+    } catch (_error) {
+      // fall through to the ratings alone
+    }
+  }
+  const body = await api("/recommendations", { method: "POST", body: JSON.stringify({ ratings, n: N_RECS, genres }) });
+  return { ...body, fromAnswers: false };
 }
 
 async function showSimilar(movie) {
