@@ -165,8 +165,12 @@ def check_movies(frame: pd.DataFrame) -> None:
         assert "<NA>" not in values and "nan" not in values
 
 
+SCRATCH = tempfile.TemporaryDirectory(prefix="movierec-fuzz-")
+"""One folder for every example's files, removed when the test process ends (one per example would pile up)."""
+
+
 def in_file(name: str, content: bytes) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="movierec-fuzz-"))
+    folder = Path(tempfile.mkdtemp(dir=SCRATCH.name))
     path = folder / name
     path.write_bytes(content)
     return path
@@ -208,7 +212,7 @@ RELEASE_FILES = {
 )
 def test_release_folders_are_clean_or_refused(layout: str, data: st.DataObject, options: ParseOptions) -> None:
     ratings_name, ratings_strategy, movies_name, tags_name = RELEASE_FILES[layout]
-    folder = Path(tempfile.mkdtemp(prefix="movierec-fuzz-"))
+    folder = Path(tempfile.mkdtemp(dir=SCRATCH.name))
     (folder / ratings_name).write_bytes(data.draw(ratings_strategy))
     separator = {"csv": ",", "dat": "::", "100k": "|"}[layout]
     side = st.one_of(st.binary(max_size=200), delimited_text(separator, header=layout == "csv"))
