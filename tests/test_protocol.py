@@ -21,6 +21,7 @@ from movierec.evaluate.protocol import (
     evaluate_ratings,
     popularity_scores,
     rank_candidates,
+    ranked_sample,
     topk_items,
 )
 
@@ -319,3 +320,18 @@ def test_a_scorer_family_of_the_wrong_size_is_refused(split: tuple[Ratings, Rati
         evaluate_rankings(two, 3, train, test)
     with pytest.raises(ValueError, match="more than 1 score matrices"):
         evaluate_rankings(two, 1, train, test)
+
+
+def test_ranked_sample_names_the_users_evaluate_ranking_scores(split: tuple[Ratings, Ratings]) -> None:
+    train, test = split
+    scored: list[int] = []
+
+    def score(users: np.ndarray) -> np.ndarray:
+        scored.extend(int(u) for u in users)
+        return np.zeros((len(users), train.n_items))
+
+    for max_users in (None, 3, 2, 1):
+        scored.clear()
+        evaluate_ranking(score, train, test, k=2, max_users=max_users)
+        assert ranked_sample(test, max_users).tolist() == scored
+    assert ranked_sample(test, 2).size == 2

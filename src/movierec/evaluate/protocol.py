@@ -248,13 +248,26 @@ def evaluate_rankings(
             "lower the relevance threshold or use a larger test set."
         )
     rankable = int(ranked_users.size)
-    max_users = settings.max_users
-    if max_users is not None and rankable > max_users:
-        keep = np.sort(np.random.default_rng(0).choice(rankable, max_users, replace=False))
+    keep = sample_positions(rankable, settings.max_users)
+    if keep.size < rankable:
         ranked_users, relevant = ranked_users[keep], [relevant[i] for i in keep]
     topks = rank_candidates_many(scores, count, train, ranked_users, k, settings.chunk_size)
     liked = _liked_in_training(train, ranked_users, relevance_threshold) if genres is not None else []
     return [_ranking_report(topk, relevant, liked, train, k, genres, rankable) for topk in topks]
+
+
+def sample_positions(count: int, max_users: int | None) -> np.ndarray:
+    """Sorted positions of the seeded sample of ``max_users`` among ``count`` rankable users (all of them when
+    there are no more): the same sample for every scorer ranked on the same test set."""
+    if max_users is None or count <= max_users:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(0).choice(count, max_users, replace=False))
+
+
+def ranked_sample(test: Ratings, max_users: int | None, relevance_threshold: float = 4.0) -> np.ndarray:
+    """The user indices ``evaluate_ranking(..., max_users=max_users)`` ranks on ``test``, sorted."""
+    users = np.unique(test.users[test.ratings >= relevance_threshold]).astype(np.int64)
+    return users[sample_positions(users.size, max_users)]
 
 
 def _ranking_report(

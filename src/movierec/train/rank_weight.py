@@ -34,11 +34,9 @@ def choose_rank_weight(
     ``NDCG_TOLERANCE`` of the best, the one whose lists are the most personal (highest personalization@10, which
     goes with catalog coverage). ``genres`` (movies x genres) adds genre miscalibration to what is measured; it
     breaks exact ties in personalization (lower wins)."""
-    users = np.unique(valid.users[valid.ratings >= 4.0])
+    users = weight_users(valid, max_users)
     if users.size == 0:
         return model
-    if users.size > max_users:
-        users = np.random.default_rng(0).choice(users, max_users, replace=False)
     subset = valid.take(np.isin(valid.users, users))
     grid = [(w, 0.0) for w in RANK_WEIGHTS]
     if model.params.has_watch:
@@ -49,6 +47,15 @@ def choose_rank_weight(
     accurate = [(rank, weights) for weights, ndcg, rank in scored if ndcg >= (1 - NDCG_TOLERANCE) * best_ndcg]
     chosen = min(accurate, key=lambda pair: pair[0])[1]  # min keeps the first of equals: grid order breaks ties
     return model.with_rank_weight(*chosen)
+
+
+def weight_users(valid: Ratings, max_users: int = 2000) -> np.ndarray:
+    """The validation users ``choose_rank_weight`` scores the weights on: those with a movie rated 4 or more, a
+    seeded sample of ``max_users`` of them when there are more."""
+    users = np.unique(valid.users[valid.ratings >= 4.0])
+    if users.size > max_users:
+        users = np.random.default_rng(0).choice(users, max_users, replace=False)
+    return users.astype(np.int64)
 
 
 def _grid_scores(model: FactorModel, grid: list[tuple[float, float]]) -> Callable[[np.ndarray], Iterator[np.ndarray]]:

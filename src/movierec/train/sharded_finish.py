@@ -8,8 +8,9 @@ part:
 
 - the counts: all-reduced per-user and per-movie counts (the size of the vocabularies, not of the ratings);
 - the scored users: the seeded samples ``evaluate_ranking`` (test) and ``choose_rank_weight`` (validation) draw,
-  made here from the same inputs with the same seeds (``ranked_sample``, ``weight_sample``), then each rank sends
-  those users' training ratings to rank 0: ``RANKED_USERS`` + 2,000 users at most, whatever the data's size;
+  made here by the very functions they use (``evaluate.protocol.ranked_sample``, ``rank_weight.weight_users``),
+  then each rank sends those users' training ratings to rank 0: ``RANKED_USERS`` + 2,000 users at most, whatever
+  the data's size;
 - the validation ratings of 4 stars or more (those that choose the ranking weights; a few per cent of the ratings);
 - the biases baseline by alternating least squares with all-reduced movie sums (``sharded_biases``).
 
@@ -29,10 +30,11 @@ import torch
 
 from movierec.data.ratings import Ratings, RatingScale
 from movierec.data.shard import ShardSet, validation_mask
-from movierec.evaluate.protocol import popularity_scores
+from movierec.evaluate.protocol import popularity_scores, ranked_sample
 from movierec.evaluate.report import RANKED_USERS, evaluate_model, ranking_row
 from movierec.models.baselines import bias_only_params
 from movierec.models.factors import FactorModel
+from movierec.train.rank_weight import weight_users
 from movierec.train.shard_exchange import Exchange
 
 RELEVANT = 4.0
@@ -97,7 +99,7 @@ def gather_summary(
     valid = _ratings(exchange.to_first(*_columns(own.take(liked))), own)
     test = shards.read_ratings("test.parquet") if exchange.rank == 0 else None
     wanted = exchange.broadcast(
-        None if test is None else np.union1d(ranked_sample(test, RANKED_USERS), weight_sample(valid, WEIGHT_USERS))
+        None if test is None else np.union1d(ranked_sample(test, RANKED_USERS), weight_users(valid, WEIGHT_USERS))
     )
     mine = np.flatnonzero(np.isin(own.users, wanted))
     *columns, was_held = exchange.to_first(*_columns(own.take(mine)), held[mine].astype(np.int32))
@@ -115,23 +117,6 @@ def gather_summary(
         item_bias=item_bias,
         n_train=int(user_total.sum()),
     )
-
-
-def ranked_sample(test: Ratings, max_users: int) -> np.ndarray:
-    """The test users ``evaluate_ranking(..., max_users=max_users)`` ranks: those with a relevant held-out movie,
-    a seeded sample of ``max_users`` of them when there are more."""
-    users = np.unique(test.users[test.ratings >= RELEVANT]).astype(np.int64)
-    if users.size > max_users:
-        users = users[np.sort(np.random.default_rng(0).choice(users.size, max_users, replace=False))]
-    return users
-
-
-def weight_sample(valid: Ratings, max_users: int) -> np.ndarray:
-    """The validation users ``choose_rank_weight(..., max_users=max_users)`` scores the weights on."""
-    users = np.unique(valid.users[valid.ratings >= RELEVANT])
-    if users.size > max_users:
-        users = np.random.default_rng(0).choice(users, max_users, replace=False)
-    return users.astype(np.int64)
 
 
 def sharded_biases(
