@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from movierec.cli import main
 from movierec.data.loader import align_movies
 from movierec.data.ratings import Dataset, Ratings, RatingScale
 from movierec.data.synthetic import LowRankData, generate_low_rank
@@ -23,6 +24,21 @@ def low_rank_dataset(seed: int = 0, noise: float = 0.2) -> tuple[Dataset, LowRan
     movies = align_movies(None, ratings.item_vocab)
     dataset = Dataset("low-rank", ratings, movies, None, RatingScale(low, high, 0.5))
     return dataset, truth
+
+
+def train_small_run(folder: Path) -> Path:
+    """A run folder trained by the CLI on 150 users x 60 movies of a rank-2 model (train/test CSVs in ``folder``),
+    for tests of ``movierec evaluate --protocol ...``."""
+    truth = generate_low_rank(150, 60, 6_000, rank=2, noise_std=0.3, seed=1)
+    frame = truth.ratings.to_frame()
+    frame["rating"] = frame["rating"].clip(0.5, 5.0).round(1)
+    train_csv, test_csv = folder / "train.csv", folder / "test.csv"
+    frame.iloc[:5000].to_csv(train_csv, index=False)
+    frame.iloc[5000:].to_csv(test_csv, index=False)
+    run = folder / "run"
+    args = ["--train-file", str(train_csv), "--test-file", str(test_csv), "--epochs", "2", "--dim", "4"]
+    assert main(["train", *args, "--out", str(run), "--json", "--device", "cpu"]) == 0
+    return run
 
 
 def as_frame(dataset: Dataset) -> pd.DataFrame:

@@ -21,6 +21,8 @@ from movierec.evaluate.coldstart import ColdStartOptions, parse_given, score_col
 from movierec.models.baselines import bias_params, popularity_prior
 from movierec.models.factors import FactorModel, FactorParams, UserVector
 
+from models_fixtures import train_small_run
+
 KEYS = {"given", "rmse", "baseline_rmse", "ndcg@10", "popularity_ndcg@10", "recall@10", "n_users"}
 
 
@@ -127,15 +129,7 @@ def test_the_true_low_rank_model_beats_biases_and_popularity() -> None:
 
 
 def test_cli_cold_start_protocol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    truth = generate_low_rank(150, 60, 6_000, rank=2, noise_std=0.3, seed=1)
-    frame = truth.ratings.to_frame()
-    frame["rating"] = frame["rating"].clip(0.5, 5.0).round(1)
-    train_csv, test_csv = tmp_path / "train.csv", tmp_path / "test.csv"
-    frame.iloc[:5000].to_csv(train_csv, index=False)
-    frame.iloc[5000:].to_csv(test_csv, index=False)
-    run = tmp_path / "run"
-    args = ["--train-file", str(train_csv), "--test-file", str(test_csv), "--epochs", "2", "--dim", "4"]
-    assert main(["train", *args, "--out", str(run), "--json", "--device", "cpu"]) == 0
+    run = train_small_run(tmp_path)
     capsys.readouterr()
     assert main(["evaluate", str(run), "--protocol", "cold-start", "--given", "5,10", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

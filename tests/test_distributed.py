@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,6 +99,30 @@ def test_one_rank_trains_exactly_like_one_process(monkeypatch: pytest.MonkeyPatc
     assert np.allclose(ranked.model.params.user_factors, single.model.params.user_factors, atol=1e-5)
 
 
+def two_ranks(args: list[str], cwd: Path, timeout: int, collective_timeout: int) -> dict[str, Any]:
+    """``movierec ARGS --distributed`` in two torchrun processes (gloo); rank 0's JSON report. A run that takes
+    longer than ``timeout`` seconds fails the test (every worker is killed); ``collective_timeout`` is how long a
+    rank waits for the other at a collective."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
+    command = [*launcher, str(free_port()), "-m", "movierec", *args, "--distributed"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MOVIEREC_DISTRIBUTED_TIMEOUT": str(collective_timeout)}
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # so a hang can be ended with every worker torchrun started
+    )  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"two-process training did not finish in {timeout} s")
+    assert process.returncode == 0, stderr[-3000:]
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, stdout  # rank 0 alone reports
+    report: dict[str, Any] = json.loads(lines[0])
+    return report
+
+
 @pytest.mark.slow  # two training processes under torchrun and one in-process run: about 10 s on 2 cores
 def test_two_gloo_processes_match_one_process(files, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     train, test = files
@@ -106,28 +131,7 @@ def test_two_gloo_processes_match_one_process(files, tmp_path: Path, capsys: pyt
     single = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
     out = tmp_path / "multi"
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    launcher += ["--master_port", str(free_port()), "-m", "movierec", "train", *data_args, "--distributed"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MOVIEREC_DISTRIBUTED_TIMEOUT": "120"}
-    process = subprocess.Popen(
-        [*launcher, "--out", str(out)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # so a hang can be ended with every worker torchrun started
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        pytest.fail("two-process training did not finish in 300 s")
-    assert process.returncode == 0, stderr[-3000:]
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    assert len(lines) == 1, stdout  # rank 0 alone reports
-    multi = json.loads(lines[0])
+    multi = two_ranks(["train", *data_args, "--out", str(out)], tmp_path, timeout=300, collective_timeout=120)
     assert multi["n_test"] == single["n_test"] == 800
     assert multi["rmse"] == pytest.approx(single["rmse"], rel=0.03)
     assert multi["rmse"] < 0.9 * multi["baselines"]["biases"]["rmse"]  # it learned the interaction, not just biases

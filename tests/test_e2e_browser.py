@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,21 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@contextmanager
+def new_page() -> Iterator[tuple[Page, list[str]]]:
+    """A fresh page of headless Chromium (1280 x 900) and the list its JavaScript errors go to; the browser is
+    closed afterwards."""
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            yield page, errors
+        finally:
+            browser.close()
+
+
 @pytest.fixture(scope="module")
 def server(run_dir: Path) -> Iterator[str]:
     with socket.socket() as probe:
@@ -85,82 +101,75 @@ def server(run_dir: Path) -> Iterator[str]:
 
 def test_search_rate_and_get_recommendations(server: str, tmp_path: Path) -> None:
     expect = playwright_api.expect
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(server + "/")
-            expect(page.locator("#model-info")).to_contain_text("biased-mf")
-            expect(page.locator("#onboarding-list li.card").first).to_be_visible()
-            expect(page.locator("#recs-status")).to_contain_text("Rate at least 3")
+    with new_page() as (page, errors):
+        page.goto(server + "/")
+        expect(page.locator("#model-info")).to_contain_text("biased-mf")
+        expect(page.locator("#onboarding-list li.card").first).to_be_visible()
+        expect(page.locator("#recs-status")).to_contain_text("Rate at least 3")
 
-            rated: list[int] = []
-            # A typo and an accent; four liked movies and, with the keyboard's 2 stars below, two disliked ones.
-            searches = [("matrix", 5), ("toy story", 4), ("godfathr", 5), ("amelie", 4), ("twilight", 1)]
-            for query, stars in searches:
-                page.fill("#search-input", query)
-                page.press("#search-input", "Enter")
-                expect(page.locator("#search-status")).to_contain_text("match")
-                card = page.locator("#search-results li.card").first
-                card.locator("label.star").nth(stars - 1).click()
-                rated.append(int(card.get_attribute("data-movie") or 0))
-
-            # The sixth rating by keyboard (2 stars): Tab into a star group, arrows move the choice.
-            page.fill("#search-input", "titanic")
+        rated: list[int] = []
+        # A typo and an accent; four liked movies and, with the keyboard's 2 stars below, two disliked ones.
+        searches = [("matrix", 5), ("toy story", 4), ("godfathr", 5), ("amelie", 4), ("twilight", 1)]
+        for query, stars in searches:
+            page.fill("#search-input", query)
             page.press("#search-input", "Enter")
             expect(page.locator("#search-status")).to_contain_text("match")
             card = page.locator("#search-results li.card").first
-            card.locator("input[type=radio]").first.focus()
-            page.keyboard.press("Space")
-            page.keyboard.press("ArrowRight")
+            card.locator("label.star").nth(stars - 1).click()
             rated.append(int(card.get_attribute("data-movie") or 0))
-            expect(card.locator("input[type=radio]").nth(1)).to_be_checked()
 
-            expect(page.locator("#rated-count")).to_have_text("6")
-            expect(page.locator("#recs-list li.card").first).to_be_visible()
-            expect(page.locator("#recs-status")).to_contain_text("from your 6 ratings")
-            recommended = [int(m) for m in page.locator("#recs-list li.card").evaluate_all(
-                "cards => cards.map(c => c.dataset.movie)")]  # fmt: skip
-            assert len(recommended) >= 5
-            assert not set(recommended) & set(rated), (recommended, rated)
-            first = page.locator("#recs-list li.card").first
-            expect(first.locator(".prediction")).to_contain_text("predicted for you")
-            expect(first.locator(".chips li").first).to_be_visible()
-            assert re.search(r"\d{4}", first.locator(".year").inner_text())
-            check_reasons(page, first)
+        # The sixth rating by keyboard (2 stars): Tab into a star group, arrows move the choice.
+        page.fill("#search-input", "titanic")
+        page.press("#search-input", "Enter")
+        expect(page.locator("#search-status")).to_contain_text("match")
+        card = page.locator("#search-results li.card").first
+        card.locator("input[type=radio]").first.focus()
+        page.keyboard.press("Space")
+        page.keyboard.press("ArrowRight")
+        rated.append(int(card.get_attribute("data-movie") or 0))
+        expect(card.locator("input[type=radio]").nth(1)).to_be_checked()
 
-            stored = page.evaluate("() => Object.keys(JSON.parse(localStorage.getItem('movierec.ratings.v1')))")
-            assert sorted(map(int, stored)) == sorted(rated)
+        expect(page.locator("#rated-count")).to_have_text("6")
+        expect(page.locator("#recs-list li.card").first).to_be_visible()
+        expect(page.locator("#recs-status")).to_contain_text("from your 6 ratings")
+        recommended = [int(m) for m in page.locator("#recs-list li.card").evaluate_all(
+            "cards => cards.map(c => c.dataset.movie)")]  # fmt: skip
+        assert len(recommended) >= 5
+        assert not set(recommended) & set(rated), (recommended, rated)
+        first = page.locator("#recs-list li.card").first
+        expect(first.locator(".prediction")).to_contain_text("predicted for you")
+        expect(first.locator(".chips li").first).to_be_visible()
+        assert re.search(r"\d{4}", first.locator(".year").inner_text())
+        check_reasons(page, first)
 
-            page.mouse.move(1, 1)  # no hover preview of stars in the picture
-            page.evaluate("() => document.activeElement && document.activeElement.blur()")
-            page.wait_for_timeout(300)  # let the stars' colour transition finish
-            screenshot = tmp_path / "web_page.png"
-            page.screenshot(path=str(screenshot))
-            atomic.write_bytes(README_IMAGE, screenshot.read_bytes())
+        stored = page.evaluate("() => Object.keys(JSON.parse(localStorage.getItem('movierec.ratings.v1')))")
+        assert sorted(map(int, stored)) == sorted(rated)
 
-            first.locator("button.more").click()
-            expect(page.locator("#similar-block")).to_be_visible()
-            expect(page.locator("#similar-list li.card").first).to_be_visible()
-            expect(page.locator("#similar-heading")).to_be_focused()
+        page.mouse.move(1, 1)  # no hover preview of stars in the picture
+        page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        page.wait_for_timeout(300)  # let the stars' colour transition finish
+        screenshot = tmp_path / "web_page.png"
+        page.screenshot(path=str(screenshot))
+        atomic.write_bytes(README_IMAGE, screenshot.read_bytes())
 
-            page.locator("#close-similar").click()
-            page.select_option("#genre-filter", "Comedy")
-            expect(page.locator("#recs-status")).to_contain_text("Comedy only")
-            for chips in page.locator("#recs-list li.card .chips").all_inner_texts():
-                assert "Comedy" in chips
+        first.locator("button.more").click()
+        expect(page.locator("#similar-block")).to_be_visible()
+        expect(page.locator("#similar-list li.card").first).to_be_visible()
+        expect(page.locator("#similar-heading")).to_be_focused()
 
-            page.reload()  # ratings survive in localStorage
-            expect(page.locator("#rated-count")).to_have_text("6")
+        page.locator("#close-similar").click()
+        page.select_option("#genre-filter", "Comedy")
+        expect(page.locator("#recs-status")).to_contain_text("Comedy only")
+        for chips in page.locator("#recs-list li.card .chips").all_inner_texts():
+            assert "Comedy" in chips
 
-            page.set_viewport_size({"width": 390, "height": 844})
-            assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
-            page.screenshot(path=str(tmp_path / "web_page_phone.png"), full_page=True)
-            assert not errors, errors
-        finally:
-            browser.close()
+        page.reload()  # ratings survive in localStorage
+        expect(page.locator("#rated-count")).to_have_text("6")
+
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+        page.screenshot(path=str(tmp_path / "web_page_phone.png"), full_page=True)
+        assert not errors, errors
 
 
 def check_reasons(page: Page, first: Locator) -> None:

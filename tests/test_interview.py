@@ -21,6 +21,8 @@ from movierec.recommend.catalog import Catalog
 from movierec.recommend.interview import Answer, Interviewer, next_questions
 from movierec.recommend.interview_protocol import STRATEGIES, InterviewOptions, Setting, score_interviews
 
+from models_fixtures import train_small_run
+
 KEYS = {"strategy", "questions", "answered", "rmse", "ndcg@10", "recall@10"}
 N_USERS = 20
 
@@ -172,16 +174,7 @@ def test_options_are_validated() -> None:
 
 @pytest.mark.slow
 def test_cli_interview_protocol(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    truth = generate_low_rank(150, 60, 6_000, rank=2, noise_std=0.3, seed=1)
-    frame = truth.ratings.to_frame()
-    frame["rating"] = frame["rating"].clip(0.5, 5.0).round(1)
-    train_csv, test_csv = tmp_path / "train.csv", tmp_path / "test.csv"
-    frame.iloc[:5000].to_csv(train_csv, index=False)
-    frame.iloc[5000:].to_csv(test_csv, index=False)
-    run = tmp_path / "run"
-    args = ["--train-file", str(train_csv), "--test-file", str(test_csv), "--epochs", "2", "--dim", "4"]
-    args += ["--device", "cpu"]
-    assert main(["train", *args, "--out", str(run), "--json"]) == 0
+    run = train_small_run(tmp_path)
     capsys.readouterr()
     assert main(["evaluate", str(run), "--protocol", "interview", "--questions", "2,4", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

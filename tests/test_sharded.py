@@ -4,13 +4,8 @@ the same model as world size 1, into a run folder that loads and recommends like
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +23,7 @@ from movierec.recommend import Recommender
 from movierec.train import distributed, sharded_finish
 from movierec.train.driver import finish_model, held_out, train_sharded
 from movierec.train.shard_exchange import Exchange
-from test_distributed import free_port
+from test_distributed import two_ranks
 from test_fast_hybrid import COLD, genre_dataset
 
 from models_fixtures import low_rank_dataset
@@ -138,28 +133,6 @@ def test_bad_shard_requests_are_one_sentence(source: Path, tmp_path: Path, capsy
         TrainConfig(model="sigmoid-mf", solver="als", shards="s")
 
 
-def two_ranks(args: list[str], cwd: Path) -> dict[str, Any]:
-    """``movierec ARGS --distributed`` in two torchrun processes (gloo); rank 0's JSON report."""
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
-    command = [*launcher, str(free_port()), "-m", "movierec", *args, "--distributed"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MOVIEREC_DISTRIBUTED_TIMEOUT": "60"}
-    process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,  # so a hang can be ended with every worker torchrun started
-    )  # fmt: skip
-    try:
-        stdout, stderr = process.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        pytest.fail("two-process sharded training did not finish in 240 s")
-    assert process.returncode == 0, stderr[-3000:]
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    assert len(lines) == 1, stdout  # rank 0 alone reports
-    report: dict[str, Any] = json.loads(lines[0])
-    return report
-
-
 def same_tables(one: Path, two: Path) -> None:
     single, sharded = load_run(one).model.params, load_run(two).model.params
     for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
@@ -181,7 +154,7 @@ def test_two_ranks_train_the_model_one_rank_trains(
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     one = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
-    two = two_ranks([*args, "--out", str(tmp_path / "two")], tmp_path)
+    two = two_ranks([*args, "--out", str(tmp_path / "two")], tmp_path, timeout=240, collective_timeout=60)
 
     assert two["n_test"] == one["n_test"] == manifest["n_test"]
     assert two["rmse"] == pytest.approx(one["rmse"], abs=0.002)
@@ -214,7 +187,7 @@ def test_two_ranks_train_the_hybrid_one_rank_trains(tmp_path: Path, capsys: pyte
     args += ["--reg", "0.3", "--epochs", "12", "--watch-dim", "0", "--json", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     one = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    two = two_ranks([*args, "--out", str(tmp_path / "two")], tmp_path)
+    two = two_ranks([*args, "--out", str(tmp_path / "two")], tmp_path, timeout=240, collective_timeout=60)
 
     assert two["rmse"] == pytest.approx(one["rmse"], abs=0.002) and two["best_epoch"] == one["best_epoch"]
     assert two["rmse"] < 0.5 * two["baselines"]["biases"]["rmse"]  # the genres carry the taste
