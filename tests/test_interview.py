@@ -17,6 +17,7 @@ from movierec.data.ratings import Ratings, Vocabulary
 from movierec.data.synthetic import generate_low_rank
 from movierec.errors import MovieRecError
 from movierec.models.factors import FactorModel, FactorParams
+from movierec.models.watch import Taste, fold_in_watch, watch_gram
 from movierec.recommend.catalog import Catalog
 from movierec.recommend.interview import Answer, Interviewer, next_questions
 from movierec.recommend.interview_protocol import STRATEGIES, InterviewOptions, Setting, score_interviews
@@ -188,3 +189,20 @@ def test_cli_interview_protocol(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "--questions" in capsys.readouterr().err
     assert main(["evaluate", str(run), "--protocol", "interview", "--given", "5"]) == 2
     assert "--given does not apply to --protocol interview" in capsys.readouterr().err
+
+
+def test_the_watch_fold_in_pulls_towards_the_mean_and_counts_not_seen_as_zero() -> None:
+    rng = np.random.default_rng(3)
+    movies = rng.normal(size=(40, 5)).astype(np.float32)
+    gram = watch_gram(movies)
+    taste = Taste(3.5, 1.0, -0.5)
+    none = np.empty(0, np.int64)
+    mean = rng.normal(size=5)
+    assert not fold_in_watch(movies, none, np.empty(0), taste, 2.0, 1.0, gram).any()  # no answer, no mean: zero
+    start = fold_in_watch(movies, none, np.empty(0), taste, 2.0, 1.0, gram, mean=mean)
+    np.testing.assert_allclose(start, np.linalg.solve(gram + 2.0 * np.eye(5), 2.0 * mean), rtol=1e-5)
+    unseen = np.array([7])
+    light = fold_in_watch(movies, none, np.empty(0), taste, 2.0, 1.0, gram, mean=mean, unseen=unseen)
+    heavy = fold_in_watch(movies, none, np.empty(0), taste, 2.0, 1.0, gram, mean=mean, unseen=unseen, unseen_weight=9)
+    scores = [abs(float(movies[7] @ vector)) for vector in (start, light, heavy)]
+    assert scores[0] > scores[1] > scores[2]  # "not seen" pulls that movie's score towards zero, more with weight

@@ -267,7 +267,7 @@ class FactorModel:
         p = self.params
         items, ratings = self.usable_ratings(items, ratings)
         watch = (
-            fold_in_watch(p.watch_item, items, ratings, self.taste, p.watch_reg, p.watch_unobserved, self._watch_gram)
+            fold_in_watch(p.watch_item, items, ratings, self.taste, p.watch_reg, p.watch_unobserved, self.watch_gram)
             if p.has_watch
             else None
         )
@@ -536,8 +536,9 @@ class FactorModel:
         return Taste(p.global_mean, p.watch_margin, p.watch_dislike)
 
     @functools.cached_property
-    def _watch_gram(self) -> np.ndarray:
-        """Computed once per model: on a large catalog it is most of a fold-in's cost."""
+    def watch_gram(self) -> np.ndarray:
+        """``watch_gram`` of the movies' watch vectors, computed once per model: on a large catalog it is most of a
+        fold-in's cost."""
         return watch_gram(self.params.watch_item)
 
     @functools.cached_property

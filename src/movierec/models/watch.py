@@ -59,16 +59,27 @@ def fold_in_watch(
     reg: float,
     unobserved: float,
     gram: np.ndarray,
+    *,
+    mean: np.ndarray | None = None,
+    unseen: np.ndarray | None = None,
+    unseen_weight: float = 1.0,
 ) -> np.ndarray:
     """A new user's watch vector from their ratings (targets by ``taste``). ``gram`` is
-    ``watch_gram(item_factors)``, computed once per model (on a large catalog it is most of the cost)."""
+    ``watch_gram(item_factors)``, computed once per model (on a large catalog it is most of the cost).
+
+    ``mean`` (a watch vector, e.g. the trained users' mean) is where the ridge pulls instead of zero, and
+    ``unseen`` are movies the person said they have not seen, each an observed zero of weight ``unseen_weight``
+    (the adaptive interview's fold-in)."""
     dim = item_factors.shape[1]
-    if items.size == 0 or dim == 0:
+    unseen = np.empty(0, np.int64) if unseen is None else np.asarray(unseen, np.int64)
+    if dim == 0 or (items.size == 0 and unseen.size == 0 and mean is None):
         return np.zeros(dim, np.float32)
     chosen = item_factors[items].astype(np.float64)
+    absent = item_factors[unseen].astype(np.float64)
     targets = taste.targets(np.zeros(items.size, np.int64), ratings, 1).astype(np.float64)
-    lhs = chosen.T @ chosen + unobserved * gram + reg * np.eye(dim)
-    return np.linalg.solve(lhs, chosen.T @ targets).astype(np.float32)
+    lhs = chosen.T @ chosen + unseen_weight * (absent.T @ absent) + unobserved * gram + reg * np.eye(dim)
+    rhs = chosen.T @ targets if mean is None else chosen.T @ targets + reg * mean
+    return np.linalg.solve(lhs, rhs).astype(np.float32)
 
 
 def watch_gram(item_factors: np.ndarray) -> np.ndarray:

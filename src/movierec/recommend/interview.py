@@ -29,7 +29,7 @@ from dataclasses import replace
 import numpy as np
 
 from movierec.models.factors import FactorModel, UserVector
-from movierec.models.watch import watch_gram
+from movierec.models.watch import fold_in_watch
 from movierec.recommend.catalog import Catalog
 
 Answer = tuple[int, float | None]
@@ -107,10 +107,8 @@ class _Watch:
         self.model = model
         self.rows = np.ascontiguousarray(p.watch_item[items], dtype=np.float32)
         users = p.watch_user[model.known_users()] if p.watch_user.shape[0] == p.n_users else p.watch_user
-        mean = users.mean(axis=0, dtype=np.float64) if users.size else np.zeros(p.watch_item.shape[1])
-        self.lhs = p.watch_unobserved * watch_gram(p.watch_item) + p.watch_reg * np.eye(p.watch_item.shape[1])
-        self.rhs = p.watch_reg * mean
-        self.start = self.rows @ np.linalg.solve(self.lhs, self.rhs).astype(np.float32)
+        self.mean = users.mean(axis=0, dtype=np.float64) if users.size else np.zeros(p.watch_item.shape[1])
+        self.start = self.rows @ self.vector([])
 
     def shift(self, answers: Sequence[Answer]) -> np.ndarray:
         """How the answers move each candidate's watch score from the typical person's."""
@@ -119,15 +117,13 @@ class _Watch:
     def vector(self, answers: Sequence[Answer]) -> np.ndarray:
         """float32 [watch dim]: the watch vector the answers give (a "not seen" weighs ``NOT_SEEN_WEIGHT``)."""
         p = self.model.params
-        asked = p.watch_item[np.array([item for item, _ in answers], np.int64)].astype(np.float64)
-        weights = np.array([1.0 if stars is not None else NOT_SEEN_WEIGHT for _, stars in answers])
         rated = np.array([item for item, stars in answers if stars is not None], np.int64)
         stars = np.array([stars for _, stars in answers if stars is not None], np.float64)
-        rhs = self.rhs.copy()
-        if rated.size:
-            targets = self.model.taste.targets(np.zeros(rated.size, np.int64), stars, 1).astype(np.float64)
-            rhs += p.watch_item[rated].T.astype(np.float64) @ targets
-        return np.linalg.solve(self.lhs + (asked * weights[:, None]).T @ asked, rhs).astype(np.float32)
+        unseen = np.array([item for item, stars in answers if stars is None], np.int64)
+        return fold_in_watch(
+            p.watch_item, rated, stars, self.model.taste, p.watch_reg, p.watch_unobserved, self.model.watch_gram,
+            mean=self.mean, unseen=unseen, unseen_weight=NOT_SEEN_WEIGHT,
+        )  # fmt: skip
 
 
 class _Uncertainty:
