@@ -11,7 +11,12 @@
   batch 8192 (``sgd.run_epoch`` on a bounded number of batches after a warm-up batch).
 - sparse: the loop with sparse gradients and large batches (SparseAdam, batch 65536), the other candidate.
 
-With ``--json`` the last line is ``{"fast_ratings_per_s", "reference_ratings_per_s", "ratio"}``.
+- exact (``--exact``): the same epochs with every row solved exactly (``als_cg_steps`` 0), for the validation RMSE
+  the fast path must stay within ``EXACT_RMSE_BAR`` of at the same number of epochs (issue 16); ``--cg-steps``
+  sets the fast path's steps (default: ``als_cg_steps``'s).
+
+With ``--json`` the last line is ``{"fast_ratings_per_s", "reference_ratings_per_s", "ratio"}`` (and
+``"exact_ratings_per_s", "rmse_gap"`` with ``--exact``).
 Users scale with the number of ratings and movies with its square root (the full size is ML-25M's own).
 
 ``--model hybrid`` (default ``biased-mf``) times the hybrid the same way, both solvers without the SVD++ term
@@ -48,6 +53,9 @@ from movierec.models.features import build_item_features
 from movierec.train import driver, sgd
 
 FAST_BAR = 3_000_000
+CG_BAR = 10_000_000
+"""Issue 16: the fast path at ML-25M size, dim 64, on the 2-core dev machine."""
+EXACT_RMSE_BAR = 0.001
 RATIO_BAR = 25.0
 REFERENCE = {"optimizer": "adam", "weight_decay": 1e-5, "batch_size": 8192, "lr": 0.005}
 SPARSE = {"optimizer": "sparse-adam", "batch_size": 65536, "lr": 0.005}
@@ -173,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=MODELS, default="biased-mf", help="model to time (default biased-mf)")
     parser.add_argument("--dim", type=int, default=64, help="factors per user and movie")
     parser.add_argument("--epochs", type=int, default=3, help="fast-path epochs to time")
+    parser.add_argument("--cg-steps", type=int, default=None, help="fast path's CG steps (default: the shipped)")
+    parser.add_argument("--exact", action="store_true", help="also time exact row solves and compare RMSE")
     parser.add_argument("--reference-batches", type=int, default=40, help="reference batches to time")
     parser.add_argument("--no-sparse", action="store_true", help="skip the sparse-gradient loop")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
@@ -188,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     data = synthetic_dataset(args.ratings, args.seed, features=hybrid)
     n_users, n_items = shape_for(args.ratings)
     base = TrainConfig(model=args.model, dim=args.dim, device=args.device, seed=args.seed, use_implicit=False)
+    if args.cg_steps is not None:
+        base = base.replace(als_cg_steps=args.cg_steps)
     device = driver.resolve_device(args.device)
     print(
         f"train_speed: {args.model}, {args.ratings:,} ratings ({n_users:,} users x {n_items:,} movies), "
@@ -203,10 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     quick = measure_fast(base, data, args.epochs)
     epochs = ", ".join(f"{s:.2f}" for s in quick["epoch_seconds"])
     print(
-        f"fast (als)        : {quick['ratings_per_s']:>12,.0f} ratings/s  (median of {args.epochs} epochs; "
-        f"epoch seconds {epochs}; one-time setup {quick['setup_seconds']:.1f} s)",
+        f"fast (als)        : {quick['ratings_per_s']:>12,.0f} ratings/s  (median of {args.epochs} epochs, "
+        f"{base.als_cg_steps} CG steps; epoch seconds {epochs}; one-time setup {quick['setup_seconds']:.1f} s; "
+        f"validation RMSE {quick['val_rmse'][-1]:.4f})",
         flush=True,
     )
+    exact = measure_fast(base.replace(als_cg_steps=0), data, args.epochs) if args.exact else None
+    if exact is not None:
+        gap = quick["val_rmse"][-1] - exact["val_rmse"][-1]
+        print(
+            f"exact (als)       : {exact['ratings_per_s']:>12,.0f} ratings/s  (every row by Cholesky; validation "
+            f"RMSE {exact['val_rmse'][-1]:.4f}; fast - exact = {gap:+.4f}, bar {EXACT_RMSE_BAR})",
+            flush=True,
+        )
     reference = measure_loop(base.replace(**REFERENCE), data, args.reference_batches)
     print(
         f"reference (adam)  : {reference['ratings_per_s']:>12,.0f} ratings/s  (dense tables, Adam + weight_decay, "
@@ -230,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = quick["ratings_per_s"] / reference["ratings_per_s"]
     one_pass = args.ratings / quick["ratings_per_s"]
     print(
-        f"ratio fast/reference: {ratio:.1f}x (bar {RATIO_BAR:.0f}x); fast bar {FAST_BAR:,} ratings/s; "
-        f"one pass over {args.ratings:,} ratings: {one_pass:.1f} s"
+        f"ratio fast/reference: {ratio:.1f}x (bar {RATIO_BAR:.0f}x); fast bar {FAST_BAR:,} ratings/s (issue 16: "
+        f"{CG_BAR:,} at ML-25M size, dim 64); one pass over {args.ratings:,} ratings: {one_pass:.1f} s"
     )
     if args.json:
         print(
@@ -240,6 +261,14 @@ def main(argv: list[str] | None = None) -> int:
                     "fast_ratings_per_s": round(quick["ratings_per_s"]),
                     "reference_ratings_per_s": round(reference["ratings_per_s"]),
                     "ratio": round(ratio, 2),
+                    **(
+                        {
+                            "exact_ratings_per_s": round(exact["ratings_per_s"]),
+                            "rmse_gap": quick["val_rmse"][-1] - exact["val_rmse"][-1],
+                        }
+                        if exact is not None
+                        else {}
+                    ),
                 }
             )
         )

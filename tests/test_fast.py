@@ -53,6 +53,19 @@ def test_als_is_deterministic_for_a_seed(data) -> None:
     assert not np.array_equal(first.model.params.user_factors, other.model.params.user_factors)
 
 
+def test_exact_row_solves_train_the_same_model_as_cg_to_a_small_difference(data) -> None:
+    """``als_cg_steps`` 0 reaches the solver (the factors differ from the CG run's) and the CG path lands within
+    a hair of it at the same number of sweeps."""
+    dataset, _, split = data
+    config = TrainConfig(**{**ALS, "dim": 8, "epochs": 6})
+    cg = fit(config, dataset, split.train, progress=False)
+    exact = fit(config.replace(als_cg_steps=0), dataset, split.train, progress=False)
+    assert not np.array_equal(cg.model.params.user_factors, exact.model.params.user_factors)
+    cg_rmse = rmse(cg.model.predict(split.test.users, split.test.items), split.test.ratings)
+    exact_rmse = rmse(exact.model.predict(split.test.users, split.test.items), split.test.ratings)
+    assert abs(cg_rmse - exact_rmse) < 0.01
+
+
 def test_early_stopping_restores_the_best_epoch(data) -> None:
     # Unregularised with many factors, ALS overfits this small matrix after a few sweeps.
     dataset, _, split = data
@@ -102,8 +115,10 @@ def test_every_solver_name_has_a_solver() -> None:
     assert set(driver.SOLVERS) == set(SOLVERS)
 
 
-def test_one_sweep_lowers_the_objective_and_matches_an_exact_ridge_solve() -> None:
-    """Enough CG steps reproduce the closed-form ridge solution for each user."""
+@pytest.mark.parametrize("steps", [4, 0], ids=["cg", "exact"])
+def test_one_sweep_matches_an_exact_ridge_solve(steps: int) -> None:
+    """Enough CG steps (dim + 1), and the exact solve (steps 0), reproduce the closed-form ridge solution for
+    each user."""
     rng = np.random.default_rng(0)
     n_users, n_items, dim, reg = 7, 5, 3, 0.1
     users = np.repeat(np.arange(n_users), 4).astype(np.int32)
@@ -115,7 +130,7 @@ def test_one_sweep_lowers_the_objective_and_matches_an_exact_ridge_solve() -> No
     item_table.factors[-1], item_table.bias[-1] = 0.0, 0.0
     user_table = als.Factors(torch.zeros(n_users + 1, dim), torch.zeros(n_users + 1))
     counts = torch.from_numpy(np.bincount(items, minlength=n_items).astype(np.float32))
-    als.solve_side(side, user_table, item_table, als.mean_square(item_table.factors, counts), reg, 0.5, steps=dim + 1)
+    als.solve_side(side, user_table, item_table, als.mean_square(item_table.factors, counts), reg, 0.5, steps=steps)
     for u in range(n_users):
         mine = users == u
         x = np.c_[item_table.factors.numpy()[items[mine]], np.ones(mine.sum())].astype(np.float64)

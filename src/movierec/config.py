@@ -63,6 +63,9 @@ class TrainConfig:
     solver: str = valid("loop", one_of(SOLVERS))
     """loop (gradient steps, --optimizer), als (fast alternating least squares, for some models) or gibbs (Bayesian:
     block Gibbs sampling, predictions averaged over posterior samples; biased-mf and hybrid)."""
+    als_cg_steps: int = valid(3, whole(0, 50))
+    """als: conjugate gradient steps per row and half-sweep, warm-started from the previous sweep; 0 solves every
+    row exactly (a Cholesky factorisation of its Gram matrix, about ``dim`` times the work)."""
     watch_dim: int = valid(128, whole(0, 1024))
     """Size of the "likely to watch" component of the ranking score (implicit ALS); 0 turns it off."""
     watch_reg: float = valid(10.0, non_negative)

@@ -43,6 +43,7 @@ CPU_BLOCK_RATINGS = 1 << 16  # padded ratings per block on the CPU: X stays in t
 GPU_BLOCK_RATINGS = 1 << 22  # larger blocks keep a GPU busy
 MAX_PADDING = 0.1  # a block's rows are at most this much (plus one) shorter than its longest row
 _TINY = 1e-30
+_JITTER = 1e-6
 
 
 @dataclass(frozen=True)
@@ -143,12 +144,13 @@ def solve_side(
     vector and bias): the row solved is the rest. ``prior`` adds a fixed ridge ``(on the factors, on the bias)``
     to every row's, whatever its number of ratings. ``sums``, when given, receives each row's ``RowSums`` after
     its update (while its block is still in cache). Returns the summed squared error of the ratings before the
-    update, as a 0-d tensor on the device (no synchronisation).
+    update, as a 0-d tensor on the device (no synchronisation). ``steps`` conjugate gradient steps per row, or an
+    exact solve with 0 (a Cholesky factorisation of each row's Gram matrix: ``dim`` times the work).
     """
     features, other_bias, pad = other.factors, other.bias, side.n_cols
 
     def solve_block(block: Block) -> torch.Tensor:
-        """Preconditioned CG on one block's ridge regressions; the bias is the constant feature, kept apart."""
+        """One block's ridge regressions solved (``steps`` CG steps, or exactly), written back."""
         x = features.index_select(0, block.cols.view(-1)).view(*block.cols.shape, -1)
         mask = (block.cols != pad).to(x.dtype)
         target = _target(block, x, mask, other_bias, offset)
@@ -157,23 +159,10 @@ def solve_side(
         lam_b = reg * bias_scale * block.counts + prior[1]
         error = target - times(x, p) - b[:, None] * mask
         block_error = error.square().sum()
-        r, r_b = transposed_times(x, error) - lam[:, None] * p, error.sum(1) - lam_b * b
-        inv = 1.0 / (block.counts[:, None] * mean_square + lam[:, None]).clamp_min(_TINY)
-        inv_b = 1.0 / (block.counts + lam_b).clamp_min(_TINY)
-        z, z_b = inv * r, inv_b * r_b
-        d, d_b = z, z_b
-        rz = (r * z).sum(1) + r_b * z_b
-        for _ in range(steps):
-            xd = times(x, d) + d_b[:, None] * mask
-            q, q_b = transposed_times(x, xd) + lam[:, None] * d, xd.sum(1) + lam_b * d_b
-            alpha = rz / ((d * q).sum(1) + d_b * q_b).clamp_min(_TINY)
-            p, b = p + alpha[:, None] * d, b + alpha * d_b
-            r, r_b = r - alpha[:, None] * q, r_b - alpha * q_b
-            z, z_b = inv * r, inv_b * r_b
-            rz_next = (r * z).sum(1) + r_b * z_b
-            beta = rz_next / rz.clamp_min(_TINY)
-            d, d_b = z + beta[:, None] * d, z_b + beta * d_b
-            rz = rz_next
+        if steps == 0:
+            p, b = _exact_rows(x, mask, target, lam, lam_b)
+        else:
+            p, b = _cg_rows(x, mask, error, p, b, lam, lam_b, block.counts, mean_square, steps)
         own.factors.index_copy_(0, block.rows, p)
         own.bias.index_copy_(0, block.rows, b)
         if sums is not None:
@@ -185,6 +174,52 @@ def solve_side(
         for block in side.blocks:
             squared_error += solve_block(block)
     return squared_error
+
+
+def _cg_rows(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    error: torch.Tensor,
+    p: torch.Tensor,
+    b: torch.Tensor,
+    lam: torch.Tensor,
+    lam_b: torch.Tensor,
+    counts: torch.Tensor,
+    mean_square: torch.Tensor,
+    steps: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` preconditioned CG steps on a block's ridge regressions from ``(p, b)`` (whose errors are
+    ``error``); the bias is the constant feature, kept apart."""
+    r, r_b = transposed_times(x, error) - lam[:, None] * p, error.sum(1) - lam_b * b
+    inv = 1.0 / (counts[:, None] * mean_square + lam[:, None]).clamp_min(_TINY)
+    inv_b = 1.0 / (counts + lam_b).clamp_min(_TINY)
+    z, z_b = inv * r, inv_b * r_b
+    d, d_b = z, z_b
+    rz = (r * z).sum(1) + r_b * z_b
+    for _ in range(steps):
+        xd = times(x, d) + d_b[:, None] * mask
+        q, q_b = transposed_times(x, xd) + lam[:, None] * d, xd.sum(1) + lam_b * d_b
+        alpha = rz / ((d * q).sum(1) + d_b * q_b).clamp_min(_TINY)
+        p, b = p + alpha[:, None] * d, b + alpha * d_b
+        r, r_b = r - alpha[:, None] * q, r_b - alpha * q_b
+        z, z_b = inv * r, inv_b * r_b
+        rz_next = (r * z).sum(1) + r_b * z_b
+        beta = rz_next / rz.clamp_min(_TINY)
+        d, d_b = z + beta[:, None] * d, z_b + beta * d_b
+        rz = rz_next
+    return p, b
+
+
+def _exact_rows(
+    x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, lam: torch.Tensor, lam_b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A block's ridge regressions solved exactly: each row's ``[X, 1]'[X, 1]`` plus its ridge, factorised."""
+    design = torch.cat([x, mask.unsqueeze(-1)], 2)
+    gram = torch.bmm(design.transpose(1, 2), design)
+    ridge = torch.cat([lam[:, None].expand(-1, x.shape[2]), lam_b[:, None]], 1)
+    gram.diagonal(dim1=1, dim2=2).add_(ridge.clamp_min(_JITTER))  # reg 0: a row with few ratings stays solvable
+    solved = torch.cholesky_solve(transposed_times(design, target).unsqueeze(-1), torch.linalg.cholesky(gram))
+    return solved[:, :-1, 0], solved[:, -1, 0]
 
 
 def mean_square(factors: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:

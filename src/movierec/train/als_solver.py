@@ -45,7 +45,8 @@ from movierec.train.checkpoint import NoOptimizer
 from movierec.train.solver import Setup, Solver, rating_tensors
 
 CG_STEPS = 3
-"""Conjugate-gradient steps per row and half-sweep, warm-started from the previous sweep."""
+"""Conjugate-gradient steps per row and half-sweep, warm-started from the previous sweep (``als_cg_steps``'s
+default; 0 solves exactly)."""
 HYBRID_PRIOR = (1.0, 5.0)
 """hybrid: a fixed ridge on each user's and movie's own factors and bias (see the module docstring)."""
 FEATURE_STEPS = 2
@@ -63,8 +64,8 @@ class AlsState:
     plus ``F @ features``.
     """
 
-    def __init__(self, module: Any, ratings: Ratings, device: torch.device, reg: float) -> None:
-        self.module, self.device, self.reg = module, device, reg
+    def __init__(self, module: Any, ratings: Ratings, device: torch.device, reg: float, steps: int = CG_STEPS) -> None:
+        self.module, self.device, self.reg, self.steps = module, device, reg, steps
         self.mean = float(module.global_mean)
         self.n_ratings = len(ratings)
         centred = ratings.ratings.astype(np.float32) - np.float32(self.mean)
@@ -110,16 +111,16 @@ class AlsState:
         RMSE) measured before the movie half."""
         prior = self.prior
         scale = als.mean_square(self.items.factors, self.by_item.counts)
-        als.solve_side(self.by_user, self.users, self.items, scale, self.reg, self.bias_scale, CG_STEPS, None, prior)
+        als.solve_side(self.by_user, self.users, self.items, scale, self.reg, self.bias_scale, self.steps, None, prior)
         scale = als.mean_square(self.users.factors, self.by_user.counts)
         if self.matrix is None:
             squared = als.solve_side(
-                self.by_item, self.items, self.users, scale, self.reg, self.bias_scale, CG_STEPS, None, prior
+                self.by_item, self.items, self.users, scale, self.reg, self.bias_scale, self.steps, None, prior
             )
         else:
             sums = als.RowSums.zeros(self.by_item.n_rows, self.users.factors.shape[1], self.device)
             squared = als.solve_side(
-                self.by_item, self.own, self.users, scale, self.reg, self.bias_scale, CG_STEPS,
+                self.by_item, self.own, self.users, scale, self.reg, self.bias_scale, self.steps,
                 self.feature_part, prior, sums,
             )  # fmt: skip
             penalty = self.reg * self.feature_weight
@@ -175,7 +176,8 @@ class AlsSolver(Solver):
         self.optimizer = NoOptimizer()
 
     def start(self) -> None:
-        self.state = AlsState(self.setup.module, self.setup.train, self.setup.device, self.setup.config.reg)
+        config = self.setup.config
+        self.state = AlsState(self.setup.module, self.setup.train, self.setup.device, config.reg, config.als_cg_steps)
         self.valid = rating_tensors(self.setup.valid, self.setup.device)
 
     @staticmethod
