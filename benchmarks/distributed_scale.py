@@ -10,14 +10,18 @@ world size, then a JSON list of them as the last line:
   beside the baselines (``sharded_finish.sharded_metrics``); the run folder is not written (its ``train.parquet``
   is streamed one part at a time); ``data_rss_gb_per_rank`` is the same less what the rank held before it read
   its parts (the interpreter and torch); ``train_peak_rss_gb_per_rank`` the largest rank's peak when training
-  ends, so the end's own share shows;
+  ends and ``finish_peak_rss_gb_per_rank`` when the end (``finish_sharded``, the "likely to watch" fit included)
+  is done, before the scoring, so each phase's own share shows;
 - ``rmse``: test RMSE of the finished model (clipped to the scale), as the run's metrics report it;
 - ``seconds_per_epoch``: the mean epoch time (validation included); with more ranks than cores it is
   oversubscribed;
 - ``bytes_sent_per_epoch``: bytes every rank together sent to other ranks per epoch (rows, sums), start-up left
   out.
 
-    python benchmarks/distributed_scale.py --world 1,2,4 [--ratings 5000000] [--epochs 8] [--dim 64] [--json]
+    python benchmarks/distributed_scale.py --world 1,2,4 [--ratings 5000000] [--epochs 8] [--dim 64] [--watch-dim 128]
+        [--json]
+
+``--watch-dim`` is the "likely to watch" component's size (the default of ``movierec train``; 0 leaves it out).
 """
 
 from __future__ import annotations
@@ -70,19 +74,22 @@ def worker(rank: int, world: int, port: int, folder: str, config: TrainConfig, o
     train_peak, seconds = rss_gb(), [h.seconds for h in trained[0].history]
     sent = trained[0].solver.bytes_per_epoch / max(1, len(seconds))
     finished = finish_sharded(trained.pop(), shards, config, join(config.device, True), 0.0)
+    finish_peak = rss_gb()
     metrics = None if finished is None else sharded_metrics(finished[0].model, finished[1], shards.scale, None)
     peak = rss_gb()
     every: list[Any] = [None] * world
-    dist.all_gather_object(every, [peak, peak - before, sent, train_peak])
+    dist.all_gather_object(every, [peak, peak - before, sent, train_peak, finish_peak])
     if metrics is not None:
         result = {
             "world": world,
             "peak_rss_gb_per_rank": round(max(f[0] for f in every), 4),
             "data_rss_gb_per_rank": round(max(f[1] for f in every), 4),
             "train_peak_rss_gb_per_rank": round(max(f[3] for f in every), 4),
+            "finish_peak_rss_gb_per_rank": round(max(f[4] for f in every), 4),
             "rmse": round(float(metrics["rmse"]), 5),
             "seconds_per_epoch": round(float(np.mean(seconds)), 4),
             "bytes_sent_per_epoch": int(sum(f[2] for f in every)),
+            "watch_dim": config.watch_dim,
             "epochs": len(seconds),
             "ratings": int(shards.manifest["n_train"]),
         }
@@ -102,6 +109,7 @@ def main() -> None:
     parser.add_argument("--ratings", type=int, default=5_000_000, help="Synthetic ratings in all (train + test).")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--watch-dim", type=int, default=TrainConfig().watch_dim)
     parser.add_argument("--json", action="store_true", help="Only the JSON lines.")
     args = parser.parse_args()
     worlds = [int(w) for w in args.world.split(",")]
@@ -111,7 +119,7 @@ def main() -> None:
     split = random_split(ratings, 0.1, seed=0)
     config = TrainConfig(
         model="biased-mf", solver="als", dim=args.dim, epochs=args.epochs, reg=0.05, patience=args.epochs,
-        watch_dim=0, device="cpu", distributed=True, shards="-",
+        watch_dim=args.watch_dim, device="cpu", distributed=True, shards="-",
     )  # fmt: skip
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,12 +23,14 @@ from movierec.recommend import Recommender
 from movierec.train import distributed, sharded_finish
 from movierec.train.driver import finish_model, held_out, train_sharded
 from movierec.train.shard_exchange import Exchange
+from movierec.train.sharded_watch import fit_sharded_watch, starting_items
+from movierec.train.watch import configured_settings, configured_taste, fit_watch
 from test_distributed import two_ranks
 from test_fast_hybrid import COLD, genre_dataset
 
 from models_fixtures import low_rank_dataset
 
-TRAIN_ARGS = ["--model", "biased-mf", "--solver", "als", "--dim", "8", "--epochs", "8", "--watch-dim", "0"]
+TRAIN_ARGS = ["--model", "biased-mf", "--solver", "als", "--dim", "8", "--epochs", "8", "--watch-dim", "6"]
 
 
 def pairs(ratings) -> set[tuple[int, int, float]]:
@@ -117,6 +119,25 @@ def test_the_summary_finishes_and_scores_the_model_as_every_rating_does(
             assert row[key] == pytest.approx(want[key], rel=1e-5, abs=1e-6), (name, key)
 
 
+def test_the_sharded_watch_fit_in_one_process_is_the_single_process_fit_exactly() -> None:
+    """World size 1 runs the sharded "likely to watch" fit (fetched rows, all-reduced Y'Y) to the very bits of
+    ``fit_watch`` from the same starting vectors: the fit on the fit part, then the warm refit on every rating."""
+    ratings = low_rank_dataset()[0].ratings
+    config = TrainConfig(model="biased-mf", solver="als", watch_dim=6, watch_iterations=3, shards="-")
+    mean = float(np.float32(ratings.ratings.mean()))
+    with distributed.group(config.device, False) as ranks:
+        sharded = fit_sharded_watch(ratings, config, mean, Exchange(ranks))
+    assert sharded is not None
+    taste = configured_taste(config, mean)
+    start = starting_items(np.arange(ratings.n_items), config.watch_dim, config.seed)
+    fit = fit_watch(held_out(ratings, config).train, configured_settings(config), taste, start=start)
+    refit = fit_watch(ratings, configured_settings(config, refit=True), taste, start=fit.item)
+    for got, want in ((sharded.fit, fit), (sharded.refit, refit)):
+        np.testing.assert_array_equal(got.user, want.user)
+        np.testing.assert_array_equal(got.item, want.item)
+    assert np.abs(refit.user).sum() > 0 and not np.array_equal(refit.item, fit.item)
+
+
 def test_bad_shard_requests_are_one_sentence(source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "shard", str(source), "--parts", "0", "--out", str(tmp_path / "s")]) == 2
     assert "--parts 0 is not a number of parts" in capsys.readouterr().err
@@ -135,9 +156,10 @@ def test_bad_shard_requests_are_one_sentence(source: Path, tmp_path: Path, capsy
 
 def same_tables(one: Path, two: Path) -> None:
     single, sharded = load_run(one).model.params, load_run(two).model.params
-    for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
+    for name in ("user_factors", "item_factors", "user_bias", "item_bias", "watch_user", "watch_item"):
         assert np.allclose(getattr(sharded, name), getattr(single, name), atol=1e-4), name
     assert sharded.global_mean == pytest.approx(single.global_mean)
+    assert (sharded.rank_weight, sharded.watch_weight) == (single.rank_weight, single.watch_weight)
     assert np.array_equal(sharded.item_known, single.item_known)
 
 
@@ -163,6 +185,7 @@ def test_two_ranks_train_the_model_one_rank_trains(
     for key in ("ndcg@10", "coverage@10", "personalization@10"):
         assert two[key] == pytest.approx(one[key], abs=0.01), key
     same_tables(tmp_path / "one", tmp_path / "two")
+    assert load_run(tmp_path / "two").model.params.has_watch  # the "likely to watch" part, fitted sharded
     streamed = load_run(tmp_path / "two").train  # train.parquet written part by part, in the parts' order
     assert pairs(streamed) == pairs(ShardSet.open(shards).train) and len(streamed) == manifest["n_train"]
     assert np.array_equal(streamed.users, load_run(tmp_path / "one").train.users)

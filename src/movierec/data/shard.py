@@ -166,7 +166,7 @@ class ShardSet:
 
     @functools.cached_property
     def train(self) -> Ratings:
-        """Every part's training ratings at once (the "likely to watch" fit needs them on rank 0)."""
+        """Every part's training ratings at once (a whole split; training reads only its own parts)."""
         return _concat(list(self.each_part()))
 
     def each_part(self) -> Iterator[Ratings]:

@@ -39,8 +39,9 @@ from movierec.train.shard_checkpoint import ShardCheckpoints
 from movierec.train.shard_exchange import Exchange
 from movierec.train.sharded_als import ShardedAls, ShardRows, feature_count
 from movierec.train.sharded_finish import ShardSummary, gather_summary
+from movierec.train.sharded_watch import WatchFits, fit_sharded_watch
 from movierec.train.solver import Setup, Solver
-from movierec.train.watch import fit_configured
+from movierec.train.watch import WatchFactors, fit_configured
 
 SOLVERS: dict[str, type[Solver]] = {"loop": SgdSolver, "als": AlsSolver, "gibbs": GibbsSolver}
 """Every solver, by its ``--solver`` name (``TrainConfig.solver``)."""
@@ -164,20 +165,19 @@ def finish_sharded(
     """``fit_sharded``'s end, on every rank of ``ranks``: the tables and the summary gathered, then on rank 0 the
     finished model (timed from ``started``) and the summary; None on the other ranks. Once the tables are gathered
     it lets go of ``trained`` (the solver's ratings by user and by movie; the caller should hold no other name for
-    it), and of the rank's own ratings once the summary is gathered."""
+    it), and of the rank's own ratings once the summary is gathered. The "likely to watch" component is fitted
+    across the ranks too (``sharded_watch``), so no rank ever holds every rating."""
     params = trained.solver.gather(trained.state.best_state)
-    state, history, own = trained.state, trained.history, trained.own
+    state, history, own, mean = trained.state, trained.history, trained.own, trained.solver.mean
     del trained
-    summary = gather_summary(own, shards, config.val_fraction, config.seed, Exchange(ranks))
+    exchange = Exchange(ranks)
+    watch = fit_sharded_watch(own, config, mean, exchange) if config.watch_dim else None
+    summary = gather_summary(own, shards, config.val_fraction, config.seed, exchange)
     if params is None or summary is None:
         return None
     genres = movie_genres(shards.movies, own.n_items)
     del own
-    if config.watch_dim:  # the "likely to watch" fit is not sharded: it reads every training rating
-        train = shards.train
-        model = finish_model(params, held_out(train, config), train, config, genres)
-    else:
-        model = finish_model(params, Split(summary.fit, summary.valid), summary.train, config, genres)
+    model = finish_model(params, Split(summary.fit, summary.valid), summary.train, config, genres, watch)
     result = FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
     return result, summary
 
@@ -273,12 +273,14 @@ def finish_model(
     train: Ratings,
     config: TrainConfig,
     genres: np.ndarray | None,
+    watch: WatchFits | None = None,
 ) -> FactorModel:
     """The fitted ``params`` finished for scoring (``finish_params`` on the fit part of ``parts``), with ranking
-    weights chosen on its validation part (``genres``: each movie's) and "likely to watch" refitted on ``train``."""
-    model = FactorModel(finish_params(params, parts.train, config), config.model)
+    weights chosen on its validation part (``genres``: each movie's) and "likely to watch" refitted on ``train``.
+    ``watch`` gives both fits of that component when they were made elsewhere (sharded: ``sharded_watch``)."""
+    model = FactorModel(finish_params(params, parts.train, config, watch.fit if watch else None), config.model)
     model = choose_rank_weight(model, parts.train, parts.test, genres)
-    return with_watch_refit(model, train, config)
+    return with_watch_refit(model, train, config, watch.refit if watch else None)
 
 
 def make_solver(
@@ -312,13 +314,15 @@ def last_gain_epoch(history: list[EpochStats], min_improvement: float) -> int:
     return last
 
 
-def finish_params(params: FactorParams, train: Ratings, config: TrainConfig) -> FactorParams:
+def finish_params(
+    params: FactorParams, train: Ratings, config: TrainConfig, fitted: WatchFactors | None = None
+) -> FactorParams:
     """Add what scoring needs beyond the weights: which rows were trained (untrained rows are zeroed, so they
     score as the fallback), the popularity prior, the "likely to watch" component fitted on ``train``, and the
-    population prior that new users are folded in from."""
+    population prior that new users are folded in from. ``fitted`` is that component when it was fitted elsewhere."""
     user_known = train.user_counts() > 0
     item_known = params.item_known if params.item_known.size else train.item_counts() > 0
-    factors = fit_configured(train, config, params.global_mean)
+    factors = fitted if fitted is not None else fit_configured(train, config, params.global_mean)
     finished = replace(
         params,
         user_bias=np.where(user_known, params.user_bias, 0.0).astype(np.float32),
@@ -340,13 +344,17 @@ def finish_params(params: FactorParams, train: Ratings, config: TrainConfig) -> 
     return replace(finished, fold_in_mean=prior_mean, fold_in_precision=prior_precision)
 
 
-def with_watch_refit(model: FactorModel, train: Ratings, config: TrainConfig) -> FactorModel:
+def with_watch_refit(
+    model: FactorModel, train: Ratings, config: TrainConfig, refitted: WatchFactors | None = None
+) -> FactorModel:
     """``model`` whose "likely to watch" component is fitted again on all of ``train``: the validation ratings
     have chosen the ranking weights, and the component gains from them as much as from any other ratings. It
     starts from the movie vectors fitted on the fit part: a few sweeps reach the objective of a fit from scratch
-    (``watch.REFIT_ITERATIONS``)."""
+    (``watch.REFIT_ITERATIONS``). ``refitted`` is that refit when it was made elsewhere."""
     start = model.params.watch_item if model.params.has_watch else None
-    factors = fit_configured(train, config, model.params.global_mean, start) if start is not None else None
+    factors = refitted
+    if factors is None and start is not None:
+        factors = fit_configured(train, config, model.params.global_mean, start)
     if factors is None:
         return model
     return FactorModel(replace(model.params, watch_user=factors.user, watch_item=factors.item), model.name)

@@ -16,8 +16,8 @@ part:
 
 Rank 0 reads the test ratings whole (``test.parquet``, as before) and holds ``CountedRatings``: the gathered rows
 over the whole set's counts, which ``evaluate_ranking``, ``choose_rank_weight`` and ``finish_params`` read as
-they read a full ``Ratings``. The "likely to watch" fit is not sharded: with ``watch_dim`` > 0, rank 0 still reads
-every part for it (``driver.fit_sharded``).
+they read a full ``Ratings``. The "likely to watch" component is fitted across the ranks before this
+(``sharded_watch``), so rank 0 never reads the training parts.
 """
 
 from __future__ import annotations

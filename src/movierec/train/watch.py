@@ -8,7 +8,9 @@ warm-started from the previous sweep (``movierec.train.watch_cg``); ``cg_steps =
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 import torch
@@ -73,21 +75,73 @@ def fit_watch(
         torch.randn(train.n_items, settings.dim, generator=generator) * 0.1 if start is None else torch.tensor(start)
     )
     items[:-1] = first.to(dev) * (item_side.counts > 0)[:, None]  # a movie nobody rated stays at its solution, 0
-    for _ in range(settings.iterations):
-        solve_rows(user_side, users, items, settings)
-        solve_rows(item_side, items, users, settings)
-    if taste is not None and taste.dislike != 1.0:
+    alternate(user_side, item_side, users, items, settings, LOCAL)
+    if signs(taste):
         signed = taste.targets(train.users, train.ratings, train.n_users)
-        solve_rows(
+        LOCAL.solve_users(
             build_side(train.users, train.items, signed, train.n_users, train.n_items, dev), users, items, settings
         )
     return WatchFactors(users[:-1].cpu().numpy().copy(), items[:-1].cpu().numpy().copy())
 
 
-def solve_rows(side: Side, own: torch.Tensor, other: torch.Tensor, settings: WatchSettings) -> None:
-    """Re-solve every rated row of ``own`` against ``other`` (each with a zero padding row last), in place."""
+def signs(taste: Taste | None) -> TypeGuard[Taste]:
+    """Whether ``taste`` asks for the signed final user solve (a disliked movie's target other than 1)."""
+    return taste is not None and taste.dislike != 1.0
+
+
+@dataclass(frozen=True)
+class Halves:
+    """What a half-step's row solves see of the fixed side, given that side's table of rows held here (with the
+    zero padding row last): ``seen_users`` / ``seen_items`` the rows the ratings' columns index (with the padding
+    row last), ``gram`` its ``Y'Y`` over every row of the side. In one process (``LOCAL``) the table itself and its
+    own ``Y'Y``; sharded (``sharded_watch``), the rows a rank's ratings touch, fetched, and ``Y'Y`` summed over
+    the ranks."""
+
+    seen_users: Callable[[torch.Tensor], torch.Tensor]
+    seen_items: Callable[[torch.Tensor], torch.Tensor]
+    gram: Callable[[torch.Tensor], torch.Tensor]
+
+    def solve_users(self, side: Side, users: torch.Tensor, items: torch.Tensor, settings: WatchSettings) -> None:
+        """The user half-step: every rated row of ``users`` against ``items`` (``side`` grouped by user)."""
+        solve_rows(side, users, self.seen_items(items), settings, self.gram(items))
+
+    def solve_items(self, side: Side, items: torch.Tensor, users: torch.Tensor, settings: WatchSettings) -> None:
+        """The movie half-step: every rated row of ``items`` against ``users`` (``side`` grouped by movie)."""
+        solve_rows(side, items, self.seen_users(users), settings, self.gram(users))
+
+
+def _unchanged(table: torch.Tensor) -> torch.Tensor:
+    return table
+
+
+def _own_gram(table: torch.Tensor) -> torch.Tensor:
+    return table.T @ table
+
+
+LOCAL = Halves(_unchanged, _unchanged, _own_gram)
+"""One process: the solves see the whole tables."""
+
+
+def alternate(
+    user_side: Side,
+    item_side: Side,
+    users: torch.Tensor,
+    items: torch.Tensor,
+    settings: WatchSettings,
+    halves: Halves,
+) -> None:
+    """``settings.iterations`` sweeps, each a user half-step then a movie half-step, on ``users`` and ``items`` in
+    place (``user_side`` grouped by user, ``item_side`` by movie)."""
+    for _ in range(settings.iterations):
+        halves.solve_users(user_side, users, items, settings)
+        halves.solve_items(item_side, items, users, settings)
+
+
+def solve_rows(side: Side, own: torch.Tensor, other: torch.Tensor, settings: WatchSettings, gram: torch.Tensor) -> None:
+    """Re-solve every rated row of ``own`` against ``other`` (each with a zero padding row last), in place;
+    ``gram`` is ``Y'Y`` of the whole fixed side (``other`` itself in one process)."""
     dim = other.shape[1]
-    shared = settings.unobserved * (other.T @ other) + settings.reg * torch.eye(dim, device=other.device)
+    shared = settings.unobserved * gram + settings.reg * torch.eye(dim, device=other.device)
     if settings.cg_steps:
         cg_rows(side, own, other, shared, settings.cg_steps)
     else:
@@ -119,6 +173,18 @@ def watch_objective(side: Side, users: torch.Tensor, items: torch.Tensor, settin
     return rated + settings.unobserved * every + settings.reg * norms
 
 
+def configured_settings(config: TrainConfig, refit: bool = False) -> WatchSettings:
+    """The settings ``config`` asks for: ``config.watch_iterations`` sweeps, or with ``refit`` (a fit warm-started
+    from an earlier fit on most of the same ratings) ``REFIT_ITERATIONS`` at most."""
+    iterations = min(REFIT_ITERATIONS, config.watch_iterations) if refit else config.watch_iterations
+    return WatchSettings(config.watch_dim, config.watch_reg, config.watch_unobserved, iterations)
+
+
+def configured_taste(config: TrainConfig, global_mean: float) -> Taste:
+    """The signed targets ``config`` asks for, centred on ``global_mean``."""
+    return Taste(global_mean, config.watch_margin, config.watch_dislike)
+
+
 def fit_configured(
     train: Ratings, config: TrainConfig, global_mean: float, start: np.ndarray | None = None
 ) -> WatchFactors | None:
@@ -127,7 +193,5 @@ def fit_configured(
     sweeps from there instead of ``config.watch_iterations`` from random vectors."""
     if not config.watch_dim:
         return None
-    iterations = config.watch_iterations if start is None else min(REFIT_ITERATIONS, config.watch_iterations)
-    settings = WatchSettings(config.watch_dim, config.watch_reg, config.watch_unobserved, iterations)
-    taste = Taste(global_mean, config.watch_margin, config.watch_dislike)
-    return fit_watch(train, settings, taste, seed=config.seed, start=start)
+    settings = configured_settings(config, refit=start is not None)
+    return fit_watch(train, settings, configured_taste(config, global_mean), seed=config.seed, start=start)

@@ -1,0 +1,134 @@
+"""The "likely to watch" fit (``train.watch``) sharded across the ranks of sharded ALS, none holding every rating.
+
+Rows are owned as in sharded ALS (``shard_exchange``: rank ``r`` of ``W`` owns the users and the movies whose index
+is ``r`` modulo ``W``, at local position ``index // W``). Each rank groups its users' ratings by user, and sends each
+rating once to its movie's owner (one all-to-all) to group its movies' ratings by movie. A sweep is then the
+single-process one (``watch.alternate``) on the same row solves (``watch.solve_rows``), through ``Halves`` that
+fetch only the other side's rows a rank's ratings touch (``RowFetch``) and sum ``Y'Y`` over the ranks (each rank's
+own rows' ``Y'Y``, all-reduced). The signed final user solve needs nothing more (a user's targets are a function
+of that user's ratings). Starting movie vectors are ``stable_normal`` of their global index, so every world size
+fits the same factors, up to the order of float sums; world size 1 gives exactly ``watch.fit_watch`` from those
+starting vectors. Rank 0 receives the gathered tables (users x dim and movies x dim).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from movierec.config import TrainConfig
+from movierec.data.ratings import Ratings
+from movierec.data.shard import validation_mask
+from movierec.models.watch import Taste
+from movierec.train.als import Side, build_side
+from movierec.train.shard_exchange import Exchange, RowFetch
+from movierec.train.sharded_als import stable_normal
+from movierec.train.watch import (
+    Halves,
+    WatchFactors,
+    WatchSettings,
+    alternate,
+    configured_settings,
+    configured_taste,
+    signs,
+)
+
+START_SEED = 1 << 20
+"""Added to the run's seed for the starting movie vectors (``stable_normal``), apart from sharded ALS's streams."""
+START_SCALE = 0.1
+"""The starting movie vectors' standard deviation (``fit_watch``'s)."""
+
+
+@dataclass(frozen=True)
+class WatchFits:
+    """The component on rank 0: ``fit`` fitted on the fit part (it chooses the ranking weights), ``refit`` on every
+    training rating from ``fit``'s movie vectors (the model keeps it)."""
+
+    fit: WatchFactors
+    refit: WatchFactors
+
+
+def fit_sharded_watch(own: Ratings, config: TrainConfig, global_mean: float, exchange: Exchange) -> WatchFits | None:
+    """``driver.finish_model``'s two fits of the component (``watch.fit_configured`` on the fit part, then the
+    warm refit on every training rating) from every rank's ``own`` training ratings (its users'); ``WatchFits`` on
+    rank 0, None elsewhere. Every rank must call it; ``config.watch_dim`` must be above 0."""
+    taste = configured_taste(config, global_mean)
+    fit_part = own.take(np.flatnonzero(~validation_mask(own, config.val_fraction, config.seed)))
+    mine = np.arange(exchange.rank, own.n_items, exchange.world)
+    start = torch.from_numpy(starting_items(mine, config.watch_dim, config.seed)).to(exchange.device)
+    users, items = _fit(fit_part, configured_settings(config), taste, start, exchange)
+    del fit_part
+    fit = _gathered(users, items, own, exchange)
+    users, items = _fit(own, configured_settings(config, refit=True), taste, items[:-1], exchange)
+    refit = _gathered(users, items, own, exchange)
+    return None if fit is None or refit is None else WatchFits(fit, refit)
+
+
+def _fit(
+    ratings: Ratings, settings: WatchSettings, taste: Taste, start: torch.Tensor, exchange: Exchange
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``fit_watch`` of every rank's ``ratings`` (its users'), from the own movie rows ``start``: this rank's user
+    and movie rows, each with the zero padding row last."""
+    rated = RatedBothWays.of(ratings, exchange)
+    halves = Halves(rated.user_rows.fetch, rated.movie_rows.fetch, lambda table: exchange.all_sum(table.T @ table))
+    device, dim = exchange.device, settings.dim
+    users = torch.zeros(rated.by_user.n_rows + 1, dim, device=device)
+    items = torch.zeros(rated.by_item.n_rows + 1, dim, device=device)
+    items[:-1] = start * (rated.by_item.counts > 0)[:, None]  # a movie nobody rated stays at its solution, 0
+    alternate(rated.by_user, rated.by_item, users, items, settings, halves)
+    if signs(taste):
+        signed = taste.targets(ratings.users // exchange.world, ratings.ratings, rated.by_user.n_rows)
+        halves.solve_users(_by_user(ratings, rated.movies, signed, exchange), users, items, settings)
+    return users, items
+
+
+@dataclass(frozen=True)
+class RatedBothWays:
+    """A rank's share of some ratings, who-watched-what: its users' grouped by user (columns: positions in
+    ``movies``, the movies they rated, whose rows ``movie_rows`` fetches) and its movies' grouped by movie
+    (columns: positions in the user rows ``user_rows`` fetches)."""
+
+    by_user: Side
+    by_item: Side
+    movies: np.ndarray
+    movie_rows: RowFetch
+    user_rows: RowFetch
+
+    @classmethod
+    def of(cls, ratings: Ratings, exchange: Exchange) -> RatedBothWays:
+        """``ratings`` (this rank's users') grouped both ways: each sent once to its movie's owner."""
+        world, device = exchange.world, exchange.device
+        movies = np.unique(ratings.items)
+        by_user = _by_user(ratings, movies, np.ones(len(ratings), np.float32), exchange)
+        users, items = exchange.scatter_by_owner(ratings.items % world, ratings.users, ratings.items)
+        needed = np.unique(users)
+        n_items = len(range(exchange.rank, ratings.n_items, world))
+        by_item = build_side(
+            items // world, np.searchsorted(needed, users), np.ones(users.size, np.float32), n_items, needed.size,
+            device,
+        )  # fmt: skip
+        del users, items
+        return cls(by_user, by_item, movies, RowFetch.plan(movies, exchange), RowFetch.plan(needed, exchange))
+
+
+def _by_user(ratings: Ratings, movies: np.ndarray, targets: np.ndarray, exchange: Exchange) -> Side:
+    """This rank's users' ``ratings`` grouped by user with ``targets``, their movies as positions in ``movies``."""
+    n_users = len(range(exchange.rank, ratings.n_users, exchange.world))
+    positions = np.searchsorted(movies, ratings.items)
+    return build_side(ratings.users // exchange.world, positions, targets, n_users, movies.size, exchange.device)
+
+
+def starting_items(rows: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    """The starting vectors of the movies ``rows`` (global indices): each a function of its index and ``seed``
+    alone (``fit_watch``'s ``start`` for the same fit in one process, with every movie's rows)."""
+    return stable_normal(rows, dim, seed + START_SEED) * np.float32(START_SCALE)
+
+
+def _gathered(users: torch.Tensor, items: torch.Tensor, like: Ratings, exchange: Exchange) -> WatchFactors | None:
+    user_table = exchange.gather_rows(users[:-1], like.n_users)
+    item_table = exchange.gather_rows(items[:-1], like.n_items)
+    if user_table is None or item_table is None:
+        return None
+    return WatchFactors(user_table.cpu().numpy(), item_table.cpu().numpy())
