@@ -105,10 +105,22 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.shards is not None and (self.solver != "als" or self.model not in ("biased-mf", "hybrid")):
+        if self.shards is not None and (
+            self.solver not in ("als", "gibbs") or self.model not in ("biased-mf", "hybrid")
+        ):
             raise MovieRecError(
-                f"--shards trains --model biased-mf or hybrid with --solver als, not {self.model!r} with "
-                f"{self.solver!r}; give --model biased-mf or hybrid and --solver als, or drop --shards."
+                f"--shards trains --model biased-mf or hybrid with --solver als or gibbs, not {self.model!r} with "
+                f"{self.solver!r}; give --model biased-mf or hybrid and --solver als or gibbs, or drop --shards."
+            )
+        if (
+            self.shards is not None
+            and self.solver == "gibbs"
+            and (self.use_time or (self.model == "hybrid" and self.use_implicit))
+        ):
+            unsharded = "--use-time" if self.use_time else "--implicit (the SVD++ term)"
+            raise MovieRecError(
+                f"--shards with --solver gibbs does not sample {unsharded}; drop it (--no-implicit for the SVD++ "
+                "term) or drop --shards."
             )
         if self.use_time and self.solver != "gibbs":
             raise MovieRecError(

@@ -39,6 +39,7 @@ from movierec.train.shard_checkpoint import ShardCheckpoints
 from movierec.train.shard_exchange import Exchange
 from movierec.train.sharded_als import ShardedAls, ShardRows, feature_count
 from movierec.train.sharded_finish import ShardSummary, gather_summary
+from movierec.train.sharded_gibbs import ShardedGibbs
 from movierec.train.sharded_watch import WatchFits, fit_sharded_watch
 from movierec.train.solver import Setup, Solver
 from movierec.train.watch import WatchFactors, fit_configured
@@ -190,25 +191,29 @@ def train_sharded(
     progress: bool = True,
     on_epoch: EpochCallback | None = None,
 ) -> ShardedTraining:
-    """The epochs of sharded ALS (``train/sharded_als.py``) on the shard folder ``shards``, across torchrun's
-    processes with ``config.distributed`` (else in this process alone, world size 1): each rank reads only its
-    parts. With ``checkpoints`` every rank saves its rows each epoch (``shard_checkpoint``), and continues from
+    """The epochs of sharded ALS (``train/sharded_als.py``), or with ``--solver gibbs`` of the sharded sampler
+    (``train/sharded_gibbs.py``), on the shard folder ``shards``, across torchrun's processes with
+    ``config.distributed`` (else in this process alone, world size 1): each rank reads only its parts. With
+    ``checkpoints`` every rank saves its rows (and its chain) each epoch (``shard_checkpoint``), and continues from
     the last complete epoch when they are to be resumed. Only rank 0 shows progress and hears ``on_epoch``."""
     ranks = distributed.join(config.device, config.distributed)
     own = shards.read_owned(ranks.rank, ranks.world)
     fit_own, val_own = held_out(own, config)
     spec = registry.get(registry.check(config).model)
-    assert spec.build is not None, "sharded ALS trains a model with a module builder"
-    build = functools.partial(spec.build, AlsSolver.module_config(config), shards.dataset(own), own)
+    assert spec.build is not None, "sharded training trains a model with a module builder"
+    dataset = shards.dataset(own)
+    build = functools.partial(spec.build, AlsSolver.module_config(config), dataset, own)
     with torch.device("meta"):  # the module's settings and (hybrid) feature matrix, without the tables' memory
         template = build()
     rows = ShardRows(own.n_users, own.n_items, feature_count(template), config.dim, config.init_std, config.seed, ranks)
-    solver = ShardedAls(Setup(config, rows, fit_own, val_own, ranks.device), ranks, template, build)
+    kind = ShardedGibbs if config.solver == "gibbs" else ShardedAls
+    solver = kind(Setup(config, rows, fit_own, val_own, ranks.device, dataset), ranks, template, build)
     if not ranks.is_main:
         progress, on_epoch = False, None
     n_ratings = int(distributed.all_sum([float(len(fit_own))], ranks.device)[0])
     state, save = checkpoint.TrainingState(), None
     if checkpoints is not None:
+        checkpoints = solver.checkpointed(checkpoints)
         if checkpoints.resume:
             state = checkpoints.load(rows, config)
         else:

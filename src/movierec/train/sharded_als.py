@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from movierec.data.ratings import Ratings
 from movierec.data.shard import stable_uniform
 from movierec.models.factors import FactorParams
 from movierec.models.hybrid import HybridMF
@@ -38,6 +39,7 @@ from movierec.train import als
 from movierec.train.als_solver import CG_STEPS, FEATURE_STEPS, HYBRID_PRIOR, MIN_IMPROVEMENT
 from movierec.train.checkpoint import NoOptimizer
 from movierec.train.distributed import Context
+from movierec.train.shard_checkpoint import ShardCheckpoints
 from movierec.train.shard_exchange import Exchange, RowFetch
 from movierec.train.sharded_features import SummedFeatureMatrix
 from movierec.train.solver import Setup, Solver
@@ -117,13 +119,30 @@ class ShardedAls(Solver):
         self.trained = (self.by_item.counts > 0).to(torch.float32)
         if self.with_features:
             self._start_features()
+        self.prepare_rows()
         self.movies = self._fetch(self.movie_rows, self._whole_items())
-        self.valid = (
-            torch.from_numpy((valid.users // world).astype(np.int64)).to(device),
-            torch.from_numpy(np.searchsorted(movies, valid.items).astype(np.int64)).to(device),
-            torch.from_numpy(valid.ratings.astype(np.float32)).to(device),
-        )
+        self.fetched_movies = movies
+        self.valid = self.local_ratings(valid)
         self.bytes_at_start = self.exchange.bytes_sent
+
+    def prepare_rows(self) -> None:
+        """Called by ``start`` once the ratings are grouped, before the first fetch of the movie rows: a
+        subclass may change the starting rows (the sharded sampler zeroes those without ratings)."""
+        return None
+
+    def local_ratings(self, ratings: Ratings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This rank's users' ``ratings`` as (user's local position, position among the fetched movie rows,
+        rating) tensors on the device."""
+        device = self.setup.device
+        return (
+            torch.from_numpy((ratings.users // self.exchange.world).astype(np.int64)).to(device),
+            torch.from_numpy(np.searchsorted(self.fetched_movies, ratings.items).astype(np.int64)).to(device),
+            torch.from_numpy(ratings.ratings.astype(np.float32)).to(device),
+        )
+
+    def checkpointed(self, checkpoints: ShardCheckpoints) -> ShardCheckpoints:
+        """The checkpoints that keep this solver's state: ``checkpoints`` themselves (ALS keeps only the rows)."""
+        return checkpoints
 
     def _start_features(self) -> None:
         """The hybrid: the feature matrix's rows of this rank's movies, and each feature row's ridge weight
@@ -181,8 +200,13 @@ class ShardedAls(Solver):
         return mse + reg * penalty_sum / max(1.0, self.n_ratings), math.sqrt(mse)
 
     def validation_rmse(self) -> float:
-        users, items, ratings = self.valid
-        predicted = als.predict(self.rows.users, self.movies, self.mean, users, items)
+        users, items, _ = self.valid
+        return self.summed_rmse(als.predict(self.rows.users, self.movies, self.mean, users, items))
+
+    def summed_rmse(self, predicted: torch.Tensor) -> float:
+        """RMSE over every rank's validation ratings of ``predicted`` (this rank's, in ``self.valid``'s order),
+        clipped to the rating scale."""
+        ratings = self.valid[2]
         predicted = predicted.clamp(self.template.low, self.template.high)
         sums = torch.stack([(predicted - ratings).double().square().sum(), torch.tensor(float(len(ratings)))])
         squared, count = (float(x) for x in self.exchange.all_sum(sums.to(self.setup.device).double()).cpu())
