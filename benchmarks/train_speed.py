@@ -14,6 +14,8 @@
 - exact (``--exact``): the same epochs with every row solved exactly (``als_cg_steps`` 0), for the validation RMSE
   the fast path must stay within ``EXACT_RMSE_BAR`` of at the same number of epochs (issue 16); ``--cg-steps``
   sets the fast path's steps (default: ``als_cg_steps``'s).
+- gibbs (``--gibbs``): the same number of sweeps of ``--solver gibbs`` (no burn-in: every sweep costs the same),
+  and one sweep's cost in ALS epochs (issue 15's bar: at most 2 at ML-25M size).
 
 With ``--json`` the last line is ``{"fast_ratings_per_s", "reference_ratings_per_s", "ratio"}`` (and
 ``"exact_ratings_per_s", "rmse_gap"`` with ``--exact``).
@@ -56,6 +58,8 @@ FAST_BAR = 3_000_000
 CG_BAR = 10_000_000
 """Issue 16: the fast path at ML-25M size, dim 64, on the 2-core dev machine."""
 EXACT_RMSE_BAR = 0.001
+GIBBS_SWEEP_BAR = 2.0
+"""Issue 15: a Gibbs sweep costs at most this many ALS epochs at ML-25M size."""
 RATIO_BAR = 25.0
 REFERENCE = {"optimizer": "adam", "weight_decay": 1e-5, "batch_size": 8192, "lr": 0.005}
 SPARSE = {"optimizer": "sparse-adam", "batch_size": 65536, "lr": 0.005}
@@ -99,8 +103,8 @@ def synthetic_tags(movies: pd.DataFrame, seed: int) -> pd.DataFrame:
     )
 
 
-def measure_fast(config: TrainConfig, data: Dataset, epochs: int) -> dict[str, Any]:
-    """Time ``epochs`` epochs of ``solver="als"`` as ``driver.fit`` runs them: one ALS sweep + validation RMSE.
+def measure_fast(config: TrainConfig, data: Dataset, epochs: int, solver: str = "als") -> dict[str, Any]:
+    """Time ``epochs`` epochs of ``solver`` (als or gibbs) as ``driver.fit`` runs them: one sweep + validation RMSE.
 
     The run's one-time work is timed apart: the validation split and grouping the ratings both ways on the
     device (the fit's closing choice of the ranking weight, shared with the loop, is left out).
@@ -108,15 +112,16 @@ def measure_fast(config: TrainConfig, data: Dataset, epochs: int) -> dict[str, A
     started = time.perf_counter()
     device = driver.resolve_device(config.device)
     split = validation_split(data.ratings, fraction=config.val_fraction, seed=config.seed)
-    solver = driver.make_solver(config.replace(solver="als"), data, split.train, split.test, device)
-    solver.start()
+    config = config.replace(solver=solver, epochs=max(config.epochs, epochs), gibbs_burn_in=0)
+    fast = driver.make_solver(config, data, split.train, split.test, device)
+    fast.start()
     _synchronize(device)
     setup = time.perf_counter() - started
     seconds, val_rmse = [], []
     for epoch in range(1, epochs + 1):
         tick = time.perf_counter()
-        solver.run_epoch(epoch)
-        val_rmse.append(solver.validation_rmse())
+        fast.run_epoch(epoch)
+        val_rmse.append(fast.validation_rmse())
         _synchronize(device)
         seconds.append(time.perf_counter() - tick)
     rates = [len(split.train) / s for s in seconds]
@@ -183,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3, help="fast-path epochs to time")
     parser.add_argument("--cg-steps", type=int, default=None, help="fast path's CG steps (default: the shipped)")
     parser.add_argument("--exact", action="store_true", help="also time exact row solves and compare RMSE")
+    parser.add_argument("--gibbs", action="store_true", help="also time sweeps of --solver gibbs (issue 15)")
     parser.add_argument("--reference-batches", type=int, default=40, help="reference batches to time")
     parser.add_argument("--no-sparse", action="store_true", help="skip the sparse-gradient loop")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
@@ -228,6 +234,16 @@ def main(argv: list[str] | None = None) -> int:
             f"RMSE {exact['val_rmse'][-1]:.4f}; fast - exact = {gap:+.4f}, bar {EXACT_RMSE_BAR})",
             flush=True,
         )
+    gibbs = measure_fast(base, data, args.epochs, solver="gibbs") if args.gibbs else None
+    if gibbs is not None:
+        sweep = statistics.median(gibbs["epoch_seconds"])
+        als_epoch = statistics.median(quick["epoch_seconds"])
+        print(
+            f"gibbs (sampler)   : {gibbs['ratings_per_s']:>12,.0f} ratings/s  (median of {args.epochs} sweeps; sweep "
+            f"seconds {', '.join(f'{s:.2f}' for s in gibbs['epoch_seconds'])}; one sweep / one ALS epoch = "
+            f"{sweep / als_epoch:.2f}, bar {GIBBS_SWEEP_BAR})",
+            flush=True,
+        )
     reference = measure_loop(base.replace(**REFERENCE), data, args.reference_batches)
     print(
         f"reference (adam)  : {reference['ratings_per_s']:>12,.0f} ratings/s  (dense tables, Adam + weight_decay, "
@@ -269,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                         if exact is not None
                         else {}
                     ),
+                    **({"gibbs_ratings_per_s": round(gibbs["ratings_per_s"])} if gibbs is not None else {}),
                 }
             )
         )
