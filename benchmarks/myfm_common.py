@@ -26,9 +26,18 @@ SETTINGS = {"myFM rank 10, 200 sweeps": (10, 200), "myFM rank 20, 300 sweeps": (
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def fit_myfm(rank: int, sweeps: int, dataset: Dataset, train: Ratings, seed: int) -> tuple[Predictor, float] | None:
-    """myFM fitted on ``train`` with the issue's blocks: its predictor over (user, movie) index pairs, clipped to
-    the rating scale, and the seconds the fit took; None when myFM is not installed."""
+def fit_myfm(
+    rank: int,
+    sweeps: int,
+    dataset: Dataset,
+    train: Ratings,
+    seed: int,
+    implicit: bool = True,
+    genres: bool = True,
+) -> tuple[Predictor, float] | None:
+    """myFM fitted on ``train`` with the issue's blocks (less the implicit blocks or the genres when asked, for
+    ablations): its predictor over (user, movie) index pairs, clipped to the rating scale, and the seconds the fit
+    took; None when myFM is not installed."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # myFM imports the deprecated pkg_resources
@@ -42,12 +51,14 @@ def fit_myfm(rank: int, sweeps: int, dataset: Dataset, train: Ratings, seed: int
     user_scale = 1 / np.sqrt(np.maximum(rated.sum(1).A[:, 0], 1))
     item_scale = 1 / np.sqrt(np.maximum(rated.sum(0).A[0], 1))
     features = build_item_features(dataset, n_items, genres=True, years=False, tags=False)
-    genres = sparse.csr_matrix(
+    genre_matrix = sparse.csr_matrix(
         (features.weights, features.indices, features.indptr), shape=(n_items, features.n_features)
     )
-    user_block = sparse.hstack([sparse.identity(n_users), sparse.diags(user_scale) @ rated]).tocsr()
-    item_block = sparse.hstack([sparse.identity(n_items), sparse.diags(item_scale) @ rated.T, genres]).tocsr()
-    shapes = [n_users, n_items, n_items, n_users, features.n_features]
+    user_parts = [sparse.identity(n_users), sparse.diags(user_scale) @ rated][: 2 if implicit else 1]
+    item_parts = [sparse.identity(n_items), *([sparse.diags(item_scale) @ rated.T] if implicit else [])]
+    item_parts += [genre_matrix] if genres else []
+    user_block, item_block = (sparse.hstack(parts).tocsr() for parts in (user_parts, item_parts))
+    shapes = [part.shape[1] for part in (*user_parts, *item_parts)]
 
     def blocks(users: np.ndarray, items: np.ndarray) -> list[Any]:
         return [myfm.RelationBlock(users, user_block), myfm.RelationBlock(items, item_block)]

@@ -4,7 +4,7 @@ Each row ``x`` (a user's or movie's ``[factors, bias]``, or a feature row) given
 precision ``P = alpha A'A + diag(lambda)`` and mean ``P^-1 (alpha A'y + lambda * mu)``, for the design ``A`` and
 targets ``y`` of its ratings (``als.row_systems``), the noise precision ``alpha`` and its block's prior
 ``N(mu, diag(1/lambda))``. With ``P = L L'`` (Cholesky), ``x = mean + L'^-1 z`` for ``z ~ N(0, I)`` has covariance
-``L'^-1 L^-1 = P^-1``.
+``L'^-1 L^-1 = P^-1`` (``gibbs_cholesky``, vectorised across the rows).
 
 The hyperparameters follow Rendle's libFM MCMC and myFM: every column of a block (each factor dimension and the
 bias) has its own mean and precision with a Normal-Gamma hyperprior (``mu | lambda ~ N(0, 1/(GAMMA_0 lambda))``,
@@ -15,8 +15,12 @@ run in float64 on NumPy's generator, the rows on torch's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
+
+from movierec.train.gibbs_cholesky import gaussian_draws
 
 ALPHA_0 = 1.0
 """Shape of the Gamma hyperprior on every precision (libFM's and myFM's default)."""
@@ -27,7 +31,7 @@ GAMMA_0 = 1.0
 
 
 def draw_rows(
-    gram: torch.Tensor,
+    gram: torch.Tensor | Sequence[torch.Tensor],
     rhs: torch.Tensor,
     noise_precision: float,
     prior_mean: torch.Tensor,
@@ -35,13 +39,11 @@ def draw_rows(
     generator: torch.Generator,
 ) -> torch.Tensor:
     """One draw per row ``b`` of ``N(P_b^-1 c_b, P_b^-1)``, ``P_b = alpha gram_b + diag(lambda)`` and ``c_b = alpha
-    rhs_b + lambda * mu``: ``gram`` is ``(B, k, k)``, ``rhs`` ``(B, k)``, the prior ``(k,)`` or ``(B, k)``."""
-    precision = noise_precision * gram + torch.diag_embed(prior_precision.expand_as(rhs))
-    chol = torch.linalg.cholesky(precision)
-    shift = (noise_precision * rhs + prior_precision * prior_mean).unsqueeze(-1)
-    noise = torch.randn(rhs.shape, generator=generator, device=rhs.device, dtype=rhs.dtype).unsqueeze(-1)
-    spread = torch.linalg.solve_triangular(chol.transpose(-2, -1), noise, upper=True)
-    return (torch.cholesky_solve(shift, chol) + spread).squeeze(-1)
+    rhs_b + lambda * mu``: ``gram`` is ``(B, k, k)`` (or consecutive parts of it), ``rhs`` ``(B, k)``, the prior
+    ``(k,)`` or ``(B, k)``."""
+    shift = noise_precision * rhs + prior_precision * prior_mean
+    noise = torch.randn(rhs.shape, generator=generator, device=rhs.device, dtype=rhs.dtype)
+    return gaussian_draws(gram, noise_precision, prior_precision, shift, noise)
 
 
 def draw_normal_gamma(rows: torch.Tensor, rng: np.random.Generator) -> np.ndarray:

@@ -3,8 +3,9 @@
 A movie's whole row is ``own_i + sum_f w_if theta_f``, so a feature row's conditional gathers, over the movies that
 carry it, the movie's Gram matrix ``G_i = A_i'A_i`` (its raters' ``[p_u, 1]``) and residual gradient ``g_i = A_i'e_i``
 (its ratings' errors under the whole current prediction): precision ``alpha sum_i w_if^2 G_i + diag(lambda)`` and
-right-hand side ``alpha sum_i w_if (g_i + w_if G_i theta_f)``. The movie half of the sweep leaves ``G_i`` and
-``g_i`` behind, so drawing the features costs no pass over the ratings.
+right-hand side ``alpha sum_i w_if (g_i + w_if G_i theta_f)``, whose second part is the precision's own sum
+``sum_i w_if^2 G_i`` times ``theta_f`` (one product per feature, not per movie). The movie half of the sweep leaves
+``G_i`` and ``g_i`` behind, so drawing the features costs no pass over the ratings.
 
 Two features that share no movie are independent given the rest, so the features are coloured (greedily) so that
 no movie carries two of one colour, and each colour is drawn at once; after it, ``g_i`` of its movies is updated.
@@ -87,14 +88,11 @@ def draw_features(
     ``sum_i w_if^2 G_i`` and ``prior`` each feature row's mean and precision (``(n_features, k)`` each)."""
     for colour in classes:
         members, w = colour.features, colour.weights[:, None]
-        grams = gram.index_select(0, colour.movies)
-        current = table.index_select(0, members)
-        own_part = torch.bmm(grams, current.index_select(0, colour.slots).unsqueeze(-1)).squeeze(-1)
-        rhs = torch.zeros_like(current).index_add_(
-            0, colour.slots, w * (gradient.index_select(0, colour.movies) + w * own_part)
-        )
+        current, own_gram = table.index_select(0, members), feature_gram.index_select(0, members)
+        rhs = torch.zeros_like(current).index_add_(0, colour.slots, w * gradient.index_select(0, colour.movies))
+        rhs += torch.bmm(own_gram, current.unsqueeze(-1)).squeeze(-1)  # sum_i w_if^2 G_i theta_f
         mean, precision = (part.index_select(0, members) for part in prior)
-        drawn = draw_rows(feature_gram.index_select(0, members), rhs, noise_precision, mean, precision, generator)
+        drawn = draw_rows(own_gram, rhs, noise_precision, mean, precision, generator)
         table.index_copy_(0, members, drawn)
-        change = (drawn - current).index_select(0, colour.slots)
-        gradient.index_add_(0, colour.movies, -w * torch.bmm(grams, change.unsqueeze(-1)).squeeze(-1))
+        change = (w * (drawn - current).index_select(0, colour.slots)).unsqueeze(-1)
+        gradient.index_add_(0, colour.movies, -torch.bmm(gram.index_select(0, colour.movies), change).squeeze(-1))
