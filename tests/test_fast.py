@@ -207,3 +207,26 @@ def test_als_on_cuda_matches_the_cpu(data) -> None:
         assert gpu_stats.val_rmse == pytest.approx(cpu_stats.val_rmse, rel=1e-3)
     users, items = split.test.users, split.test.items
     np.testing.assert_allclose(on_gpu.model.predict(users, items), on_cpu.model.predict(users, items), atol=1e-2)
+
+
+def test_cache_slices_solve_the_same_rows_as_whole_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slicing a block's rows to fit the cache budget solves the very same ridge regressions."""
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, 40, 3_000).astype(np.int32)
+    items = rng.integers(0, 25, 3_000).astype(np.int32)
+    values = rng.normal(0, 1, 3_000).astype(np.float32)
+    side = als.build_side(users, items, values, 40, 25, torch.device("cpu"))
+    item_table = als.Factors(torch.randn(26, 6), torch.randn(26))
+    item_table.factors[-1], item_table.bias[-1] = 0.0, 0.0
+    scale = als.mean_square(item_table.factors, torch.ones(25))
+    solved = []
+    for budget in (1 << 30, 64):  # whole blocks; then slices of one or two rows
+        monkeypatch.setattr(als, "CPU_CACHE_FLOATS", budget)
+        parts = [part for block in side.blocks for part in als.cache_slices(block, 6)]
+        assert torch.equal(torch.cat([p.rows for p in parts]), torch.cat([b.rows for b in side.blocks]))
+        if budget == 64:
+            assert len(parts) > len(side.blocks)
+        users_table = als.Factors(torch.zeros(41, 6), torch.zeros(41))
+        als.solve_side(side, users_table, item_table, scale, 0.1, 0.5, 3)
+        solved.append(users_table.factors.clone())
+    torch.testing.assert_close(solved[0], solved[1], rtol=1e-4, atol=1e-5)

@@ -41,6 +41,9 @@ import torch.nn.functional as F
 
 CPU_BLOCK_RATINGS = 1 << 16  # padded ratings per block on the CPU: X stays in the last-level cache
 GPU_BLOCK_RATINGS = 1 << 22  # larger blocks keep a GPU busy
+CPU_CACHE_FLOATS = 1 << 21
+"""Most floats of gathered rows (``X``) that a CPU solve holds at once, 8 MB: a block whose ``X`` is wider (long rows,
+or wide vectors such as the watch component's 128) is solved in slices of its rows (``cache_slices``)."""
 MAX_PADDING = 0.1  # a block's rows are at most this much (plus one) shorter than its longest row
 _TINY = 1e-30
 _JITTER = 1e-6
@@ -172,8 +175,22 @@ def solve_side(
     squared_error = torch.zeros((), device=features.device, dtype=torch.float32)
     with torch.no_grad():
         for block in side.blocks:
-            squared_error += solve_block(block)
+            for part in cache_slices(block, features.shape[1]):
+                squared_error += solve_block(part)
     return squared_error
+
+
+def cache_slices(block: Block, width: int) -> Iterator[Block]:
+    """``block`` cut into slices of its rows whose gathered ``X`` (``rows x length x width`` floats) fits
+    ``CPU_CACHE_FLOATS``, on the CPU; the block whole on a GPU. Rows are solved independently, so the slices
+    give the block's solution."""
+    per_slice = max(1, CPU_CACHE_FLOATS // max(1, block.cols.shape[1] * width))
+    if block.cols.device.type != "cpu" or per_slice >= block.rows.shape[0]:
+        yield block
+        return
+    for start in range(0, block.rows.shape[0], per_slice):
+        end = start + per_slice
+        yield Block(block.rows[start:end], block.cols[start:end], block.values[start:end], block.counts[start:end])
 
 
 def _cg_rows(

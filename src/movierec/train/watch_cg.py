@@ -5,14 +5,15 @@ reg * I`` is the same for every row (Hu, Koren and Volinsky 2008) and ``Y_u`` ho
 columns, ``t_u`` their targets. Forming ``Y_u'Y_u`` costs ``n_u * d^2``; a CG step instead costs two products with
 ``Y_u`` (``2 * n_u * d``) and one with ``S`` (``d^2`` a row, whatever its length). A few steps, warm-started from
 the row's vector of the previous sweep, are enough (Takács, Pilászy and Tikk 2011): the sweeps themselves keep
-refining it. Rows of similar length are solved together, a padded block at a time, on batched torch ops.
+refining it. Rows of similar length are solved together, a padded block at a time (sliced to stay in the cache:
+``als.cache_slices``), on batched torch ops.
 """
 
 from __future__ import annotations
 
 import torch
 
-from movierec.train.als import Side, times, transposed_times
+from movierec.train.als import Side, cache_slices, times, transposed_times
 
 _TINY = 1e-30
 
@@ -22,7 +23,7 @@ def cg_rows(side: Side, own: torch.Tensor, other: torch.Tensor, shared: torch.Te
     gradient steps from its current value, in place. ``shared`` is ``S`` (``(dim, dim)``); ``other``'s last row
     is the zero padding row and ``side``'s block values are the targets (0 on padding)."""
     with torch.no_grad():
-        for block in side.blocks:
+        for block in (part for whole in side.blocks for part in cache_slices(whole, other.shape[1])):
             x = other.index_select(0, block.cols.view(-1)).view(*block.cols.shape, -1)  # padding rows are zero
             p = own.index_select(0, block.rows)
             r = transposed_times(x, block.values - times(x, p)) - p @ shared
