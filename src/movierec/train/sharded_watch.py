@@ -32,6 +32,7 @@ from movierec.train.watch import (
     alternate,
     configured_settings,
     configured_taste,
+    signed_settings,
     signs,
 )
 
@@ -80,7 +81,7 @@ def _fit(
     alternate(rated.by_user, rated.by_item, users, items, settings, halves)
     if signs(taste):
         signed = taste.targets(ratings.users // exchange.world, ratings.ratings, rated.by_user.n_rows)
-        halves.solve_users(_by_user(ratings, rated.movies, signed, exchange), users, items, settings)
+        halves.solve_users(_by_user(ratings, rated.movies, signed, exchange), users, items, signed_settings(settings))
     return users, items
 
 
