@@ -97,7 +97,8 @@ def test_the_summary_finishes_and_scores_the_model_as_every_rating_does(
     with distributed.group(config.device, False) as ranks:
         trained = train_sharded(config, shards, progress=False)
         params = trained.solver.gather(trained.state.best_state)
-        summary = sharded_finish.gather_summary(trained.own, shards, config.val_fraction, config.seed, Exchange(ranks))
+        own = shards.read_owned(ranks.rank, ranks.world)
+        summary = sharded_finish.gather_summary(own, shards, config.val_fraction, config.seed, Exchange(ranks))
     assert params is not None and summary is not None
     train = shards.train
     genres = movie_genres(shards.movies, train.n_items)

@@ -37,7 +37,7 @@ from movierec.train.rank_weight import choose_rank_weight
 from movierec.train.sgd import SgdSolver
 from movierec.train.shard_checkpoint import ShardCheckpoints
 from movierec.train.shard_exchange import Exchange
-from movierec.train.sharded_als import ShardedAls, ShardRows, feature_count
+from movierec.train.sharded_als import ShardedAls, ShardRows, feature_count, meta_template
 from movierec.train.sharded_finish import ShardSummary, gather_summary
 from movierec.train.sharded_gibbs import ShardedGibbs
 from movierec.train.sharded_watch import WatchFits, fit_sharded_watch
@@ -126,14 +126,12 @@ def fit(
 
 @dataclass
 class ShardedTraining:
-    """Sharded ALS trained on one rank: the solver (its rows, its traffic), where it ended, its history, and the
-    rank's own training ratings (its users')."""
+    """Sharded ALS trained on one rank: the solver (its rows, its traffic), where it ended, and its history."""
 
     solver: ShardedAls
     state: checkpoint.TrainingState
     history: list[EpochStats]
     is_main: bool
-    own: Ratings
 
 
 def fit_sharded(
@@ -166,11 +164,13 @@ def finish_sharded(
     """``fit_sharded``'s end, on every rank of ``ranks``: the tables and the summary gathered, then on rank 0 the
     finished model (timed from ``started``) and the summary; None on the other ranks. Once the tables are gathered
     it lets go of ``trained`` (the solver's ratings by user and by movie; the caller should hold no other name for
-    it), and of the rank's own ratings once the summary is gathered. The "likely to watch" component is fitted
-    across the ranks too (``sharded_watch``), so no rank ever holds every rating."""
+    it), reads the rank's own ratings again (training held them grouped, not as read), and lets go of them once
+    the summary is gathered. The "likely to watch" component is fitted across the ranks too (``sharded_watch``),
+    so no rank ever holds every rating."""
     params = trained.solver.gather(trained.state.best_state)
-    state, history, own, mean = trained.state, trained.history, trained.own, trained.solver.mean
+    state, history, mean = trained.state, trained.history, trained.solver.mean
     del trained
+    own = shards.read_owned(ranks.rank, ranks.world)
     exchange = Exchange(ranks)
     watch = fit_sharded_watch(own, config, mean, exchange) if config.watch_dim else None
     summary = gather_summary(own, shards, config.val_fraction, config.seed, exchange)
@@ -197,20 +197,21 @@ def train_sharded(
     ``checkpoints`` every rank saves its rows (and its chain) each epoch (``shard_checkpoint``), and continues from
     the last complete epoch when they are to be resumed. Only rank 0 shows progress and hears ``on_epoch``."""
     ranks = distributed.join(config.device, config.distributed)
-    own = shards.read_owned(ranks.rank, ranks.world)
-    fit_own, val_own = held_out(own, config)
+    fit_own, val_own = held_out(shards.read_owned(ranks.rank, ranks.world), config)
+    n_ratings = int(distributed.all_sum([float(len(fit_own))], ranks.device)[0])
+    vocabularies = val_own.take(np.zeros(0, np.int64))  # all that building the module reads of the ratings
     spec = registry.get(registry.check(config).model)
     assert spec.build is not None, "sharded training trains a model with a module builder"
-    dataset = shards.dataset(own)
-    build = functools.partial(spec.build, AlsSolver.module_config(config), dataset, own)
-    with torch.device("meta"):  # the module's settings and (hybrid) feature matrix, without the tables' memory
-        template = build()
-    rows = ShardRows(own.n_users, own.n_items, feature_count(template), config.dim, config.init_std, config.seed, ranks)
+    dataset = shards.dataset(vocabularies)
+    build = functools.partial(spec.build, AlsSolver.module_config(config), dataset, vocabularies)
+    template = meta_template(build)
+    size = (vocabularies.n_users, vocabularies.n_items, feature_count(template))
+    rows = ShardRows(*size, config.dim, config.init_std, config.seed, ranks)
     kind = ShardedGibbs if config.solver == "gibbs" else ShardedAls
     solver = kind(Setup(config, rows, fit_own, val_own, ranks.device, dataset), ranks, template, build)
+    del fit_own, val_own  # the solver lets go of them once it has grouped them (``start``)
     if not ranks.is_main:
         progress, on_epoch = False, None
-    n_ratings = int(distributed.all_sum([float(len(fit_own))], ranks.device)[0])
     state, save = checkpoint.TrainingState(), None
     if checkpoints is not None:
         checkpoints = solver.checkpointed(checkpoints)
@@ -220,7 +221,7 @@ def train_sharded(
             checkpoints.clear()
         save = functools.partial(checkpoints.save, rows, config)
     history = run_epochs(solver, state, n_ratings, save=save, progress=progress, on_epoch=on_epoch)
-    return ShardedTraining(solver, state, history, ranks.is_main, own)
+    return ShardedTraining(solver, state, history, ranks.is_main)
 
 
 def held_out(ratings: Ratings, config: TrainConfig) -> Split:

@@ -23,8 +23,10 @@ process.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -123,7 +125,15 @@ class ShardedAls(Solver):
         self.movies = self._fetch(self.movie_rows, self._whole_items())
         self.fetched_movies = movies
         self.valid = self.local_ratings(valid)
+        self.keep_fit(train)
+        self.setup = replace(self.setup, train=_none_of(train), valid=_none_of(valid))  # grouped: let them go
         self.bytes_at_start = self.exchange.bytes_sent
+
+    def keep_fit(self, train: Ratings) -> None:
+        """Called by ``start`` with this rank's users' fit ratings, before it lets go of them (of ``setup.train``
+        and ``setup.valid``: they are grouped both ways by then): a subclass may keep what it needs of them (the
+        sharded sampler: as ``local_ratings``)."""
+        return None
 
     def prepare_rows(self) -> None:
         """Called by ``start`` once the ratings are grouped, before the first fetch of the movie rows: a
@@ -258,6 +268,30 @@ class ShardedAls(Solver):
         """``als.mean_square`` over every rank's rows of one side: each rank sums its own, weighted by ratings."""
         partial = (rows.factors[:-1].square() * side.counts[:, None]).sum(0)
         return self.exchange.all_sum(partial) / max(1.0, self.n_ratings)
+
+
+def meta_template(build: Callable[[], Any]) -> Any:
+    """``build()`` on the meta device: the module's settings and (the hybrid) feature matrix, without its tables'
+    memory. Its random starts are skipped: a normal draw on the meta device imports ``torch._dynamo`` and sympy,
+    75 MB on every rank, for numbers that do not exist."""
+    with skipped_normal_init(), torch.device("meta"):
+        return build()
+
+
+@contextlib.contextmanager
+def skipped_normal_init() -> Iterator[None]:
+    """``torch.nn.init.normal_`` does nothing inside (for modules built on the meta device, see ``meta_template``)."""
+    normal = nn.init.normal_
+    nn.init.normal_ = lambda tensor, *args, **kwargs: tensor
+    try:
+        yield
+    finally:
+        nn.init.normal_ = normal
+
+
+def _none_of(ratings: Ratings) -> Ratings:
+    """No ratings, over the vocabularies of ``ratings``."""
+    return ratings.take(np.zeros(0, np.int64))
 
 
 def feature_count(module: Any) -> int:

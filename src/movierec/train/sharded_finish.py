@@ -169,9 +169,10 @@ def _summed(values: np.ndarray, exchange: Exchange) -> np.ndarray:
 
 
 def _columns(ratings: Ratings) -> tuple[np.ndarray, ...]:
-    return ratings.users, ratings.items, ratings.ratings, ratings.timestamps
+    """What is sent of ``ratings``: not their dates (sharded training has no time effects)."""
+    return ratings.users, ratings.items, ratings.ratings
 
 
 def _ratings(columns: list[np.ndarray], like: Ratings) -> Ratings:
-    users, items, ratings, timestamps = columns
-    return Ratings(users, items, ratings, timestamps, like.user_vocab, like.item_vocab)
+    users, items, ratings = columns
+    return Ratings(users, items, ratings, np.zeros(len(users), np.int64), like.user_vocab, like.item_vocab)

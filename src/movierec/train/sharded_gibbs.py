@@ -34,6 +34,7 @@ import torch.distributed as dist
 from torch import nn
 
 from movierec.config import TrainConfig
+from movierec.data.ratings import Ratings
 from movierec.errors import ArtifactError, MovieRecError
 from movierec.models.factors import FactorParams
 from movierec.train import als, checkpoint
@@ -42,7 +43,7 @@ from movierec.train.gibbs import FEATURE_GROUPS, Chain, GibbsState, feature_grou
 from movierec.train.gibbs_draws import ALPHA_0, BETA_0, GAMMA_0, draw_noise_precision, draw_rows
 from movierec.train.gibbs_features import colour_features
 from movierec.train.shard_checkpoint import ShardCheckpoints, rank_file
-from movierec.train.sharded_als import ShardedAls
+from movierec.train.sharded_als import ShardedAls, skipped_normal_init
 from movierec.train.sharded_features import SummedFeatureMatrix
 from movierec.train.solver import Setup
 
@@ -70,10 +71,11 @@ class ShardedGibbs(ShardedAls):
         self.context = context
         groups = feature_groups(replace(setup, module=template)) if self.with_features else None
         blocks = ["user", "item", *(f"feature:{group}" for group in FEATURE_GROUPS if groups is not None)]
-        own = SimpleNamespace(  # the chain's running sums are sized to this rank's own rows
-            user_factors=nn.Embedding(self.rows.user_factors.shape[0] - 1, 1, device="meta"),
-            item_factors=nn.Embedding(self.rows.item_factors.shape[0] - 1, 1, device="meta"),
-        )
+        with skipped_normal_init():
+            own = SimpleNamespace(  # the chain's running sums are sized to this rank's own rows
+                user_factors=nn.Embedding(self.rows.user_factors.shape[0] - 1, 1, device="meta"),
+                item_factors=nn.Embedding(self.rows.item_factors.shape[0] - 1, 1, device="meta"),
+            )
         self.optimizer = self.chain = Chain(replace(setup, module=own), blocks, planned_samples(config))
         self.chain.generator.manual_seed(_seed(config.seed, 1, context.rank))  # row draws: (seed, rank)
         self.draws = RankDraws(self.chain, groups, setup.device)
@@ -87,7 +89,6 @@ class ShardedGibbs(ShardedAls):
 
     def start(self) -> None:
         super().start()
-        self.fit = self.local_ratings(self.setup.train)
         if self.with_features:
             sparse = self.template.features  # coloured over every movie: every rank draws the same colours
             colours = colour_features(sparse.indptr.numpy(), sparse.indices.numpy(), sparse.n_columns)
@@ -95,6 +96,9 @@ class ShardedGibbs(ShardedAls):
                 torch.from_numpy(np.flatnonzero(colours == colour)).to(self.setup.device)
                 for colour in range(int(colours.max(initial=-1)) + 1)
             ]
+
+    def keep_fit(self, train: Ratings) -> None:
+        self.fit = self.local_ratings(train)
 
     def checkpointed(self, checkpoints: ShardCheckpoints) -> ShardCheckpoints:
         return ChainCheckpoints(checkpoints, self.chain, self.context)
