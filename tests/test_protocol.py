@@ -14,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from movierec.data.ratings import Ratings, Vocabulary
 from movierec.errors import DataError
+from movierec.evaluate import protocol
 from movierec.evaluate.protocol import (
     RankingSettings,
     evaluate_ranking,
@@ -250,6 +251,23 @@ def test_chunk_size_does_not_change_results(split: tuple[Ratings, Ratings]) -> N
     ]
     assert results[0] == results[1] == results[2]
     assert results[0]["n_ranked_users"] == 4
+
+
+def test_a_chunk_holds_at_most_the_score_budget(split: tuple[Ratings, Ratings], monkeypatch) -> None:
+    """A large catalogue ranks fewer users at once (never fewer than MIN_CHUNK), with the same lists."""
+    train, _ = split
+    noise = np.random.default_rng(1).random((train.n_users, train.n_items))
+    whole = rank_candidates(lambda u: noise[u], train, np.arange(train.n_users), k=3)
+    sizes: list[int] = []
+
+    def score(users: np.ndarray) -> np.ndarray:
+        sizes.append(users.size)
+        return noise[users]
+
+    monkeypatch.setattr(protocol, "MIN_CHUNK", 1)
+    monkeypatch.setattr(protocol, "SCORE_BUDGET", 2 * train.n_items)
+    np.testing.assert_array_equal(rank_candidates(score, train, np.arange(train.n_users), k=3), whole)
+    assert max(sizes) == 2 and sum(sizes) == train.n_users
 
 
 def test_max_users_ranks_a_seeded_sample(split: tuple[Ratings, Ratings]) -> None:
