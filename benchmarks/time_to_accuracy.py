@@ -4,12 +4,17 @@
     python benchmarks/time_to_accuracy.py --shape ml-25m     # ML-25M's 162,541 users x 59,047 movies
     python benchmarks/time_to_accuracy.py --ratings 2500000  # a smaller run (users and movies scale down)
     python benchmarks/time_to_accuracy.py --oracle           # also fit a model of the true rank (not timed)
+    python benchmarks/time_to_accuracy.py --gibbs            # also --solver gibbs at ALS's wall-clock budget
 
 Ratings come from a known rank-8 model ``mean + b_u + b_i + U_u.V_i + N(0, 0.5^2)``
 (``synthetic.generate_low_rank``), so the floor, the RMSE of the true model, is the noise standard deviation.
 2% of the ratings are held out as the test set; ``movierec.train.driver.fit`` with ``solver="als"`` (the whole fit:
 validation split, epochs, early stopping, best epoch restored, ranking weight chosen) trains the default model on
 the rest (the hybrid: this data has no genres, years or tags, so it trains as biased MF with its fixed ridge).
+
+With ``--gibbs`` the same model is then sampled (``--solver gibbs``, same dim; the first sweep is burn-in, the
+rest averaged) for as long as the ALS fit took, and on to ``GIBBS_BUDGETS`` times that: the test RMSE of the
+posterior mean at each budget shows where the sampler lands against ALS at the same wall-clock time (issue 15).
 
 Printed: seconds to generate the data and to fit, test RMSE, the floor and the gap, and the process's peak
 resident memory (``ru_maxrss``: data generation, splits and training together). Bars: within 2% of the floor
@@ -35,19 +40,23 @@ import time
 import numpy as np
 import torch
 
+from movierec.config import TrainConfig
 from movierec.data.loader import align_movies
-from movierec.data.ratings import Dataset, RatingScale
-from movierec.data.split import random_split
+from movierec.data.ratings import Dataset, Ratings, RatingScale
+from movierec.data.split import random_split, validation_split
 from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_low_rank
 from movierec.models import registry
+from movierec.models.factors import FactorModel
 from movierec.models.registry import DEFAULT_MODEL
-from movierec.train.driver import EpochStats, fit, resolve_device
+from movierec.train.driver import EpochStats, fit, make_solver, resolve_device
 
 TIME_BAR_S = 300.0
 MEMORY_BAR_GB = 4.0
 GAP_BAR = 0.02
 TEST_FRACTION = 0.02
 ORACLE_REG = 0.02
+GIBBS_BUDGETS = (1, 2, 4)
+"""``--gibbs``: the sampler's test RMSE is printed when it has run this many times the ALS fit's seconds."""
 
 
 def peak_rss_gb() -> float:
@@ -87,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--oracle", action="store_true", help="also fit a model with the true rank (not timed)")
+    parser.add_argument("--gibbs", action="store_true", help="also sample with --solver gibbs at ALS's time budget")
     parser.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     args = parser.parse_args(argv)
     if args.threads:
@@ -128,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"test RMSE {test_rmse:.4f}  floor {floor:.4f}  gap {100 * gap:+.2f}%  (the true model: {ideal:.4f})")
     print(f"time {seconds:.1f} s fit, {time.perf_counter() - started:.1f} s with data; peak memory {peak:.2f} GB")
     print(f"bars: gap <= {100 * GAP_BAR:.0f}%, fit <= {TIME_BAR_S:.0f} s, peak <= {MEMORY_BAR_GB:.0f} GB: {verdict}")
-    summary = {"seconds": round(seconds, 1), "rmse": round(test_rmse, 5), "floor": floor, "gap": round(gap, 5)}
+    summary: dict[str, object] = {
+        "seconds": round(seconds, 1),
+        "rmse": round(test_rmse, 5),
+        "floor": floor,
+        "gap": round(gap, 5),
+    }
     summary["peak_gb"] = round(peak, 3)
     if args.oracle:
         oracle = fit(config.replace(dim=args.rank, reg=ORACLE_REG), data, train, progress=False).model
@@ -136,9 +151,35 @@ def main(argv: list[str] | None = None) -> int:
         summary["oracle_rmse"] = round(oracle_rmse, 5)
         oracle_gap = 100 * (oracle_rmse / floor - 1)
         print(f"oracle (dim {args.rank}, reg {ORACLE_REG}): test RMSE {oracle_rmse:.4f}, gap {oracle_gap:+.2f}%")
+    if args.gibbs:
+        summary["gibbs"] = gibbs_at_budgets(config.replace(solver="gibbs"), data, train, test, seconds)
     if args.json:
         print(json.dumps(summary))
     return 0
+
+
+def gibbs_at_budgets(
+    config: TrainConfig, data: Dataset, train: Ratings, test: Ratings, budget: float
+) -> list[list[float]]:
+    """Sweeps of the sampler until each of ``GIBBS_BUDGETS`` times ``budget`` seconds, and the test RMSE of the
+    posterior mean (the kept sweeps' average, as the run folder stores it) at each: ``[budget x, sweeps, RMSE]``."""
+    parts = validation_split(train, fraction=config.val_fraction, seed=config.seed)
+    config = config.replace(epochs=10_000, gibbs_burn_in=1)
+    started = time.perf_counter()
+    solver = make_solver(config, data, parts.train, parts.test, resolve_device(config.device))
+    solver.start()
+    rows: list[list[float]] = []
+    sweep = 0
+    for times in GIBBS_BUDGETS:
+        while time.perf_counter() - started < times * budget or sweep < 2:
+            sweep += 1
+            solver.run_epoch(sweep)
+        model = FactorModel(solver.export(None), config.model)
+        test_rmse = rmse(model.predict(test.users, test.items), test.ratings)
+        print(f"gibbs at {times}x the ALS fit's time ({time.perf_counter() - started:.1f} s): {sweep} sweeps, "
+              f"test RMSE {test_rmse:.4f}", flush=True)  # fmt: skip
+        rows.append([times, sweep, round(test_rmse, 5)])
+    return rows
 
 
 def _print_epoch(stats: EpochStats) -> None:
