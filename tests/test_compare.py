@@ -231,8 +231,8 @@ def test_values_parse(param: str, text: str, expected: list[float]) -> None:
             "momentum",
             "0.9",
             "cannot be swept; choose one of: dim, epochs, lr, reg, weight-decay, batch-size, patience, val-fraction, "
-            "init-std, fold-in-reg, seed, watch-dim, watch-reg, watch-unobserved, watch-iterations, watch-dislike, "
-            "watch-margin, gibbs-burn-in, gibbs-thin, gibbs-stored, train-share.",
+            "init-std, fold-in-reg, seed, als-cg-steps, watch-dim, watch-reg, watch-unobserved, watch-iterations, "
+            "watch-dislike, watch-margin, gibbs-burn-in, gibbs-thin, gibbs-stored, train-share.",
         ),
         ("optimizer", "0.9", "cannot be swept"),
     ],
