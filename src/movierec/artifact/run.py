@@ -7,7 +7,8 @@ RUN_DIR/
   vocab/users.parquet  raw userId of each user index
   vocab/items.parquet  raw movieId of each item index
   movies.parquet       the catalog: movieId, title, year, genres (one row per item index)
-  train.parquet        the training ratings (user, item, rating), to never recommend what a user rated
+  train.parquet        the training ratings (user, item, rating), to never recommend what a user rated,
+  or train_source.json instead: where to rebuild them from (see REFERENCE_MIN_RATINGS)
   metrics.json         test metrics beside the baselines
   history.csv          one row per epoch
   plots/learning_curve.png
@@ -39,12 +40,23 @@ from safetensors.numpy import save_file
 
 from movierec import atomic
 from movierec.config import TrainConfig
-from movierec.data.loader import file_sha256
+from movierec.data.loader import CachedFile, file_sha256, read_ratings_file
 from movierec.data.ratings import Ratings, Vocabulary
-from movierec.errors import ArtifactError
+from movierec.data.source import DataOptions, split_ratings
+from movierec.errors import ArtifactError, MovieRecError
 from movierec.models.factors import FactorModel, FactorParams
 
 RUN_FORMAT = 1
+TRAIN_COPY = "train.parquet"
+TRAIN_SOURCE = "train_source.json"
+REFERENCE_MIN_RATINGS = 1_000_000
+"""A run keeps a copy of its training ratings (``train.parquet``) unless there are more than this many and they
+came from the Parquet cache: then ``train_source.json`` records the cache's ratings file, its sha256 and a sha256 of
+the training rows, and ``load_run`` rebuilds them with the run's data settings (config.json's ``data``: the split).
+Small runs stay whole folders that can be copied anywhere, and a missing cache costs nothing; large ones do not
+repeat what the cache holds (at ML-25M size 60 MB of a 250 MB run folder). ``train --self-contained`` keeps the
+copy at any size; sharded runs always do (their training side is streamed from the shard parts)."""
+RETRAIN = "retrain, or train with --self-contained to keep a copy of the training ratings in the run folder"
 
 
 def _field_kinds() -> dict[str, type]:
@@ -107,8 +119,11 @@ def save_run(
     metrics: dict[str, Any],
     history: list[dict[str, float]],
     data: dict[str, Any],
+    train_source: CachedFile | None = None,
 ) -> None:
-    """Write every artifact of a run atomically, the manifest last."""
+    """Write every artifact of a run atomically, the manifest last. ``train_source`` is the cache file the training
+    ratings were split from with ``data``'s settings: above ``REFERENCE_MIN_RATINGS`` the run refers to it instead
+    of copying them."""
     run_dir.mkdir(parents=True, exist_ok=True)
     # a rewrite killed midway must not leave the old manifest vouching for a mix of old and new files
     (run_dir / "manifest.json").unlink(missing_ok=True)
@@ -117,10 +132,7 @@ def save_run(
     _write_parquet(run_dir / "vocab" / "users.parquet", pa.table({"userId": train.user_vocab.ids}))
     _write_parquet(run_dir / "vocab" / "items.parquet", pa.table({"movieId": train.item_vocab.ids}))
     _write_parquet(run_dir / "movies.parquet", pa.Table.from_pandas(movies, preserve_index=False))
-    _write_parquet(
-        run_dir / "train.parquet",
-        pa.table({"user": train.users, "item": train.items, "rating": train.ratings}),
-    )
+    save_train(run_dir, train, train_source if len(train) > REFERENCE_MIN_RATINGS else None)
     write_metrics(run_dir, metrics)
     write_history(run_dir / "history.csv", history)
     if history:
@@ -128,6 +140,19 @@ def save_run(
 
         plot_learning_curve(history, run_dir / "plots" / "learning_curve.png", title=f"{model.name} learning curve")
     write_manifest(run_dir)
+
+
+def save_train(run_dir: Path, train: Ratings, source: CachedFile | None) -> None:
+    """The run's training ratings: a reference to the cache file ``source`` (``TRAIN_SOURCE``), or without one a copy
+    (``TRAIN_COPY``); the other file goes, so a run trained again into the folder never lists both."""
+    (run_dir / (TRAIN_COPY if source is not None else TRAIN_SOURCE)).unlink(missing_ok=True)
+    if source is None:
+        _write_parquet(
+            run_dir / TRAIN_COPY, pa.table({"user": train.users, "item": train.items, "rating": train.ratings})
+        )
+        return
+    reference = {"ratings_file": str(source.path.resolve()), "sha256": source.sha256, "rows": len(train)}
+    atomic.write_json(run_dir / TRAIN_SOURCE, {**reference, "rows_sha256": _rows_sha256(train)})
 
 
 def stream_train(run_dir: Path, parts: Iterable[Ratings]) -> None:
@@ -166,15 +191,18 @@ def load_run(run_dir: str | Path) -> Run:
     params, name = params_from_bytes(run_dir / "model.safetensors", _bytes_of(run_dir, files, "model.safetensors"))
     users = Vocabulary(_table_of(run_dir, files, "vocab/users.parquet", ["userId"]).column("userId").to_numpy())
     items = Vocabulary(_table_of(run_dir, files, "vocab/items.parquet", ["movieId"]).column("movieId").to_numpy())
-    table = _table_of(run_dir, files, "train.parquet", ["user", "item", "rating"])
-    train = Ratings(
-        table.column("user").to_numpy(),
-        table.column("item").to_numpy(),
-        table.column("rating").to_numpy(),
-        np.zeros(table.num_rows, np.int64),
-        users,
-        items,
-    )
+    if TRAIN_SOURCE in files and TRAIN_COPY not in files:
+        train = _rebuilt_train(run_dir, files, record.data, users, items)
+    else:
+        table = _table_of(run_dir, files, TRAIN_COPY, ["user", "item", "rating"])
+        train = Ratings(
+            table.column("user").to_numpy(),
+            table.column("item").to_numpy(),
+            table.column("rating").to_numpy(),
+            np.zeros(table.num_rows, np.int64),
+            users,
+            items,
+        )
     if params.n_users != len(users) or params.n_items != len(items):
         raise ArtifactError(f"The run folder {run_dir} is inconsistent: the model and vocabularies differ in size.")
     return Run(
@@ -183,6 +211,44 @@ def load_run(run_dir: str | Path) -> Run:
         movies=_frame_of(run_dir, files, "movies.parquet", ["movieId", "title", "year", "genres"]),
         train=train,
     )
+
+
+def _rebuilt_train(
+    run_dir: Path, files: dict[str, bytes], data: dict[str, Any], users: Vocabulary, items: Vocabulary
+) -> Ratings:
+    """The training ratings of a run that refers to them (``TRAIN_SOURCE``): its split of the cache file, the rows
+    checked against the sha256 recorded when it was saved (no timestamps, as a copy has none)."""
+    path = run_dir / TRAIN_SOURCE
+    doc = _json_of(run_dir, files, TRAIN_SOURCE)
+    try:
+        cache, digest, rows = Path(doc["ratings_file"]), str(doc["sha256"]), str(doc["rows_sha256"])
+        options = DataOptions(**data)
+    except (KeyError, TypeError, MovieRecError):
+        raise ArtifactError(f"The run file {path} is damaged: it lacks the cache file or its checksums.") from None
+    if not cache.is_file():
+        raise ArtifactError(f"The run {run_dir} refers to its training ratings in {cache}, which is gone; {RETRAIN}.")
+    if file_sha256(cache) != digest:
+        raise ArtifactError(
+            f"The run {run_dir} refers to its training ratings in {cache}, whose checksum is no longer the one it "
+            f"recorded; {RETRAIN}."
+        )
+    try:
+        train = split_ratings(read_ratings_file(cache, users, items), options).train.without_timestamps()
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise ArtifactError(f"The cache file {cache} that the run {run_dir} uses cannot be read ({exc}).") from None
+    if _rows_sha256(train) != rows:
+        raise ArtifactError(
+            f"The training ratings rebuilt from {cache} differ from those the run {run_dir} was trained on; {RETRAIN}."
+        )
+    return train
+
+
+def _rows_sha256(train: Ratings) -> str:
+    """A sha256 of the training rows (user and item indices, ratings, in order)."""
+    digest = hashlib.sha256()
+    for column, dtype in ((train.users, "<i4"), (train.items, "<i4"), (train.ratings, "<f4")):
+        digest.update(np.ascontiguousarray(column, dtype=dtype).data)
+    return digest.hexdigest()
 
 
 def _run_folder(run_dir: str | Path) -> Path:

@@ -76,6 +76,14 @@ def train(
             "it is larger than the model, and only --resume reads it).",
         ),
     ] = False,
+    self_contained: Annotated[
+        bool,
+        typer.Option(
+            "--self-contained",
+            help="Copy the training ratings into the run folder at any size (by default, more than a million of "
+            "them read from the Parquet cache are kept there: the run folder records the cache file and its checksum).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     parse: ParseOptions,
@@ -95,6 +103,7 @@ def train(
             parse=parse,
             resume=resume,
             keep_checkpoint=keep_checkpoint,
+            self_contained=self_contained,
             progress=not (quiet or as_json),
             on_report=parse_report_printer(parse) if main else None,
         )

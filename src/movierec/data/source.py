@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from movierec.checks import check_fields, one_of, valid, within
-from movierec.data.loader import DEFAULT_SCALE, align_movies, load_dataset_with_report
+from movierec.data.loader import DEFAULT_SCALE, CachedFile, align_movies, cached_ratings, load_dataset_with_report
 from movierec.data.movielens import ParseOptions, ParseReport, read_movies_csv, read_ratings_csv
 from movierec.data.ratings import Dataset, Ratings, RatingScale, Vocabulary
 from movierec.data.split import Split, global_temporal_split, random_split, user_temporal_split
@@ -83,15 +83,30 @@ def _full_split(options: DataOptions, parse: ParseOptions, on_report: ReportSink
     dataset, report = load_dataset_with_report(options.data, parse)
     if on_report is not None:
         on_report(options.data, report)
-    ratings = dataset.ratings
+    return dataset, _split(dataset.ratings, options)
+
+
+def split_ratings(ratings: Ratings, options: DataOptions) -> Split:
+    """The split ``load_split`` makes of ``options.data``'s ``ratings``: the same rows on each side, in the same
+    order (a run folder that keeps a reference to the cached ratings rebuilds its training side so)."""
+    return keep_share(_split(ratings, options), options)
+
+
+def cached_source(options: DataOptions, parse: ParseOptions | None = None) -> CachedFile | None:
+    """The Parquet cache file ``load_split(options, parse)`` read the ratings from (or wrote them to), with the
+    sha256 the cache records for it; None for ``--train-file`` data or when the cache does not hold them."""
+    if options.train_file is not None:
+        return None
+    return cached_ratings(options.data, parse or ParseOptions(scale=DEFAULT_SCALE))
+
+
+def _split(ratings: Ratings, options: DataOptions) -> Split:
     if options.split == "random":
-        split = random_split(ratings, options.test_fraction, seed=options.split_seed)
-    elif options.split == "user-temporal":
-        split = user_temporal_split(ratings, last_fraction=options.test_fraction)
-    else:
-        cut = int(np.quantile(ratings.timestamps, 1 - options.test_fraction))
-        split = global_temporal_split(ratings, cut)
-    return dataset, split
+        return random_split(ratings, options.test_fraction, seed=options.split_seed)
+    if options.split == "user-temporal":
+        return user_temporal_split(ratings, last_fraction=options.test_fraction)
+    cut = int(np.quantile(ratings.timestamps, 1 - options.test_fraction))
+    return global_temporal_split(ratings, cut)
 
 
 def _from_files(

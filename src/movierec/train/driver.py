@@ -120,7 +120,9 @@ def fit(
         state = checkpoint.load(run_dir, module, solver.optimizer, config)
     save = None if save_dir is None else functools.partial(checkpoint.save, save_dir, module, solver.optimizer, config)
     history = run_epochs(solver, state, len(fit_part), save=save, progress=progress, on_epoch=on_epoch)
-    model = finish_model(solver.export(state.best_state), split, train, config, genres)
+    params = solver.export(state.best_state)
+    del solver, module, save  # the solver's ratings by user and by movie: the finish's own fits need the room
+    model = finish_model(params, split, train, config, genres)
     return FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
 
 
