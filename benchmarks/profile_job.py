@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"movierec train failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        # py-spy writes its own lines ("py-spy> ...") to the same stdout: the run's JSON is the last object line
+        result = json.loads(next(line for line in reversed(done.stdout.splitlines()) if line.startswith("{")))
         seconds = breakdown(raw, args.rate)
     finally:
         shutil.rmtree(work, ignore_errors=True)
