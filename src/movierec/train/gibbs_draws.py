@@ -56,10 +56,15 @@ def draw_normal_gamma(rows: torch.Tensor, rng: np.random.Generator) -> np.ndarra
     n = values.shape[0]
     centre = values.mean(0) if n else values.new_zeros(values.shape[1])
     means, spread = centre.cpu().numpy(), (values - centre).square().sum(0).cpu().numpy()
+    return draw_normal_gamma_given(n, means, spread, rng)
+
+
+def draw_normal_gamma_given(n: float, means: np.ndarray, spread: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(2, k)``: each column's mean and precision drawn from the Normal-Gamma posterior of ``n`` rows whose column
+    means are ``means`` and sums of squared deviations ``spread`` (``lambda`` from its marginal, then ``mu``)."""
     pseudo = GAMMA_0 + n
-    shape = ALPHA_0 + n / 2
     rate = BETA_0 + spread / 2 + GAMMA_0 * n * np.square(means) / (2 * pseudo)
-    precision = rng.gamma(shape, 1.0 / rate)
+    precision = rng.gamma(ALPHA_0 + n / 2, 1.0 / rate)
     mean = rng.normal(n * means / pseudo, 1.0 / np.sqrt(pseudo * precision))
     return np.stack([mean, precision])
 

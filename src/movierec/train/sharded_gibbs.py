@@ -40,7 +40,7 @@ from movierec.models.factors import FactorParams
 from movierec.train import als, checkpoint
 from movierec.train.distributed import Context
 from movierec.train.gibbs import FEATURE_GROUPS, Chain, GibbsState, feature_groups
-from movierec.train.gibbs_draws import ALPHA_0, BETA_0, GAMMA_0, draw_noise_precision, draw_rows
+from movierec.train.gibbs_draws import draw_noise_precision, draw_normal_gamma_given, draw_rows
 from movierec.train.gibbs_features import colour_features
 from movierec.train.shard_checkpoint import ShardCheckpoints, rank_file
 from movierec.train.sharded_als import ShardedAls, skipped_normal_init
@@ -254,10 +254,7 @@ def draw_normal_gamma_from(stats: np.ndarray, rng: np.random.Generator) -> np.nd
     n, sums, squares = float(stats[0, 0]), stats[1], stats[2]
     means = sums / n if n else np.zeros_like(sums)
     spread = np.maximum(squares - n * np.square(means), 0.0)
-    pseudo = GAMMA_0 + n
-    rate = BETA_0 + spread / 2 + GAMMA_0 * n * np.square(means) / (2 * pseudo)
-    precision = rng.gamma(ALPHA_0 + n / 2, 1.0 / rate)
-    return np.stack([rng.normal(n * means / pseudo, 1.0 / np.sqrt(pseudo * precision)), precision])
+    return draw_normal_gamma_given(n, means, spread, rng)
 
 
 def draw_summed_features(
