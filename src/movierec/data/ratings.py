@@ -115,7 +115,7 @@ class Ratings:
             users,
             self.items[selector],
             self.ratings[selector],
-            _no_timestamps(len(users)) if undated else self.timestamps[selector],
+            no_timestamps(len(users)) if undated else self.timestamps[selector],
             self.user_vocab,
             self.item_vocab,
         )
@@ -123,7 +123,7 @@ class Ratings:
     def without_timestamps(self) -> Ratings:
         """These ratings (the same arrays) with every timestamp 0, "unknown", in a read-only view that takes no
         memory, as their subsets (``take``) keep it: for training that reads no dates, 8 bytes a rating less."""
-        return replace(self, timestamps=_no_timestamps(len(self)))
+        return replace(self, timestamps=no_timestamps(len(self)))
 
     def to_frame(self, raw_ids: bool = True) -> pd.DataFrame:
         if raw_ids:
@@ -181,7 +181,7 @@ class Ratings:
         return np.bincount(self.items, minlength=self.n_items)
 
 
-def _no_timestamps(n: int) -> np.ndarray:
+def no_timestamps(n: int) -> np.ndarray:
     """``n`` zero timestamps as one element seen ``n`` times (stride 0)."""
     return np.broadcast_to(np.int64(0), (n,))
 

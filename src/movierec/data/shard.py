@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from movierec import atomic
 from movierec.data.loader import file_sha256
-from movierec.data.ratings import Dataset, Ratings, RatingScale, Vocabulary
+from movierec.data.ratings import Dataset, Ratings, RatingScale, Vocabulary, no_timestamps
 from movierec.data.split import Split
 from movierec.errors import DataError, MovieRecError
 
@@ -163,8 +163,7 @@ class ShardSet:
             del table
         pa.default_memory_pool().release_unused()
         users, items = self.vocabularies
-        undated = np.broadcast_to(np.int64(0), (size,))
-        return Ratings(columns["user"], columns["item"], columns["rating"], undated, users, items)
+        return Ratings(columns["user"], columns["item"], columns["rating"], no_timestamps(size), users, items)
 
     @functools.cached_property
     def vocabularies(self) -> tuple[Vocabulary, Vocabulary]:
@@ -229,6 +228,12 @@ def validation_mask(ratings: Ratings, fraction: float, seed: int) -> np.ndarray:
     rating is held out or not whichever process holds it."""
     keys = ratings.users.astype(np.uint64) * np.uint64(ratings.n_items) + ratings.items.astype(np.uint64)
     return stable_uniform(keys, seed) < fraction
+
+
+def held_out(ratings: Ratings, fraction: float, seed: int) -> Split:
+    """``ratings`` less their validation ratings, and those (``validation_mask``: the same at any world size)."""
+    held = validation_mask(ratings, fraction, seed)
+    return Split(ratings.take(np.flatnonzero(~held)), ratings.take(np.flatnonzero(held)))
 
 
 def stable_uniform(keys: np.ndarray, seed: int) -> np.ndarray:

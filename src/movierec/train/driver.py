@@ -22,8 +22,9 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from movierec.config import TrainConfig
+from movierec.data import shard
 from movierec.data.ratings import Dataset, Ratings
-from movierec.data.shard import ShardSet, validation_mask
+from movierec.data.shard import ShardSet
 from movierec.data.split import Split, validation_split
 from movierec.errors import MovieRecError
 from movierec.evaluate.genres import movie_genres
@@ -227,9 +228,8 @@ def train_sharded(
 
 
 def held_out(ratings: Ratings, config: TrainConfig) -> Split:
-    """``ratings`` less their validation ratings, and those (``shard.validation_mask``: the same at any world size)."""
-    held = validation_mask(ratings, config.val_fraction, config.seed)
-    return Split(ratings.take(np.flatnonzero(~held)), ratings.take(np.flatnonzero(held)))
+    """``ratings`` less their validation ratings, and those, as ``config`` carves them (``shard.held_out``)."""
+    return shard.held_out(ratings, config.val_fraction, config.seed)
 
 
 def run_epochs(

@@ -20,7 +20,7 @@ import torch
 
 from movierec.config import TrainConfig
 from movierec.data.ratings import Ratings
-from movierec.data.shard import validation_mask
+from movierec.data.shard import held_out
 from movierec.models.watch import Taste
 from movierec.train.als import Side, build_side
 from movierec.train.shard_exchange import Exchange, RowFetch
@@ -56,7 +56,7 @@ def fit_sharded_watch(own: Ratings, config: TrainConfig, global_mean: float, exc
     warm refit on every training rating) from every rank's ``own`` training ratings (its users'); ``WatchFits`` on
     rank 0, None elsewhere. Every rank must call it; ``config.watch_dim`` must be above 0."""
     taste = configured_taste(config, global_mean)
-    fit_part = own.take(np.flatnonzero(~validation_mask(own, config.val_fraction, config.seed)))
+    fit_part = held_out(own, config.val_fraction, config.seed).train
     mine = np.arange(exchange.rank, own.n_items, exchange.world)
     start = torch.from_numpy(starting_items(mine, config.watch_dim, config.seed)).to(exchange.device)
     users, items = _fit(fit_part, configured_settings(config), taste, start, exchange)
