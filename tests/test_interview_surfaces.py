@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -231,16 +232,22 @@ def test_bad_input_is_a_422_in_one_sentence(client: TestClient, body: dict[str, 
         assert fragment in detail, detail
 
 
-def test_the_endpoint_is_documented(client: TestClient) -> None:
-    operation = client.get("/openapi.json").json()["paths"]["/onboarding/next"]["post"]
-    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
-    assert ok == {"$ref": "#/components/schemas/OnboardingListOut"}
-    for status in ("413", "422"):
-        error = operation["responses"][status]["content"]["application/json"]["schema"]
-        assert error == {"$ref": "#/components/schemas/ErrorOut"}
-    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/InterviewIn"
+def documented_schemas(client: TestClient, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The OpenAPI schema of ``POST path``'s request body and, by status, of its JSON responses."""
+    operation = client.get("/openapi.json").json()["paths"][path]["post"]
+    responses = {
+        status: body.get("content", {}).get("application/json", {}).get("schema")
+        for status, body in operation["responses"].items()
     }
+    return operation["requestBody"]["content"]["application/json"]["schema"], responses
+
+
+def test_the_endpoint_is_documented(client: TestClient) -> None:
+    request, responses = documented_schemas(client, "/onboarding/next")
+    assert responses["200"] == {"$ref": "#/components/schemas/OnboardingListOut"}
+    for status in ("413", "422"):
+        assert responses[status] == {"$ref": "#/components/schemas/ErrorOut"}
+    assert request == {"$ref": "#/components/schemas/InterviewIn"}
 
 
 def test_the_list_after_an_interview_uses_not_seen(watch_run_dir: Path) -> None:
@@ -282,12 +289,9 @@ def test_bad_input_for_the_list_is_a_422(client: TestClient, body: dict[str, obj
 
 
 def test_the_list_endpoint_is_documented(client: TestClient) -> None:
-    operation = client.get("/openapi.json").json()["paths"]["/onboarding/recommendations"]["post"]
-    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
-    assert ok == {"$ref": "#/components/schemas/RecommendationsOut"}
-    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/InterviewListIn"
-    }
+    request, responses = documented_schemas(client, "/onboarding/recommendations")
+    assert responses["200"] == {"$ref": "#/components/schemas/RecommendationsOut"}
+    assert request == {"$ref": "#/components/schemas/InterviewListIn"}
 
 
 # ---------------------------------------------------------------------------------------------------- the CLI
