@@ -231,11 +231,10 @@ def _exact_rows(
     x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, lam: torch.Tensor, lam_b: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A block's ridge regressions solved exactly: each row's ``[X, 1]'[X, 1]`` plus its ridge, factorised."""
-    design = torch.cat([x, mask.unsqueeze(-1)], 2)
-    gram = torch.bmm(design.transpose(1, 2), design)
+    gram, rhs = _normal_equations(x, mask, target)
     ridge = torch.cat([lam[:, None].expand(-1, x.shape[2]), lam_b[:, None]], 1)
     gram.diagonal(dim1=1, dim2=2).add_(ridge.clamp_min(_JITTER))  # reg 0: a row with few ratings stays solvable
-    solved = torch.cholesky_solve(transposed_times(design, target).unsqueeze(-1), torch.linalg.cholesky(gram))
+    solved = torch.cholesky_solve(rhs.unsqueeze(-1), torch.linalg.cholesky(gram))
     return solved[:, :-1, 0], solved[:, -1, 0]
 
 
@@ -382,8 +381,13 @@ def row_systems(side: Side, other: Factors, offset: Factors | None = None) -> It
     with torch.no_grad():
         for block, x, mask in _gathered(side, other):
             target = _target(block, x, mask, other.bias, offset)
-            design = torch.cat([x, mask.unsqueeze(-1)], 2)
-            yield RowSystem(block, torch.bmm(design.transpose(1, 2), design), transposed_times(design, target))
+            yield RowSystem(block, *_normal_equations(x, mask, target))
+
+
+def _normal_equations(x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, ``A'A`` and ``A'y`` for the design ``A = [X, 1]`` (zero on padding) and the targets ``y``."""
+    design = torch.cat([x, mask.unsqueeze(-1)], 2)
+    return torch.bmm(design.transpose(1, 2), design), transposed_times(design, target)
 
 
 def _target(
