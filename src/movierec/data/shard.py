@@ -38,6 +38,8 @@ from movierec.errors import DataError, MovieRecError
 
 SHARD_FORMAT = 1
 MANIFEST = "manifest.json"
+HASH_CHUNK = 1 << 20
+"""Ratings hashed at once by ``validation_mask`` (its uint64 temporaries stay at a few MB, whatever the data's size)."""
 
 
 def part_name(part: int) -> str:
@@ -225,9 +227,13 @@ class ShardSet:
 
 def validation_mask(ratings: Ratings, fraction: float, seed: int) -> np.ndarray:
     """Which ratings are held out for validation: a seeded hash of each (user, movie) pair below ``fraction``, so a
-    rating is held out or not whichever process holds it."""
-    keys = ratings.users.astype(np.uint64) * np.uint64(ratings.n_items) + ratings.items.astype(np.uint64)
-    return stable_uniform(keys, seed) < fraction
+    rating is held out or not whichever process holds it. Hashed ``HASH_CHUNK`` ratings at a time."""
+    held = np.empty(len(ratings), bool)
+    for start in range(0, len(ratings), HASH_CHUNK):
+        users, items = ratings.users[start : start + HASH_CHUNK], ratings.items[start : start + HASH_CHUNK]
+        keys = users.astype(np.uint64) * np.uint64(ratings.n_items) + items.astype(np.uint64)
+        held[start : start + HASH_CHUNK] = stable_uniform(keys, seed) < fraction
+    return held
 
 
 def held_out(ratings: Ratings, fraction: float, seed: int) -> Split:
@@ -238,11 +244,14 @@ def held_out(ratings: Ratings, fraction: float, seed: int) -> Split:
 
 def stable_uniform(keys: np.ndarray, seed: int) -> np.ndarray:
     """A uniform number in [0, 1) per unsigned 64-bit key, a pure function of the key and ``seed`` (splitmix64)."""
-    z = keys.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15 * (seed + 1) % (1 << 64))  # wraps, as unsigned
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    z = keys.astype(np.uint64)  # a copy, mixed in place
+    z += np.uint64(0x9E3779B97F4A7C15 * (seed + 1) % (1 << 64))  # wraps, as unsigned
+    for shift, multiplier in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        z ^= z >> np.uint64(shift)
+        z *= np.uint64(multiplier)
+    z ^= z >> np.uint64(31)
+    z >>= np.uint64(11)
+    return z.astype(np.float64) * 2.0**-53
 
 
 def _write_ratings(ratings: Ratings, path: Path) -> None:

@@ -157,6 +157,11 @@ class FactorParams:
         return self.watch_item.size > 0 and self.watch_item.shape[0] == self.item_bias.shape[0]
 
 
+PREDICT_BUDGET = 1 << 22
+"""Most factor values gathered at once per side when predicting pairs (16 MB in float32): the pairs are taken in
+chunks of ``PREDICT_BUDGET // dim``, so scoring millions of test ratings holds no rows-per-pair copy of the tables."""
+
+
 class FactorModel:
     """The one contract every fitted model meets: predict, score, rank, fold in, explain."""
 
@@ -182,10 +187,11 @@ class FactorModel:
         raw = np.full(users.shape, p.global_mean, dtype=np.float64)
         raw += np.where(u_ok, p.user_bias[u_safe], 0.0)
         raw += np.where(i_ok, p.item_bias[i_safe], 0.0)
-        both = u_ok & i_ok
-        if p.dim and both.any():
-            dots = np.einsum("nd,nd->n", p.user_factors[u_safe[both]], p.item_factors[i_safe[both]])
-            raw[both] += dots
+        both = np.flatnonzero(u_ok & i_ok)
+        step = max(1, PREDICT_BUDGET // max(1, p.dim))
+        for start in range(0, both.size if p.dim else 0, step):
+            rows = both[start : start + step]
+            raw[rows] += np.einsum("nd,nd->n", p.user_factors[u_safe[rows]], p.item_factors[i_safe[rows]])
         if timestamps is not None and (p.item_time_bias.size or p.user_drift.size):
             raw += dated_shift(
                 p.time_span, p.item_time_bias, p.user_drift, p.user_days, np.where(u_ok, u_safe, -1),
@@ -558,8 +564,23 @@ def population_prior(params: FactorParams, weights: np.ndarray | None = None) ->
         known = known & (np.asarray(weights) > 0)
     if known.sum() <= params.dim + 2:
         return np.empty(0, np.float64), np.empty((0, 0), np.float64)
-    users = np.hstack([params.user_bias[known, None], params.user_factors[known]]).astype(np.float64)
-    w = None if weights is None else np.asarray(weights, dtype=np.float64)[known]
-    covariance = np.atleast_2d(np.cov(users, rowvar=False, aweights=w))
+    rows = np.flatnonzero(known)
+    w = np.ones(rows.size) if weights is None else np.asarray(weights, dtype=np.float64)[rows]
+    step = max(1, PREDICT_BUDGET // (params.dim + 1))
+    starts = range(0, rows.size, step)  # in chunks: no float64 copy of the whole user table
+
+    def user_rows(start: int) -> np.ndarray:
+        chunk = rows[start : start + step]
+        return np.hstack([params.user_bias[chunk, None], params.user_factors[chunk]]).astype(np.float64)
+
+    mean = np.zeros(params.dim + 1)
+    for start in starts:
+        mean += w[start : start + step] @ user_rows(start)
+    mean /= w.sum()
+    scatter = np.zeros((params.dim + 1, params.dim + 1))
+    for start in starts:
+        centred = user_rows(start) - mean
+        scatter += (w[start : start + step, None] * centred).T @ centred
+    covariance = scatter / (w.sum() - (w @ w) / w.sum())  # np.cov's unbiased weighted estimate
     covariance += 1e-6 * max(float(np.trace(covariance)) / covariance.shape[0], 1e-6) * np.eye(covariance.shape[0])
-    return np.average(users, axis=0, weights=w), np.linalg.inv(covariance)
+    return mean, np.linalg.inv(covariance)

@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from movierec.models.factors import PREDICT_BUDGET
+
 CPU_BLOCK_RATINGS = 1 << 16  # padded ratings per block on the CPU: X stays in the last-level cache
 GPU_BLOCK_RATINGS = 1 << 22  # larger blocks keep a GPU busy
 CPU_CACHE_FLOATS = 1 << 21
@@ -426,9 +428,11 @@ def predict(
     mean: float,
     users: torch.Tensor,
     items: torch.Tensor,
-    chunk: int = 1 << 18,
+    chunk: int = 0,
 ) -> torch.Tensor:
-    """Predictions ``mean + b_u + b_i + p_u.q_i``, in chunks to bound memory."""
+    """Predictions ``mean + b_u + b_i + p_u.q_i``, ``chunk`` pairs at a time to bound memory (by default as many as
+    hold ``PREDICT_BUDGET`` factor values)."""
+    chunk = chunk or max(1, PREDICT_BUDGET // max(1, users_side.factors.shape[1]))
     out = torch.empty(users.shape[0], device=users.device, dtype=torch.float32)
     for start in range(0, users.shape[0], chunk):
         u, i = users[start : start + chunk], items[start : start + chunk]

@@ -33,6 +33,7 @@ from movierec.models.baselines import popularity_prior
 from movierec.models.factors import FactorModel, FactorParams, population_prior
 from movierec.train import checkpoint, distributed, rank_watch
 from movierec.train.als_solver import AlsSolver
+from movierec.train.freed_memory import give_back_freed_memory
 from movierec.train.gibbs import GibbsSolver
 from movierec.train.rank_weight import choose_rank_weight
 from movierec.train.sgd import SgdSolver
@@ -123,6 +124,7 @@ def fit(
     history = run_epochs(solver, state, len(fit_part), save=save, progress=progress, on_epoch=on_epoch)
     params = solver.export(state.best_state)
     del solver, module, save  # the solver's ratings by user and by movie: the finish's own fits need the room
+    give_back_freed_memory()
     model = finish_model(params, split, train, config, genres)
     return FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
 
@@ -173,9 +175,11 @@ def finish_sharded(
     params = trained.solver.gather(trained.state.best_state)
     state, history, mean = trained.state, trained.history, trained.solver.mean
     del trained
+    give_back_freed_memory()
     own = shards.read_owned(ranks.rank, ranks.world)
     exchange = Exchange(ranks)
     watch = fit_sharded_watch(own, config, mean, exchange) if config.watch_dim else None
+    give_back_freed_memory()
     summary = gather_summary(own, shards, config.val_fraction, config.seed, exchange)
     if params is None or summary is None:
         return None

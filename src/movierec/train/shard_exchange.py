@@ -38,10 +38,14 @@ class Exchange:
         dist.all_to_all_single(received, counts)
         return [int(n) for n in received.cpu()]
 
-    def all_to_all(self, send: torch.Tensor, send_counts: list[int], recv_counts: list[int]) -> torch.Tensor:
+    def all_to_all(
+        self, send: torch.Tensor, send_counts: list[int], recv_counts: list[int], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``send``'s rows cut into consecutive runs of ``send_counts`` rows, run ``d`` going to rank ``d``; returns
-        the rows received (``recv_counts[s]`` from rank ``s``), grouped by the rank that sent them."""
-        out = send.new_empty((sum(recv_counts), *send.shape[1:]))
+        the rows received (``recv_counts[s]`` from rank ``s``), grouped by the rank that sent them, in ``out`` when
+        given (``sum(recv_counts)`` rows, contiguous)."""
+        if out is None:
+            out = send.new_empty((sum(recv_counts), *send.shape[1:]))
         dist.all_to_all_single(out, send.contiguous(), recv_counts, send_counts)
         row = _bytes(send) // max(1, send.shape[0])
         self.bytes_sent += row * (sum(send_counts) - send_counts[self.rank])
@@ -88,35 +92,52 @@ class Exchange:
 
 @dataclass(frozen=True)
 class RowFetch:
-    """The rows of one side this rank needs (``needed``, sorted global indices), and the rows of its own that the
-    others need: planned once, then each ``fetch`` sends exactly those rows."""
+    """The rows of one side this rank needs, and the rows of its own that the others need: planned once, then each
+    ``fetch`` sends exactly those rows. The fetched table holds the needed rows in the order they arrive, grouped
+    by owner rank and ascending within each (so no reordering copy is made); ``positions`` finds a row in it."""
 
     exchange: Exchange
     send_rows: torch.Tensor  # local positions of own rows to send, grouped by the rank they go to
     send_counts: list[int]
     recv_counts: list[int]
-    order: torch.Tensor  # for each needed row, its position among the rows received
+    keys: np.ndarray  # the needed rows' ``owner_key``s, ascending: row ``i`` of a fetched table has ``keys[i]``
 
     @classmethod
     def plan(cls, needed: np.ndarray, exchange: Exchange) -> RowFetch:
+        """The fetch of the rows ``needed`` (distinct global indices, in any order)."""
         world, device = exchange.world, exchange.device
-        owners = (needed % world).astype(np.int64)
-        by_owner = np.argsort(owners, kind="stable")
-        recv_counts = [int(n) for n in np.bincount(owners, minlength=world)]
-        asks = torch.from_numpy(needed[by_owner].astype(np.int64)).to(device)
+        keys = np.sort(owner_key(np.asarray(needed, dtype=np.int64), world))
+        asks = keys % _KEY_SPAN  # the global indices, grouped by owner
+        recv_counts = [int(n) for n in np.bincount(keys // _KEY_SPAN, minlength=world)]
         send_counts = exchange.counts_from(recv_counts)
-        asked = exchange.all_to_all(asks, recv_counts, send_counts)  # the rows others need of this rank, by rank
-        order = np.empty_like(by_owner)
-        order[by_owner] = np.arange(by_owner.size)
-        return cls(exchange, asked // world, send_counts, recv_counts, torch.from_numpy(order).to(device))
+        asked = exchange.all_to_all(torch.from_numpy(asks).to(device), recv_counts, send_counts)
+        return cls(exchange, asked // world, send_counts, recv_counts, keys)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.keys.size)
+
+    def positions(self, indices: np.ndarray) -> np.ndarray:
+        """Where the rows of global ``indices`` (each among the needed ones) sit in a fetched table."""
+        return np.searchsorted(self.keys, owner_key(np.asarray(indices, dtype=np.int64), self.exchange.world))
 
     def fetch(self, own: torch.Tensor) -> torch.Tensor:
-        """The needed rows, in ``needed``'s order, from each owner's table ``own`` (rows at local positions), with
-        an all-zero padding row appended."""
+        """The needed rows (at ``positions``) from each owner's table ``own`` (rows at local positions), with an
+        all-zero padding row appended."""
         send = own.index_select(0, self.send_rows)
-        received = self.exchange.all_to_all(send, self.send_counts, self.recv_counts)
-        rows = received.index_select(0, self.order)
-        return torch.cat([rows, rows.new_zeros((1, *rows.shape[1:]))])
+        rows = own.new_empty((self.n_rows + 1, *own.shape[1:]))
+        self.exchange.all_to_all(send, self.send_counts, self.recv_counts, out=rows[:-1])
+        rows[-1] = 0
+        return rows
+
+
+_KEY_SPAN = 1 << 40
+"""Above every global row index: ``owner_key`` packs (owner, index) into one ordered integer."""
+
+
+def owner_key(indices: np.ndarray, world: int) -> np.ndarray:
+    """An integer per global row index that sorts rows by owner rank (``index % world``), then by index."""
+    return (indices % world) * _KEY_SPAN + indices
 
 
 def _bytes(tensor: torch.Tensor) -> int:

@@ -41,6 +41,7 @@ from movierec.train import als
 from movierec.train.als_solver import CG_STEPS, FEATURE_STEPS, HYBRID_PRIOR, MIN_IMPROVEMENT
 from movierec.train.checkpoint import NoOptimizer
 from movierec.train.distributed import Context
+from movierec.train.freed_memory import give_back_freed_memory
 from movierec.train.shard_checkpoint import ShardCheckpoints
 from movierec.train.shard_exchange import Exchange, RowFetch
 from movierec.train.sharded_features import SummedFeatureMatrix
@@ -107,26 +108,25 @@ class ShardedAls(Solver):
         self.mean = float(np.float32(total / max(1.0, self.n_ratings)))
         centred = train.ratings.astype(np.float32) - np.float32(self.mean)
         n_users, n_items = self.rows.user_factors.shape[0] - 1, self.rows.item_factors.shape[0] - 1
-        movies = np.unique(np.concatenate([train.items, valid.items]))
-        local = np.searchsorted(movies, train.items)
-        self.by_user = als.build_side(train.users // world, local, centred, n_users, movies.size, device)
+        self.movie_rows = RowFetch.plan(np.unique(np.concatenate([train.items, valid.items])), self.exchange)
+        local = self.movie_rows.positions(train.items)
+        self.by_user = als.build_side(train.users // world, local, centred, n_users, self.movie_rows.n_rows, device)
         users, items, values = self.exchange.scatter_by_owner(train.items % world, train.users, train.items, centred)
         del centred, local
-        needed_users = np.unique(users)
-        local = np.searchsorted(needed_users, users)
-        self.by_item = als.build_side(items // world, local, values, n_items, needed_users.size, device)
+        self.user_rows = RowFetch.plan(np.unique(users), self.exchange)
+        local = self.user_rows.positions(users)
+        self.by_item = als.build_side(items // world, local, values, n_items, self.user_rows.n_rows, device)
         del users, items, values, local
-        self.movie_rows = RowFetch.plan(movies, self.exchange)
-        self.user_rows = RowFetch.plan(needed_users, self.exchange)
         self.trained = (self.by_item.counts > 0).to(torch.float32)
         if self.with_features:
             self._start_features()
         self.prepare_rows()
         self.movies = self._fetch(self.movie_rows, self._whole_items())
-        self.fetched_movies = movies
         self.valid = self.local_ratings(valid)
         self.keep_fit(train)
         self.setup = replace(self.setup, train=_none_of(train), valid=_none_of(valid))  # grouped: let them go
+        del train, valid
+        give_back_freed_memory()
         self.bytes_at_start = self.exchange.bytes_sent
 
     def keep_fit(self, train: Ratings) -> None:
@@ -146,7 +146,7 @@ class ShardedAls(Solver):
         device = self.setup.device
         return (
             torch.from_numpy((ratings.users // self.exchange.world).astype(np.int64)).to(device),
-            torch.from_numpy(np.searchsorted(self.fetched_movies, ratings.items).astype(np.int64)).to(device),
+            torch.from_numpy(self.movie_rows.positions(ratings.items).astype(np.int64)).to(device),
             torch.from_numpy(ratings.ratings.astype(np.float32)).to(device),
         )
 
@@ -261,8 +261,8 @@ class ShardedAls(Solver):
         return self.exchange.bytes_sent - self.bytes_at_start
 
     def _fetch(self, plan: RowFetch, own: als.Factors) -> als.Factors:
-        rows = plan.fetch(torch.cat([own.factors, own.bias[:, None]], 1))
-        return als.Factors(rows[:, :-1].contiguous(), rows[:, -1].contiguous())
+        """The rows ``plan`` fetches of ``own``: factors and biases each in one all-to-all (no joined copy)."""
+        return als.Factors(plan.fetch(own.factors), plan.fetch(own.bias[:, None])[:, 0])
 
     def _mean_square(self, rows: als.Factors, side: als.Side) -> torch.Tensor:
         """``als.mean_square`` over every rank's rows of one side: each rank sums its own, weighted by ratings."""

@@ -13,7 +13,7 @@ starting vectors. Rank 0 receives the gathered tables (users x dim and movies x 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from movierec.data.ratings import Ratings
 from movierec.data.shard import held_out
 from movierec.models.watch import Taste
 from movierec.train.als import Side, build_side
+from movierec.train.freed_memory import give_back_freed_memory
 from movierec.train.shard_exchange import Exchange, RowFetch
 from movierec.train.sharded_als import stable_normal
 from movierec.train.watch import (
@@ -61,9 +62,10 @@ def fit_sharded_watch(own: Ratings, config: TrainConfig, global_mean: float, exc
     start = torch.from_numpy(starting_items(mine, config.watch_dim, config.seed)).to(exchange.device)
     users, items = _fit(fit_part, configured_settings(config), taste, start, exchange)
     del fit_part
-    fit = _gathered(users, items, own, exchange)
-    users, items = _fit(own, configured_settings(config, refit=True), taste, items[:-1], exchange)
-    refit = _gathered(users, items, own, exchange)
+    refit_users, refit_items = _fit(own, configured_settings(config, refit=True), taste, items[:-1], exchange)
+    fit = _gathered(users, items, own, exchange)  # gathered once the refit is done: no whole table held during it
+    del users, items
+    refit = _gathered(refit_users, refit_items, own, exchange)
     return None if fit is None or refit is None else WatchFits(fit, refit)
 
 
@@ -78,22 +80,24 @@ def _fit(
     users = torch.zeros(rated.by_user.n_rows + 1, dim, device=device)
     items = torch.zeros(rated.by_item.n_rows + 1, dim, device=device)
     items[:-1] = start * (rated.by_item.counts > 0)[:, None]  # a movie nobody rated stays at its solution, 0
-    alternate(rated.by_user, rated.by_item, users, items, settings, halves)
+    for _ in range(settings.iterations):  # a sweep at a time, handing back what the sweep freed
+        alternate(rated.by_user, rated.by_item, users, items, replace(settings, iterations=1), halves)
+        give_back_freed_memory()
     if signs(taste):
         signed = taste.targets(ratings.users // exchange.world, ratings.ratings, rated.by_user.n_rows)
-        halves.solve_users(_by_user(ratings, rated.movies, signed, exchange), users, items, signed_settings(settings))
+        signed_side = _by_user(ratings, rated.movie_rows, signed, exchange)
+        halves.solve_users(signed_side, users, items, signed_settings(settings))
     return users, items
 
 
 @dataclass(frozen=True)
 class RatedBothWays:
-    """A rank's share of some ratings, who-watched-what: its users' grouped by user (columns: positions in
-    ``movies``, the movies they rated, whose rows ``movie_rows`` fetches) and its movies' grouped by movie
-    (columns: positions in the user rows ``user_rows`` fetches)."""
+    """A rank's share of some ratings, who-watched-what: its users' grouped by user (columns: positions among the
+    movie rows ``movie_rows`` fetches) and its movies' grouped by movie (columns: positions among the user rows
+    ``user_rows`` fetches)."""
 
     by_user: Side
     by_item: Side
-    movies: np.ndarray
     movie_rows: RowFetch
     user_rows: RowFetch
 
@@ -101,24 +105,25 @@ class RatedBothWays:
     def of(cls, ratings: Ratings, exchange: Exchange) -> RatedBothWays:
         """``ratings`` (this rank's users') grouped both ways: each sent once to its movie's owner."""
         world, device = exchange.world, exchange.device
-        movies = np.unique(ratings.items)
-        by_user = _by_user(ratings, movies, np.ones(len(ratings), np.float32), exchange)
+        movie_rows = RowFetch.plan(np.unique(ratings.items), exchange)
+        by_user = _by_user(ratings, movie_rows, np.ones(len(ratings), np.float32), exchange)
         users, items = exchange.scatter_by_owner(ratings.items % world, ratings.users, ratings.items)
-        needed = np.unique(users)
+        user_rows = RowFetch.plan(np.unique(users), exchange)
         n_items = len(range(exchange.rank, ratings.n_items, world))
         by_item = build_side(
-            items // world, np.searchsorted(needed, users), np.ones(users.size, np.float32), n_items, needed.size,
+            items // world, user_rows.positions(users), np.ones(users.size, np.float32), n_items, user_rows.n_rows,
             device,
         )  # fmt: skip
         del users, items
-        return cls(by_user, by_item, movies, RowFetch.plan(movies, exchange), RowFetch.plan(needed, exchange))
+        return cls(by_user, by_item, movie_rows, user_rows)
 
 
-def _by_user(ratings: Ratings, movies: np.ndarray, targets: np.ndarray, exchange: Exchange) -> Side:
-    """This rank's users' ``ratings`` grouped by user with ``targets``, their movies as positions in ``movies``."""
+def _by_user(ratings: Ratings, movie_rows: RowFetch, targets: np.ndarray, exchange: Exchange) -> Side:
+    """This rank's users' ``ratings`` grouped by user with ``targets``, their movies as positions among the rows
+    ``movie_rows`` fetches."""
     n_users = len(range(exchange.rank, ratings.n_users, exchange.world))
-    positions = np.searchsorted(movies, ratings.items)
-    return build_side(ratings.users // exchange.world, positions, targets, n_users, movies.size, exchange.device)
+    positions = movie_rows.positions(ratings.items)
+    return build_side(ratings.users // exchange.world, positions, targets, n_users, movie_rows.n_rows, exchange.device)
 
 
 def starting_items(rows: np.ndarray, dim: int, seed: int) -> np.ndarray:
