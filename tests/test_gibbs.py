@@ -21,7 +21,7 @@ from movierec.models import registry
 from movierec.train import als
 from movierec.train.driver import EpochStats, fit
 from movierec.train.gibbs_draws import draw_noise_precision, draw_normal_gamma, draw_rows
-from movierec.train.gibbs_features import colour_features
+from movierec.train.gibbs_features import colour_classes, colour_features, draw_features
 from movierec.train.gibbs_implicit import ImplicitBlock
 from movierec.train.gibbs_samples import KeptSamples
 from test_fast_hybrid import genre_dataset
@@ -102,6 +102,33 @@ def test_features_of_one_colour_share_no_movie() -> None:
     for start, end in itertools.pairwise(indptr):
         assert len(set(colours[indices[start:end]].tolist())) == end - start
     assert colours.max() + 1 == 3  # a movie carries three features: three colours suffice here
+
+
+def test_a_feature_draw_that_leaves_the_gradient_stale_draws_the_same_rows() -> None:
+    rng = np.random.default_rng(2)
+    n_items, n_features, k = 10, 6, 3
+    indptr = np.arange(0, 3 * n_items + 1, 3)
+    indices = np.concatenate([rng.choice(n_features, 3, replace=False) for _ in range(n_items)])
+    weights = rng.uniform(0.5, 1.0, indices.size).astype(np.float32)
+    design = torch.randn(n_items + 1, 5, k)
+    gram = torch.bmm(design.transpose(1, 2), design)
+    gram[-1] = 0
+    matrix = als.FeatureMatrix.from_csr(indptr, indices, weights, n_features, torch.device("cpu"))
+    feature_gram = matrix.transposed_times(gram.view(-1, k * k), squared=True).view(-1, k, k)
+    prior = (torch.randn(n_features, k), torch.rand(n_features, k) + 0.5)
+    classes = colour_classes(indptr, indices, weights, n_features, torch.device("cpu"))
+    assert all(colour.updated < colour.movies.shape[0] for colour in classes[-1:])  # the last colour: none
+    start, gradient = torch.randn(n_features, k), torch.randn(n_items + 1, k)
+    gradient[-1] = 0
+    drawn = []
+    for stale in (False, True):
+        table, moved = start.clone(), gradient.clone()
+        draw_features(table, classes, gram, feature_gram, moved, 2.0, prior, torch.Generator().manual_seed(3), stale)
+        drawn.append((table, moved))
+    (table, moved), (stale_table, _) = drawn
+    torch.testing.assert_close(stale_table, table)
+    change = matrix.times(table - start)  # the whole gradient moved by -G_i F_i (drawn - start)
+    torch.testing.assert_close(moved, gradient - torch.bmm(gram, change.unsqueeze(-1)).squeeze(-1))
 
 
 def test_stored_samples_are_evenly_spaced_and_their_tables_average_the_predictions() -> None:

@@ -115,6 +115,9 @@ class Chain:
 class GibbsState(AlsState):
     """ALS's grouped ratings and rows, drawn instead of solved (see the module docstring)."""
 
+    _collected: tuple[torch.Tensor, torch.Tensor] | None = None
+    """``collected``'s tables, once allocated."""
+
     def __init__(self, setup: Setup, chain: Chain, groups: np.ndarray | None) -> None:
         super().__init__(setup.module, setup.train, setup.device, setup.config.reg)
         self.chain = chain
@@ -156,25 +159,32 @@ class GibbsState(AlsState):
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Draw every row of ``own`` with ratings, each row's prior mean moved by its row of ``shift`` and its
         ``A'y`` less its row of ``fixed`` (the time terms' part, ``gibbs_time.row_shift``) when given; returns the
-        movies' ``(G_i, g_i)`` when ``offset`` is given."""
+        movies' ``(G_i, g_i)`` when ``offset`` is given (``collected``'s tables, overwritten by the next call)."""
         mean, precision = self.block_prior(block)
         k = own.factors.shape[1] + 1
-        grams = torch.zeros(side.n_rows + 1, k, k, device=self.device) if offset is not None else None
-        gradient = torch.zeros(side.n_rows + 1, k, device=self.device) if offset is not None else None
+        grams, gradient = self.collected(side.n_rows, k) if offset is not None else (None, None)
         for rows, parts, rhs in merged_systems(als.row_systems(side, other, offset), DRAWN_ENTRIES // (k * k)):
             row_mean = mean if shift is None else mean + shift.index_select(0, rows)
             rhs = rhs if fixed is None else rhs - fixed.index_select(0, rows)
-            drawn = draw_rows(parts, rhs, self.chain.noise_precision, row_mean, precision, self.chain.generator)
+            joined = parts[0] if len(parts) == 1 or grams is None else torch.cat(parts)  # collected: one join
+            drawn = draw_rows(
+                parts if grams is None else joined, rhs, self.chain.noise_precision, row_mean, precision,
+                self.chain.generator,
+            )  # fmt: skip
             own.factors.index_copy_(0, rows, drawn[:, :-1])
             own.bias.index_copy_(0, rows, drawn[:, -1])
             if grams is not None and gradient is not None:
-                sizes = [len(gram) for gram in parts]
-                for gram, *part in zip(parts, rows.split(sizes), rhs.split(sizes), drawn.split(sizes), strict=True):
-                    part_rows, part_rhs, part_drawn = part
-                    grams.index_copy_(0, part_rows, gram)
-                    product = torch.bmm(gram, part_drawn.unsqueeze(-1)).squeeze(-1)
-                    gradient.index_copy_(0, part_rows, part_rhs - product)
+                grams.index_copy_(0, rows, joined)
+                gradient.index_copy_(0, rows, rhs - torch.bmm(joined, drawn.unsqueeze(-1)).squeeze(-1))
         return grams, gradient
+
+    def collected(self, n_rows: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The movies' ``(G_i, g_i)`` tables, ``(n_rows + 1, k, k)`` and ``(n_rows + 1, k)``, allocated once: each
+        draw overwrites the rows with ratings, and the others (the padding row last) stay zero."""
+        if self._collected is None or self._collected[1].shape != (n_rows + 1, k):
+            zeros = torch.zeros(n_rows + 1, k, k, device=self.device), torch.zeros(n_rows + 1, k, device=self.device)
+            self._collected = zeros
+        return self._collected
 
     @torch.no_grad()
     def sweep(self) -> tuple[float, float]:
@@ -196,7 +206,7 @@ class GibbsState(AlsState):
             feature_grams = self.matrix.transposed_times(grams.view(-1, k * k), squared=True).view(-1, k, k)
             draw_features(
                 self.features, self.classes, grams, feature_grams, gradient, chain.noise_precision, prior,
-                chain.generator,
+                chain.generator, stale=True,
             )  # fmt: skip
             self._combine()
         if self.implicit is not None:
