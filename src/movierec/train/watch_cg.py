@@ -1,39 +1,110 @@
-"""Row solves of the "likely to watch" fit (iALS) by conjugate gradients, matrix-free, with the YᵀY trick.
+"""Row solves of the "likely to watch" fit (iALS) by preconditioned conjugate gradients, matrix-free, with the
+YᵀY trick.
 
 Holding the other side ``Y`` fixed, row ``u`` solves ``(S + Y_u'Y_u) x = Y_u't_u``, where ``S = unobserved * Y'Y +
 reg * I`` is the same for every row (Hu, Koren and Volinsky 2008) and ``Y_u`` holds the vectors of the row's rated
 columns, ``t_u`` their targets. Forming ``Y_u'Y_u`` costs ``n_u * d^2``; a CG step instead costs two products with
-``Y_u`` (``2 * n_u * d``) and one with ``S`` (``d^2`` a row, whatever its length). A few steps, warm-started from
-the row's vector of the previous sweep, are enough (Takács, Pilászy and Tikk 2011): the sweeps themselves keep
-refining it. Rows of similar length are solved together, a padded block at a time (sliced to stay in the cache:
-``als.cache_slices``), on batched torch ops.
+``Y_u`` (``2 * n_u * d``). A few steps, warm-started from the row's vector of the previous sweep, are enough
+(Takács, Pilászy and Tikk 2011): the sweeps themselves keep refining it.
+
+The solves run in the eigenbasis of ``Y'Y`` (``Eigenbasis``; ``Y`` and the rows rotated into it, the rows rotated
+back): there ``S`` is a diagonal, and so is the preconditioner ``M_u = S + c_u Y'Y``, which stands in for ``Y_u'Y_u``
+by ``c_u`` times ``Y'Y`` with ``c_u = trace(Y_u'Y_u) / trace(Y'Y)`` (what share of all the vectors' weight the
+row's columns hold). With it one step lowers the objective of a sweep as far as the exact row solve does (on
+ml-latest-small, dim 128: within 0.001% after 8 sweeps; two unpreconditioned steps stay 0.15% above).
+
+Rows of similar length are solved together, a padded block at a time (sliced to stay in the cache:
+``als.cache_slices``), on batched torch ops. Each slice's ``Y_u`` is gathered once, into one buffer reused by
+every slice (a fresh tensor a slice cost more than two passes over it: new pages, cold in the cache). ``k`` steps
+then make ``2k + 1`` passes over it: two for the starting residual, two a step, less one, as the last step needs
+only its curvature ``|Y_u d|^2 + d'Sd`` (the residual it would update is not used again).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from movierec.train.als import Side, cache_slices, times, transposed_times
+from movierec.train.als import Block, Side, cache_slices, times, transposed_times
 
 _TINY = 1e-30
 
 
-def cg_rows(side: Side, own: torch.Tensor, other: torch.Tensor, shared: torch.Tensor, steps: int) -> None:
-    """Lower every rated row of ``own`` towards its ridge solution against ``other`` by ``steps`` conjugate
-    gradient steps from its current value, in place. ``shared`` is ``S`` (``(dim, dim)``); ``other``'s last row
-    is the zero padding row and ``side``'s block values are the targets (0 on padding)."""
+@dataclass(frozen=True)
+class Eigenbasis:
+    """``Y'Y = Q diag(eigenvalues) Q'`` of the fixed side, with the weights of the shared part ``S``."""
+
+    basis: torch.Tensor  # Q: (dim, dim), orthonormal columns
+    eigenvalues: torch.Tensor  # (dim,)
+    unobserved: float
+    reg: float
+
+    @classmethod
+    def of(cls, gram: torch.Tensor, unobserved: float, reg: float) -> Eigenbasis:
+        """The eigenbasis of ``gram`` (``Y'Y``), decomposed in float64."""
+        eigenvalues, basis = torch.linalg.eigh(gram.double())
+        return cls(basis.to(gram.dtype), eigenvalues.clamp_min(0.0).to(gram.dtype), unobserved, reg)
+
+    @property
+    def shared(self) -> torch.Tensor:
+        """``S`` in the eigenbasis: its diagonal, ``(dim,)``."""
+        return self.unobserved * self.eigenvalues + self.reg
+
+    def inverse_preconditioner(self, share: torch.Tensor) -> torch.Tensor:
+        """``M_u^-1`` in the eigenbasis for rows whose ``trace(Y_u'Y_u)`` is ``share`` times ``trace(Y'Y)``:
+        its diagonals, ``(rows, dim)``."""
+        scale = (self.unobserved + share).unsqueeze(1) * self.eigenvalues + self.reg
+        return 1.0 / scale.clamp_min(_TINY)
+
+
+def cg_rows(side: Side, own: torch.Tensor, other: torch.Tensor, basis: Eigenbasis, steps: int) -> None:
+    """Lower every rated row of ``own`` towards its ridge solution against ``other`` by ``steps`` preconditioned
+    conjugate gradient steps from its current value, in place. ``basis`` is that of ``other``'s ``Y'Y`` (summed over
+    every rank's rows when sharded); ``other``'s last row is the zero padding row and ``side``'s block values are
+    the targets (0 on padding)."""
     with torch.no_grad():
-        for block in (part for whole in side.blocks for part in cache_slices(whole, other.shape[1])):
-            x = other.index_select(0, block.cols.view(-1)).view(*block.cols.shape, -1)  # padding rows are zero
-            p = own.index_select(0, block.rows)
-            r = transposed_times(x, block.values - times(x, p)) - p @ shared
-            d, rr = r, r.square().sum(1)
-            for _ in range(steps):
-                q = transposed_times(x, times(x, d)) + d @ shared
-                alpha = rr / (d * q).sum(1).clamp_min(_TINY)
-                p = p + alpha[:, None] * d
-                r = r - alpha[:, None] * q
-                rr_next = r.square().sum(1)
-                d = r + (rr_next / rr.clamp_min(_TINY))[:, None] * d
-                rr = rr_next
-            own.index_copy_(0, block.rows, p)
+        slices = [part for whole in side.blocks for part in cache_slices(whole, other.shape[1])]
+        if not slices:
+            return
+        rotated = other @ basis.basis
+        squared_norms = other.square().sum(1)
+        total = basis.eigenvalues.sum().clamp_min(_TINY)
+        buffer = other.new_empty(max(part.cols.numel() for part in slices) * other.shape[1])
+        for block in slices:
+            share = squared_norms.index_select(0, block.cols.view(-1)).view(block.cols.shape).sum(1) / total
+            start = own.index_select(0, block.rows) @ basis.basis
+            solved = cg_steps(gathered(rotated, block, buffer), block.values, start, basis, share, steps)
+            own.index_copy_(0, block.rows, solved @ basis.basis.T)
+
+
+def gathered(table: torch.Tensor, block: Block, buffer: torch.Tensor) -> torch.Tensor:
+    """``table``'s rows at ``block.cols``, shaped ``(rows, length, dim)``, written into the front of ``buffer``."""
+    flat = block.cols.view(-1)
+    out = buffer[: flat.numel() * table.shape[1]].view(flat.numel(), table.shape[1])
+    return torch.index_select(table, 0, flat, out=out).view(*block.cols.shape, -1)
+
+
+def cg_steps(
+    x: torch.Tensor, targets: torch.Tensor, p: torch.Tensor, basis: Eigenbasis, share: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """``steps`` preconditioned CG steps on the rows' systems ``(S + X'X) p = X't`` from ``p``, all in the
+    eigenbasis (``x``: ``(rows, length, dim)`` with zero padding rows, ``targets``: ``(rows, length)``, ``share``
+    each row's ``c_u``); ``p`` is updated in place and returned."""
+    shared, inverse = basis.shared, basis.inverse_preconditioner(share)
+    r = transposed_times(x, targets - times(x, p)).sub_(shared * p)
+    d = inverse * r
+    rz = (r * d).sum(1)
+    for step in range(steps):
+        xd = times(x, d)
+        sd = shared * d
+        alpha = (rz / (xd.square().sum(1) + (d * sd).sum(1)).clamp_min(_TINY)).unsqueeze(1)
+        p.addcmul_(alpha, d)
+        if step == steps - 1:
+            break
+        r.sub_(alpha * sd.add_(transposed_times(x, xd)))
+        z = inverse * r
+        rz_next = (r * z).sum(1)
+        d.mul_((rz_next / rz.clamp_min(_TINY)).unsqueeze(1)).add_(z)
+        rz = rz_next
+    return p
