@@ -35,6 +35,7 @@ from movierec.train.watch import (
     configured_taste,
     signed_settings,
     signs,
+    watched,
 )
 
 START_SEED = 1 << 20
@@ -74,27 +75,29 @@ def _fit(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``fit_watch`` of every rank's ``ratings`` (its users'), from the own movie rows ``start``: this rank's user
     and movie rows, each with the zero padding row last."""
-    rated = RatedBothWays.of(ratings, exchange)
+    n_users = len(range(exchange.rank, ratings.n_users, exchange.world))
+    targets = np.ones(len(ratings), np.float32)
+    if signs(taste):
+        targets = taste.targets(ratings.users // exchange.world, ratings.ratings, n_users)
+    rated = RatedBothWays.of(ratings, targets, exchange)
     halves = Halves(rated.user_rows.fetch, rated.movie_rows.fetch, lambda table: exchange.all_sum(table.T @ table))
     device, dim = exchange.device, settings.dim
     users = torch.zeros(rated.by_user.n_rows + 1, dim, device=device)
     items = torch.zeros(rated.by_item.n_rows + 1, dim, device=device)
     items[:-1] = start * (rated.by_item.counts > 0)[:, None]  # a movie nobody rated stays at its solution, 0
     for _ in range(settings.iterations):  # a sweep at a time, handing back what the sweep freed
-        alternate(rated.by_user, rated.by_item, users, items, replace(settings, iterations=1), halves)
+        alternate(watched(rated.by_user), rated.by_item, users, items, replace(settings, iterations=1), halves)
         give_back_freed_memory()
     if signs(taste):
-        signed = taste.targets(ratings.users // exchange.world, ratings.ratings, rated.by_user.n_rows)
-        signed_side = _by_user(ratings, rated.movie_rows, signed, exchange)
-        halves.solve_users(signed_side, users, items, signed_settings(settings))
+        halves.solve_users(rated.by_user, users, items, signed_settings(settings))
     return users, items
 
 
 @dataclass(frozen=True)
 class RatedBothWays:
-    """A rank's share of some ratings, who-watched-what: its users' grouped by user (columns: positions among the
-    movie rows ``movie_rows`` fetches) and its movies' grouped by movie (columns: positions among the user rows
-    ``user_rows`` fetches)."""
+    """A rank's share of some ratings: its users' grouped by user with their targets (columns: positions among the
+    movie rows ``movie_rows`` fetches) and its movies' grouped by movie, who-watched-what (columns: positions among
+    the user rows ``user_rows`` fetches)."""
 
     by_user: Side
     by_item: Side
@@ -102,11 +105,12 @@ class RatedBothWays:
     user_rows: RowFetch
 
     @classmethod
-    def of(cls, ratings: Ratings, exchange: Exchange) -> RatedBothWays:
-        """``ratings`` (this rank's users') grouped both ways: each sent once to its movie's owner."""
+    def of(cls, ratings: Ratings, targets: np.ndarray, exchange: Exchange) -> RatedBothWays:
+        """``ratings`` (this rank's users') grouped both ways, by user with ``targets``: each sent once to its
+        movie's owner."""
         world, device = exchange.world, exchange.device
         movie_rows = RowFetch.plan(np.unique(ratings.items), exchange)
-        by_user = _by_user(ratings, movie_rows, np.ones(len(ratings), np.float32), exchange)
+        by_user = _by_user(ratings, movie_rows, targets, exchange)
         users, items = exchange.scatter_by_owner(ratings.items % world, ratings.users, ratings.items)
         user_rows = RowFetch.plan(np.unique(users), exchange)
         n_items = len(range(exchange.rank, ratings.n_items, world))
