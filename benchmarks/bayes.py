@@ -9,7 +9,7 @@ factorization machine (rank 10 and 200 sweeps, rank 20 and 300 sweeps) on the bl
 (5%, 1% under `--solver gibbs`). Install myFM with `pip install myfm "setuptools<81"` (it imports pkg_resources);
 without it its rows are skipped with a note.
 
-    python benchmarks/bayes.py [--seeds 0,1,2]
+    python benchmarks/bayes.py [--seeds 0,1,2] [--only TEXT]
     python benchmarks/bayes.py --validation [--seeds 0,1]
 
 `--validation` chooses settings without looking at a test pair: each split's training ratings lose a random 10%,
@@ -93,9 +93,16 @@ def main() -> None:
         help="score on a holdout of 10%% of each split's training ratings (never its test pairs), with myFM's "
         "ablations: for choosing settings",
     )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="run only the movierec rows whose names contain this text (myFM's rows always run), e.g. 'gibbs'",
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in (args.seeds or ("0,1" if args.validation else "0,1,2")).split(",")]
     variants = VALIDATION_VARIANTS if args.validation else VARIANTS
+    if args.only is not None:
+        variants = {name: settings for name, settings in variants.items() if args.only in name}
     myfm_settings = MYFM_ABLATIONS if args.validation else {name: (*setting, {}) for name, setting in SETTINGS.items()}
 
     dataset = load_dataset("ml-latest-small")
