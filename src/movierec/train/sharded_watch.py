@@ -85,9 +85,11 @@ def _fit(
     users = torch.zeros(rated.by_user.n_rows + 1, dim, device=device)
     items = torch.zeros(rated.by_item.n_rows + 1, dim, device=device)
     items[:-1] = start * (rated.by_item.counts > 0)[:, None]  # a movie nobody rated stays at its solution, 0
+    unsigned = watched(rated.by_user)
     for _ in range(settings.iterations):  # a sweep at a time, handing back what the sweep freed
-        alternate(watched(rated.by_user), rated.by_item, users, items, replace(settings, iterations=1), halves)
+        alternate(unsigned, rated.by_item, users, items, replace(settings, iterations=1), halves)
         give_back_freed_memory()
+    del unsigned
     if signs(taste):
         halves.solve_users(rated.by_user, users, items, signed_settings(settings))
     return users, items
