@@ -153,10 +153,12 @@ def solve_side(
     exact solve with 0 (a Cholesky factorisation of each row's Gram matrix: ``dim`` times the work).
     """
     features, other_bias, pad = other.factors, other.bias, side.n_cols
+    slices = [part for block in side.blocks for part in cache_slices(block, features.shape[1])]
+    buffer = features.new_empty(max((part.cols.numel() for part in slices), default=0) * features.shape[1])
 
     def solve_block(block: Block) -> torch.Tensor:
         """One block's ridge regressions solved (``steps`` CG steps, or exactly), written back."""
-        x = features.index_select(0, block.cols.view(-1)).view(*block.cols.shape, -1)
+        x = gathered_into(buffer, features, block.cols)
         mask = (block.cols != pad).to(x.dtype)
         target = _target(block, x, mask, other_bias, offset)
         p, b = own.factors.index_select(0, block.rows), own.bias.index_select(0, block.rows)
@@ -176,10 +178,17 @@ def solve_side(
 
     squared_error = torch.zeros((), device=features.device, dtype=torch.float32)
     with torch.no_grad():
-        for block in side.blocks:
-            for part in cache_slices(block, features.shape[1]):
-                squared_error += solve_block(part)
+        for part in slices:
+            squared_error += solve_block(part)
     return squared_error
+
+
+def gathered_into(buffer: torch.Tensor, table: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``table``'s rows at ``cols``, shaped ``(*cols.shape, width)``, written into the front of ``buffer`` (one
+    buffer for every slice of a half-sweep: a fresh tensor a slice costs new pages, cold in the cache)."""
+    flat = cols.reshape(-1)
+    out = buffer[: flat.numel() * table.shape[1]].view(flat.numel(), table.shape[1])
+    return torch.index_select(table, 0, flat, out=out).view(*cols.shape, -1)
 
 
 def cache_slices(block: Block, width: int) -> Iterator[Block]:
@@ -215,11 +224,14 @@ def _cg_rows(
     z, z_b = inv * r, inv_b * r_b
     d, d_b = z, z_b
     rz = (r * z).sum(1) + r_b * z_b
-    for _ in range(steps):
+    for step in range(steps):
         xd = times(x, d) + d_b[:, None] * mask
-        q, q_b = transposed_times(x, xd) + lam[:, None] * d, xd.sum(1) + lam_b * d_b
-        alpha = rz / ((d * q).sum(1) + d_b * q_b).clamp_min(_TINY)
+        curvature = xd.square().sum(1) + lam * d.square().sum(1) + lam_b * d_b.square()  # d'(X'X + L)d
+        alpha = rz / curvature.clamp_min(_TINY)
         p, b = p + alpha[:, None] * d, b + alpha * d_b
+        if step == steps - 1:
+            break  # the residual is not needed again: no pass over X for it
+        q, q_b = transposed_times(x, xd) + lam[:, None] * d, xd.sum(1) + lam_b * d_b
         r, r_b = r - alpha[:, None] * q, r_b - alpha * q_b
         z, z_b = inv * r, inv_b * r_b
         rz_next = (r * z).sum(1) + r_b * z_b
