@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from movierec.models import registry
 from movierec.train import als
 from movierec.train.driver import EpochStats, fit
 from movierec.train.gibbs_draws import draw_noise_precision, draw_normal_gamma, draw_rows
-from movierec.train.gibbs_features import colour_classes, colour_features, draw_features
+from movierec.train.gibbs_features import Colour, colour_classes, colour_features, draw_features
 from movierec.train.gibbs_implicit import ImplicitBlock
 from movierec.train.gibbs_samples import KeptSamples
 from test_fast_hybrid import genre_dataset
@@ -104,19 +104,40 @@ def test_features_of_one_colour_share_no_movie() -> None:
     assert colours.max() + 1 == 3  # a movie carries three features: three colours suffice here
 
 
-def test_a_feature_draw_that_leaves_the_gradient_stale_draws_the_same_rows() -> None:
-    rng = np.random.default_rng(2)
-    n_items, n_features, k = 10, 6, 3
-    indptr = np.arange(0, 3 * n_items + 1, 3)
-    indices = np.concatenate([rng.choice(n_features, 3, replace=False) for _ in range(n_items)])
+@dataclass(frozen=True)
+class FeatureDrawCase:
+    """A random feature draw: ``n_items`` movies carrying ``per_movie`` of ``n_features`` features each (CSR
+    ``indptr``, ``indices``, ``weights``), each movie's ``G_i`` (``gram``, the padding row last at zero), the feature
+    rows' ``prior`` (mean, precision) and the colours."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    weights: np.ndarray
+    gram: torch.Tensor
+    prior: tuple[torch.Tensor, torch.Tensor]
+    classes: list[Colour]
+
+
+def feature_draw_case(n_items: int, n_features: int, per_movie: int, length: int, k: int, seed: int) -> FeatureDrawCase:
+    """``FeatureDrawCase`` with ``G_i`` from ``length`` random rows of ``k`` columns (torch's global generator)."""
+    rng = np.random.default_rng(seed)
+    indptr = np.arange(0, per_movie * n_items + 1, per_movie)
+    indices = np.concatenate([rng.choice(n_features, per_movie, replace=False) for _ in range(n_items)])
     weights = rng.uniform(0.5, 1.0, indices.size).astype(np.float32)
-    design = torch.randn(n_items + 1, 5, k)
+    design = torch.randn(n_items + 1, length, k)
     gram = torch.bmm(design.transpose(1, 2), design)
     gram[-1] = 0
-    matrix = als.FeatureMatrix.from_csr(indptr, indices, weights, n_features, torch.device("cpu"))
-    feature_gram = matrix.transposed_times(gram.view(-1, k * k), squared=True).view(-1, k, k)
     prior = (torch.randn(n_features, k), torch.rand(n_features, k) + 0.5)
     classes = colour_classes(indptr, indices, weights, n_features, torch.device("cpu"))
+    return FeatureDrawCase(indptr, indices, weights, gram, prior, classes)
+
+
+def test_a_feature_draw_that_leaves_the_gradient_stale_draws_the_same_rows() -> None:
+    n_items, n_features, k = 10, 6, 3
+    case = feature_draw_case(n_items, n_features, per_movie=3, length=5, k=k, seed=2)
+    gram, prior, classes = case.gram, case.prior, case.classes
+    matrix = als.FeatureMatrix.from_csr(case.indptr, case.indices, case.weights, n_features, torch.device("cpu"))
+    feature_gram = matrix.transposed_times(gram.view(-1, k * k), squared=True).view(-1, k, k)
     assert all(colour.updated < colour.movies.shape[0] for colour in classes[-1:])  # the last colour: none
     start, gradient = torch.randn(n_features, k), torch.randn(n_items + 1, k)
     gradient[-1] = 0

@@ -24,7 +24,7 @@ from movierec.recommend import Recommender
 from movierec.train import distributed
 from movierec.train.driver import EpochStats, fit
 from movierec.train.gibbs_draws import draw_normal_gamma
-from movierec.train.gibbs_features import colour_classes, draw_features
+from movierec.train.gibbs_features import draw_features
 from movierec.train.session import train_run
 from movierec.train.shard_checkpoint import FOLDER
 from movierec.train.shard_exchange import Exchange
@@ -32,6 +32,7 @@ from movierec.train.sharded_features import SummedFeatureMatrix
 from movierec.train.sharded_gibbs import chain_file, column_stats, draw_normal_gamma_from, draw_summed_features
 from test_distributed import two_ranks
 from test_fast_hybrid import genre_dataset
+from test_gibbs import feature_draw_case
 
 from models_fixtures import low_rank_dataset, rmse
 
@@ -54,16 +55,11 @@ def test_the_normal_gamma_draw_from_summed_statistics_is_the_draw_from_the_rows(
 
 
 def test_the_summed_feature_draw_is_the_single_process_draw_in_a_group_of_one() -> None:
-    rng = np.random.default_rng(1)
     n_items, n_features, k = 12, 5, 3
-    indptr = np.arange(0, 2 * n_items + 1, 2)
-    indices = np.concatenate([rng.choice(n_features, 2, replace=False) for _ in range(n_items)])
-    weights = rng.uniform(0.5, 1.0, indices.size).astype(np.float32)
-    design = torch.randn(n_items + 1, 6, k)
-    gram = torch.bmm(design.transpose(1, 2), design)
-    gram[-1] = 0
-    prior = (torch.randn(n_features, k), torch.rand(n_features, k) + 0.5)
-    classes = colour_classes(indptr, indices, weights, n_features, torch.device("cpu"))
+    case = feature_draw_case(n_items, n_features, per_movie=2, length=6, k=k, seed=1)
+    indptr, indices, weights, gram, prior, classes = (
+        case.indptr, case.indices, case.weights, case.gram, case.prior, case.classes,
+    )  # fmt: skip
     table, gradient = torch.randn(n_features, k), torch.randn(n_items + 1, k)
     gradient[-1] = 0
     single, single_gradient = table.clone(), gradient.clone()
