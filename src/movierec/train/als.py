@@ -153,8 +153,7 @@ def solve_side(
     exact solve with 0 (a Cholesky factorisation of each row's Gram matrix: ``dim`` times the work).
     """
     features, other_bias, pad = other.factors, other.bias, side.n_cols
-    slices = [part for block in side.blocks for part in cache_slices(block, features.shape[1])]
-    buffer = features.new_empty(max((part.cols.numel() for part in slices), default=0) * features.shape[1])
+    slices, buffer = sliced(side, features)
 
     def solve_block(block: Block) -> torch.Tensor:
         """One block's ridge regressions solved (``steps`` CG steps, or exactly), written back."""
@@ -181,6 +180,13 @@ def solve_side(
         for part in slices:
             squared_error += solve_block(part)
     return squared_error
+
+
+def sliced(side: Side, table: torch.Tensor) -> tuple[list[Block], torch.Tensor]:
+    """``side``'s blocks cut into ``cache_slices`` for rows as wide as ``table``'s, and one buffer that holds any
+    slice's gathered rows (``gathered_into``)."""
+    slices = [part for block in side.blocks for part in cache_slices(block, table.shape[1])]
+    return slices, table.new_empty(max((part.cols.numel() for part in slices), default=0) * table.shape[1])
 
 
 def gathered_into(buffer: torch.Tensor, table: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from movierec.data.ratings import Ratings, RatingScale
+from movierec.data.ratings import Ratings, RatingScale, no_timestamps
 from movierec.data.shard import ShardSet, validation_mask
 from movierec.evaluate.protocol import popularity_scores, ranked_sample
 from movierec.evaluate.report import RANKED_USERS, evaluate_model, ranking_row
@@ -175,4 +175,4 @@ def _columns(ratings: Ratings) -> tuple[np.ndarray, ...]:
 
 def _ratings(columns: list[np.ndarray], like: Ratings) -> Ratings:
     users, items, ratings = columns
-    return Ratings(users, items, ratings, np.zeros(len(users), np.int64), like.user_vocab, like.item_vocab)
+    return Ratings(users, items, ratings, no_timestamps(len(users)), like.user_vocab, like.item_vocab)

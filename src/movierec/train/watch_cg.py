@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from movierec.train.als import Block, Side, cache_slices, times, transposed_times
+from movierec.train.als import Side, gathered_into, sliced, times, transposed_times
 
 _TINY = 1e-30
 
@@ -64,25 +64,17 @@ def cg_rows(side: Side, own: torch.Tensor, other: torch.Tensor, basis: Eigenbasi
     every rank's rows when sharded); ``other``'s last row is the zero padding row and ``side``'s block values are
     the targets (0 on padding)."""
     with torch.no_grad():
-        slices = [part for whole in side.blocks for part in cache_slices(whole, other.shape[1])]
+        slices, buffer = sliced(side, other)
         if not slices:
             return
         rotated = other @ basis.basis
         squared_norms = other.square().sum(1)
         total = basis.eigenvalues.sum().clamp_min(_TINY)
-        buffer = other.new_empty(max(part.cols.numel() for part in slices) * other.shape[1])
         for block in slices:
             share = squared_norms.index_select(0, block.cols.view(-1)).view(block.cols.shape).sum(1) / total
             start = own.index_select(0, block.rows) @ basis.basis
-            solved = cg_steps(gathered(rotated, block, buffer), block.values, start, basis, share, steps)
+            solved = cg_steps(gathered_into(buffer, rotated, block.cols), block.values, start, basis, share, steps)
             own.index_copy_(0, block.rows, solved @ basis.basis.T)
-
-
-def gathered(table: torch.Tensor, block: Block, buffer: torch.Tensor) -> torch.Tensor:
-    """``table``'s rows at ``block.cols``, shaped ``(rows, length, dim)``, written into the front of ``buffer``."""
-    flat = block.cols.view(-1)
-    out = buffer[: flat.numel() * table.shape[1]].view(flat.numel(), table.shape[1])
-    return torch.index_select(table, 0, flat, out=out).view(*block.cols.shape, -1)
 
 
 def cg_steps(
