@@ -31,6 +31,12 @@ class Exchange:
         self.bytes_sent += 2 * _bytes(total) * (self.world - 1) // self.world  # what a ring all-reduce sends
         return total
 
+    def largest(self, value: int) -> int:
+        """The largest of every rank's ``value``."""
+        box = torch.tensor([value], dtype=torch.int64, device=self.device)
+        dist.all_reduce(box, op=dist.ReduceOp.MAX)
+        return int(box.item())
+
     def counts_from(self, send_counts: list[int]) -> list[int]:
         """How many rows each rank will send here, when this rank sends ``send_counts[d]`` rows to rank ``d``."""
         counts = torch.tensor(send_counts, dtype=torch.int64, device=self.device)
@@ -94,13 +100,16 @@ class Exchange:
 class RowFetch:
     """The rows of one side this rank needs, and the rows of its own that the others need: planned once, then each
     ``fetch`` sends exactly those rows. The fetched table holds the needed rows in the order they arrive, grouped
-    by owner rank and ascending within each (so no reordering copy is made); ``positions`` finds a row in it."""
+    by owner rank and ascending within each (so no reordering copy is made); ``positions`` finds a row in it. A
+    fetch goes in rounds of about ``FETCH_ROUND_BYTES`` sent per rank, so that a rank never holds all it sends
+    beside the table it receives (on dense data the others need nearly every row it owns)."""
 
     exchange: Exchange
     send_rows: torch.Tensor  # local positions of own rows to send, grouped by the rank they go to
     send_counts: list[int]
     recv_counts: list[int]
     keys: np.ndarray  # the needed rows' ``owner_key``s, ascending: row ``i`` of a fetched table has ``keys[i]``
+    most_sent: int  # the most rows any rank sends in a fetch: every rank's number of rounds follows from it
 
     @classmethod
     def plan(cls, needed: np.ndarray, exchange: Exchange) -> RowFetch:
@@ -111,7 +120,7 @@ class RowFetch:
         recv_counts = [int(n) for n in np.bincount(keys // _KEY_SPAN, minlength=world)]
         send_counts = exchange.counts_from(recv_counts)
         asked = exchange.all_to_all(torch.from_numpy(asks).to(device), recv_counts, send_counts)
-        return cls(exchange, asked // world, send_counts, recv_counts, keys)
+        return cls(exchange, asked // world, send_counts, recv_counts, keys, exchange.largest(sum(send_counts)))
 
     @property
     def n_rows(self) -> int:
@@ -124,11 +133,37 @@ class RowFetch:
     def fetch(self, own: torch.Tensor) -> torch.Tensor:
         """The needed rows (at ``positions``) from each owner's table ``own`` (rows at local positions), with an
         all-zero padding row appended."""
-        send = own.index_select(0, self.send_rows)
         rows = own.new_empty((self.n_rows + 1, *own.shape[1:]))
-        self.exchange.all_to_all(send, self.send_counts, self.recv_counts, out=rows[:-1])
         rows[-1] = 0
+        rounds = max(1, -(-self.most_sent * _bytes(own[:1]) // FETCH_ROUND_BYTES))
+        if rounds == 1:  # straight into the table
+            send = own.index_select(0, self.send_rows)
+            self.exchange.all_to_all(send, self.send_counts, self.recv_counts, out=rows[:-1])
+            return rows
+        for round_ in range(rounds):
+            sent = _round_runs(self.send_counts, round_, rounds)
+            received = _round_runs(self.recv_counts, round_, rounds)
+            picked = torch.cat([self.send_rows[begin:end] for begin, end in sent])
+            arrived = self.exchange.all_to_all(own.index_select(0, picked), _lengths(sent), _lengths(received))
+            for (begin, end), part in zip(received, arrived.split(_lengths(received)), strict=True):
+                rows[begin:end] = part
         return rows
+
+
+FETCH_ROUND_BYTES = 1 << 24
+"""At most about this many bytes of rows sent by a rank in one round of a fetch (16 MB)."""
+
+
+def _round_runs(counts: list[int], round_: int, rounds: int) -> list[tuple[int, int]]:
+    """The rows that round ``round_`` of ``rounds`` carries of each run of ``counts`` consecutive rows: each run cut
+    into ``rounds`` near-equal consecutive pieces (sender and receiver cut a run of the same length alike)."""
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    return [(int(start + count * round_ // rounds), int(start + count * (round_ + 1) // rounds))
+            for start, count in zip(starts[:-1], counts, strict=True)]  # fmt: skip
+
+
+def _lengths(runs: list[tuple[int, int]]) -> list[int]:
+    return [end - begin for begin, end in runs]
 
 
 _KEY_SPAN = 1 << 40

@@ -80,7 +80,10 @@ def _fit(
     if signs(taste):
         targets = taste.targets(ratings.users // exchange.world, ratings.ratings, n_users)
     rated = RatedBothWays.of(ratings, targets, exchange)
-    halves = Halves(rated.user_rows.fetch, rated.movie_rows.fetch, lambda table: exchange.all_sum(table.T @ table))
+    halves = Halves(
+        rated.user_rows.fetch, rated.movie_rows.fetch, lambda table: exchange.all_sum(table.T @ table),
+        seen_are_copies=True,
+    )  # fmt: skip
     device, dim = exchange.device, settings.dim
     users = torch.zeros(rated.by_user.n_rows + 1, dim, device=device)
     items = torch.zeros(rated.by_item.n_rows + 1, dim, device=device)

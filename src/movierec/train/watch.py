@@ -127,14 +127,17 @@ class Halves:
     seen_users: Callable[[torch.Tensor], torch.Tensor]
     seen_items: Callable[[torch.Tensor], torch.Tensor]
     gram: Callable[[torch.Tensor], torch.Tensor]
+    seen_are_copies: bool = False
+    """Whether ``seen_users`` / ``seen_items`` hand back a copy made for the half-step, which its solve may
+    overwrite (``cg_rows`` then rotates it in place instead of holding a rotated second table)."""
 
     def solve_users(self, side: Side, users: torch.Tensor, items: torch.Tensor, settings: WatchSettings) -> None:
         """The user half-step: every rated row of ``users`` against ``items`` (``side`` grouped by user)."""
-        solve_rows(side, users, self.seen_items(items), settings, self.gram(items))
+        solve_rows(side, users, self.seen_items(items), settings, self.gram(items), self.seen_are_copies)
 
     def solve_items(self, side: Side, items: torch.Tensor, users: torch.Tensor, settings: WatchSettings) -> None:
         """The movie half-step: every rated row of ``items`` against ``users`` (``side`` grouped by movie)."""
-        solve_rows(side, items, self.seen_users(users), settings, self.gram(users))
+        solve_rows(side, items, self.seen_users(users), settings, self.gram(users), self.seen_are_copies)
 
 
 def _unchanged(table: torch.Tensor) -> torch.Tensor:
@@ -164,11 +167,20 @@ def alternate(
         halves.solve_items(item_side, items, users, settings)
 
 
-def solve_rows(side: Side, own: torch.Tensor, other: torch.Tensor, settings: WatchSettings, gram: torch.Tensor) -> None:
+def solve_rows(
+    side: Side,
+    own: torch.Tensor,
+    other: torch.Tensor,
+    settings: WatchSettings,
+    gram: torch.Tensor,
+    other_is_scratch: bool = False,
+) -> None:
     """Re-solve every rated row of ``own`` against ``other`` (each with a zero padding row last), in place;
-    ``gram`` is ``Y'Y`` of the whole fixed side (``other`` itself in one process)."""
+    ``gram`` is ``Y'Y`` of the whole fixed side (``other`` itself in one process). ``other_is_scratch``: the
+    solve may overwrite ``other``."""
     if settings.cg_steps:
-        cg_rows(side, own, other, Eigenbasis.of(gram, settings.unobserved, settings.reg), settings.cg_steps)
+        basis = Eigenbasis.of(gram, settings.unobserved, settings.reg)
+        cg_rows(side, own, other, basis, settings.cg_steps, other_is_scratch)
     else:
         shared = settings.unobserved * gram + settings.reg * torch.eye(other.shape[1], device=other.device)
         exact_rows(side, own, other, shared)

@@ -58,23 +58,37 @@ class Eigenbasis:
         return 1.0 / scale.clamp_min(_TINY)
 
 
-def cg_rows(side: Side, own: torch.Tensor, other: torch.Tensor, basis: Eigenbasis, steps: int) -> None:
+def cg_rows(
+    side: Side, own: torch.Tensor, other: torch.Tensor, basis: Eigenbasis, steps: int, other_is_scratch: bool = False
+) -> None:
     """Lower every rated row of ``own`` towards its ridge solution against ``other`` by ``steps`` preconditioned
     conjugate gradient steps from its current value, in place. ``basis`` is that of ``other``'s ``Y'Y`` (summed over
     every rank's rows when sharded); ``other``'s last row is the zero padding row and ``side``'s block values are
-    the targets (0 on padding)."""
+    the targets (0 on padding). With ``other_is_scratch`` (a table fetched for this half-step) ``other`` is rotated
+    in place, and is left rotated."""
     with torch.no_grad():
         slices, buffer = sliced(side, other)
         if not slices:
             return
-        rotated = other @ basis.basis
         squared_norms = other.square().sum(1)
+        rotated = rotated_into(other, basis.basis) if other_is_scratch else other @ basis.basis
         total = basis.eigenvalues.sum().clamp_min(_TINY)
         for block in slices:
             share = squared_norms.index_select(0, block.cols.view(-1)).view(block.cols.shape).sum(1) / total
             start = own.index_select(0, block.rows) @ basis.basis
             solved = cg_steps(gathered_into(buffer, rotated, block.cols), block.values, start, basis, share, steps)
             own.index_copy_(0, block.rows, solved @ basis.basis.T)
+
+
+ROTATED_ROWS = 1 << 14
+"""Rows rotated at a time by ``rotated_into`` (8 MB of temporary at dim 128)."""
+
+
+def rotated_into(table: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """``table @ basis`` written over ``table``, ``ROTATED_ROWS`` rows at a time (no second table); returns it."""
+    for rows in table.split(ROTATED_ROWS):
+        rows.copy_(rows @ basis)
+    return table
 
 
 def cg_steps(
