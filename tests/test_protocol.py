@@ -103,6 +103,17 @@ def test_topk_items_matches_full_sort(scores: np.ndarray, k: int) -> None:
     assert (got[:, expected.shape[1] :] == -1).all()
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(1, 200)), elements=st.sampled_from([0, 1, 2])),
+    st.integers(1, 12),
+)
+def test_topk_items_breaks_every_tie_by_the_lower_index(scores: np.ndarray, k: int) -> None:
+    """Ties at the k-th place too: the lists never depend on how torch's top-k picks among equals."""
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    assert topk_items(scores, k)[:, : expected.shape[1]].tolist() == expected.tolist()
+
+
 # ------------------------------------------------------------------------------------------ evaluate_ratings
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -301,32 +302,55 @@ def genre_miscalibration(
     Averaged over the rows whose liked items have at least one genre; None when no row has. A list without
     any genre scores log(1 / alpha).
     """
-    top = _checked_topk(topk, liked, k)
-    if not 0 < alpha <= 1:
-        raise ValueError(f"alpha is {alpha}; it must be in (0, 1].")
-    has_genre = np.asarray(genres) != 0
-    if has_genre.ndim != 2:
-        raise ValueError(f"genres must be a 2-D array [n_items, n_genres]; it has {has_genre.ndim} dimension(s).")
-    per_item = has_genre.sum(axis=1, keepdims=True)
-    share = np.where(has_genre, 1.0 / np.maximum(per_item, 1), 0.0)  # each item's weight spread over its genres
-    n = top.shape[0]
-    liked_rows, liked_items = _distinct_pairs(liked)
-    listed = top >= 0
-    list_rows = np.nonzero(listed)[0]
-    if max(liked_items.max(initial=-1), top.max(initial=-1)) >= share.shape[0]:
+    _checked_topk(topk, liked, k)
+    return GenreProfiles.of(liked, genres).miscalibration(topk, k, alpha)
+
+
+@dataclass(frozen=True)
+class GenreProfiles:
+    """What ``genre_miscalibration`` reads of the liked movies, computed once for any number of lists of the same
+    users: each item's weight per genre, and each user's unnormalised genre mix of their liked movies."""
+
+    share: np.ndarray  # [n_items, n_genres]: each item's weight of 1 spread equally over its genres
+    liked_mix: np.ndarray  # [n_users, n_genres]
+
+    @classmethod
+    def of(cls, liked: Sequence[np.ndarray], genres: np.ndarray) -> GenreProfiles:
+        has_genre = np.asarray(genres) != 0
+        if has_genre.ndim != 2:
+            raise ValueError(f"genres must be a 2-D array [n_items, n_genres]; it has {has_genre.ndim} dimension(s).")
+        per_item = has_genre.sum(axis=1, keepdims=True)
+        share = np.where(has_genre, 1.0 / np.maximum(per_item, 1), 0.0)
+        liked_rows, liked_items = _distinct_pairs(liked)
+        _check_within_genres(liked_items, share)
+        return cls(share, _genre_mix(liked_rows, liked_items, share, len(liked)))
+
+    def miscalibration(self, topk: np.ndarray, k: int, alpha: float = CALIBRATION_ALPHA) -> float | None:
+        """``genre_miscalibration`` of ``topk`` (one row per user of the profiles)."""
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha is {alpha}; it must be in (0, 1].")
+        top = _checked_topk(topk, None, k)
+        if top.shape[0] != self.liked_mix.shape[0]:
+            raise ValueError(f"topk has {top.shape[0]} rows but liked has {self.liked_mix.shape[0]} lists.")
+        listed = top >= 0
+        _check_within_genres(top[listed], self.share)
+        p = self.liked_mix
+        q = _genre_mix(np.nonzero(listed)[0], top[listed], self.share, top.shape[0])
+        kept = p.sum(axis=1) > 0
+        if not kept.any():
+            return None
+        p = p[kept] / p[kept].sum(axis=1, keepdims=True)
+        q_total = q[kept].sum(axis=1, keepdims=True)
+        q = np.where(q_total > 0, q[kept] / np.where(q_total > 0, q_total, 1.0), 0.0)
+        blended = (1 - alpha) * q + alpha * p  # > 0 wherever p > 0
+        positive = p > 0  # terms with p = 0 are 0
+        kl = (p * np.log(np.where(positive, p, 1.0) / np.where(positive, blended, 1.0))).sum(axis=1)
+        return float(kl.mean())
+
+
+def _check_within_genres(items: np.ndarray, share: np.ndarray) -> None:
+    if items.max(initial=-1) >= share.shape[0]:
         raise ValueError(f"genres covers {share.shape[0]} items; the lists name items beyond them.")
-    p = _genre_mix(liked_rows, liked_items, share, n)
-    q = _genre_mix(list_rows, top[listed], share, n)
-    kept = p.sum(axis=1) > 0
-    if not kept.any():
-        return None
-    p = p[kept] / p[kept].sum(axis=1, keepdims=True)
-    q_total = q[kept].sum(axis=1, keepdims=True)
-    q = np.where(q_total > 0, q[kept] / np.where(q_total > 0, q_total, 1.0), 0.0)
-    blended = (1 - alpha) * q + alpha * p  # > 0 wherever p > 0
-    positive = p > 0  # terms with p = 0 are 0
-    kl = (p * np.log(np.where(positive, p, 1.0) / np.where(positive, blended, 1.0))).sum(axis=1)
-    return float(kl.mean())
 
 
 def _genre_mix(rows: np.ndarray, items: np.ndarray, share: np.ndarray, n: int) -> np.ndarray:

@@ -7,24 +7,31 @@
   not rate in training, and reports precision, recall, NDCG, MAP and hit rate at k, and what people feel of the
   lists: catalogue coverage, personalization, popularity-stratified recall, genre miscalibration (given the
   movies' genres), novelty and average popularity of the recommended movies.
+* Many scorers at once: ``evaluate_rankings`` (score matrices made together per chunk of users) and
+  ``evaluate_ranked`` (any ``Ranker`` that makes the lists). A scorer that orders the movies the same way for
+  every user (``item_order.ItemOrderedScore``: popularity, the baselines) is ranked without a score matrix.
 
+Ties are broken by the lower movie index (``topk_items``), so the lists do not depend on how they are computed.
 Train and test must share vocabularies (as every ``movierec.data.split`` function guarantees).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from movierec.data.ratings import Ratings
 from movierec.errors import DataError
+from movierec.evaluate.candidates import Candidates, by_user, ranked_top
+from movierec.evaluate.candidates import topk_items as topk_items
+from movierec.evaluate.item_order import ItemOrderedScore, rank_in_item_order
+from movierec.evaluate.item_order import popularity_scores as popularity_scores
 from movierec.evaluate.metrics import (
+    GenreProfiles,
     average_popularity,
     catalog_coverage,
-    genre_miscalibration,
     mae,
     novelty,
     personalization,
@@ -37,10 +44,12 @@ PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(user indices [n], item indices [n]) -> predicted ratings [n]."""
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+"""User indices [b] -> scores [b, n_items]; higher is better."""
 ScoresFn = Callable[[np.ndarray], Iterable[np.ndarray]]
 """Several scorers at once: the score matrix of each for one chunk of users, in a fixed order, one at a time
-(a generator), so that work they share is done once per chunk and only one matrix is alive at a time."""
-"""User indices [b] -> scores [b, n_items]; higher is better."""
+(a generator), so that work they share is done once per chunk and only one matrix is alive at a time. Each
+matrix is handed over: ranking may write into it (a writable float32 or float64 one is not copied), and asks
+for the next one only once done with it, so a scorer may also rewrite one buffer for each."""
 
 
 def _check_same_vocabularies(train: Ratings, test: Ratings) -> None:
@@ -83,54 +92,9 @@ ranking-weight grid (32 weight pairs, 2,000 users x 59,047 movies, dim 81, watch
 through the float rounding of a matrix product's blocking (1 of those 64,000 lists swapped two near-tied movies)."""
 MIN_CHUNK = 16
 
-
-def topk_items(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of each row's k highest scores, best first, as int64 [n_rows, k].
-
-    Among the selected items, ties are broken by the lower index. ``-inf`` (and NaN) entries are never
-    returned; rows with fewer than k finite candidates are padded with ``-1``.
-    """
-    if k < 1:
-        raise ValueError(f"k is {k}; it must be at least 1.")
-    s = np.asarray(scores)
-    if s.ndim != 2:
-        raise ValueError(f"scores must be a 2-D array [n_rows, n_items]; it has {s.ndim} dimension(s).")
-    n_rows, n_cols = s.shape
-    out = np.full((n_rows, k), -1, dtype=np.int64)
-    take = min(k, n_cols)
-    if take == 0 or n_rows == 0:
-        return out
-    if np.isnan(s).any():
-        s = np.where(np.isnan(s), -np.inf, s)
-    if take < n_cols:  # the take largest, unordered: torch's top-k is many times numpy's argpartition here
-        chosen = torch.topk(torch.from_numpy(np.require(s, requirements=["C", "W"])), take, dim=1, sorted=False)
-        part_scores, part = chosen.values.numpy(), chosen.indices.numpy()
-    else:
-        part = np.broadcast_to(np.arange(n_cols), s.shape)
-        part_scores = s
-    order = np.lexsort((part, -part_scores), axis=1)  # by descending score, then by item index
-    top = np.take_along_axis(part, order, axis=1)
-    top_scores = np.take_along_axis(part_scores, order, axis=1)
-    out[:, :take] = np.where(top_scores == -np.inf, -1, top)
-    return out
-
-
-def _train_csr(train: Ratings, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(indptr [n_users + 1], items sorted by user) of the training ratings (those ``keep`` marks, if given)."""
-    users, items = (train.users, train.items) if keep is None else (train.users[keep], train.items[keep])
-    order = np.argsort(users, kind="stable")
-    indptr = np.zeros(train.n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(users, minlength=train.n_users), out=indptr[1:])
-    return indptr, items[order].astype(np.int64)
-
-
-def _rows_and_items(users: np.ndarray, indptr: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row within ``users``, item) for every training rating of ``users``, vectorised."""
-    starts = indptr[users]
-    lengths = indptr[users + 1] - starts
-    rows = np.repeat(np.arange(users.size, dtype=np.int64), lengths)
-    offsets = np.arange(lengths.sum(), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return rows, items[np.repeat(starts, lengths) + offsets]
+Ranker = Callable[[np.ndarray, int], list[np.ndarray]]
+"""(user indices, k) -> each scorer's top-k lists for those users, as ``rank_candidates`` makes them, in a fixed
+order of the scorers."""
 
 
 def _relevant_by_user(test: Ratings, threshold: float) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -144,14 +108,46 @@ def _relevant_by_user(test: Ratings, threshold: float) -> tuple[np.ndarray, list
     return ranked, np.split(items, starts[1:]) if ranked.size else []
 
 
+@dataclass(frozen=True)
+class CandidateChunk:
+    """Some of the users being ranked (``users``, from position ``start`` on), and their candidate movies."""
+
+    start: int
+    users: np.ndarray  # int64
+    candidates: Candidates
+
+    def exclude(self, scores: np.ndarray) -> None:
+        """Set the chunk's ``scores`` [users, n_items] to ``-inf`` wherever the movie is no candidate."""
+        self.candidates.exclude(scores, self.users)
+
+
+def candidate_chunks(train: Ratings, users: np.ndarray, chunk_size: int) -> Iterator[CandidateChunk]:
+    """``users`` in chunks of at most ``chunk_size`` users and ``SCORE_BUDGET`` scores (at least ``MIN_CHUNK``
+    users), with their candidates."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size is {chunk_size}; it must be at least 1.")
+    user_index = np.asarray(users, dtype=np.int64).ravel()
+    chunk_size = min(chunk_size, max(MIN_CHUNK, SCORE_BUDGET // max(1, train.n_items)))
+    candidates = Candidates(train, user_index, train.item_counts())
+    for start in range(0, user_index.size, chunk_size):
+        yield CandidateChunk(start, user_index[start : start + chunk_size], candidates)
+
+
 def rank_candidates(score: ScoreFn, train: Ratings, users: np.ndarray, k: int, chunk_size: int = 1024) -> np.ndarray:
     """Each user's top-k candidate items [len(users), k] by ``score``, best first, ``-1`` padded.
 
     Candidates are the items with at least one training rating that the user did not rate in training; every
     other score is set to ``-inf``. ``score`` is called on at most ``chunk_size`` users at a time, and its
-    arrays are copied, never written to.
+    arrays are copied, never written to. An ``ItemOrderedScore`` (``evaluate.item_order``) is ranked from its
+    order of the movies instead, with the same lists.
     """
-    return rank_candidates_many(lambda chunk: [score(chunk)], 1, train, users, k, chunk_size)[0]
+    if k < 1:
+        raise ValueError(f"k is {k}; it must be at least 1.")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size is {chunk_size}; it must be at least 1.")
+    if isinstance(score, ItemOrderedScore):
+        return rank_in_item_order(score, train, users, k)
+    return rank_candidates_many(lambda chunk: [np.array(score(chunk))], 1, train, users, k, chunk_size)[0]
 
 
 def rank_candidates_many(
@@ -159,38 +155,33 @@ def rank_candidates_many(
 ) -> list[np.ndarray]:
     """``rank_candidates`` for ``count`` scorers in one pass over the users: ``scores(chunk)`` yields each
     scorer's matrix for the chunk in turn (see ``ScoresFn``). Returns one top-k array per scorer. A chunk holds at
-    most ``chunk_size`` users and ``SCORE_BUDGET`` scores."""
+    most ``chunk_size`` users and ``SCORE_BUDGET`` scores. A NaN among a user's candidates is an error."""
     if k < 1:
         raise ValueError(f"k is {k}; it must be at least 1.")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size is {chunk_size}; it must be at least 1.")
-    user_index = np.asarray(users, dtype=np.int64).ravel()
-    chunk_size = min(chunk_size, max(MIN_CHUNK, SCORE_BUDGET // max(1, train.n_items)))
-    not_candidate = train.item_counts() == 0
-    indptr, train_items = _train_csr(train)
-    topks = [np.empty((user_index.size, k), dtype=np.int64) for _ in range(count)]
-    for start in range(0, user_index.size, chunk_size):
-        chunk = user_index[start : start + chunk_size]
-        rows, seen = _rows_and_items(chunk, indptr, train_items)
+    n_users = np.asarray(users).size
+    topks = [np.empty((n_users, k), dtype=np.int64) for _ in range(count)]
+    for chunk in candidate_chunks(train, users, chunk_size):
         produced = 0
-        for raw_scores in scores(chunk.astype(np.int32)):
+        for raw_scores in scores(chunk.users.astype(np.int32)):
             if produced == count:
                 raise ValueError(f"scores gave more than {count} score matrices for a chunk.")
-            raw = np.asarray(raw_scores)
-            if raw.shape != (chunk.size, train.n_items):
-                raise ValueError(f"score returned shape {raw.shape}; expected ({chunk.size}, {train.n_items}).")
-            dtype = np.float64 if raw.dtype == np.float64 else np.float32
-            matrix = np.array(raw, dtype=dtype, copy=True)  # never write into the caller's array
-            del raw, raw_scores
-            if np.isnan(matrix).any():
-                raise ValueError("score returned NaN scores.")
-            matrix[:, not_candidate] = -np.inf
-            matrix[rows, seen] = -np.inf
-            topks[produced][start : start + chunk.size] = topk_items(matrix, k)
+            matrix = _handed_over(raw_scores, (chunk.users.size, train.n_items))
+            del raw_scores
+            chunk.exclude(matrix)
+            topks[produced][chunk.start : chunk.start + chunk.users.size] = ranked_top(matrix, k)
             produced += 1
         if produced != count:
             raise ValueError(f"scores gave {produced} score matrices for a chunk; expected {count}.")
     return topks
+
+
+def _handed_over(raw_scores: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A ``ScoresFn`` matrix as ranking writes into it: itself when writable float32 or float64, else a copy."""
+    raw = np.asarray(raw_scores)
+    if raw.shape != shape:
+        raise ValueError(f"score returned shape {raw.shape}; expected {shape}.")
+    dtype = np.float64 if raw.dtype == np.float64 else np.float32
+    return raw if raw.dtype == dtype and raw.flags.writeable else np.array(raw, dtype=dtype)
 
 
 def evaluate_ranking(
@@ -229,7 +220,11 @@ def evaluate_ranking(
     * ``n_ranked_users`` and ``n_rankable_users`` (before sampling).
     """
     settings = RankingSettings(k, relevance_threshold, chunk_size, max_users, genres)
-    return evaluate_rankings(lambda chunk: [score(chunk)], 1, train, test, settings)[0]
+
+    def ranker(users: np.ndarray, top: int) -> list[np.ndarray]:
+        return [rank_candidates(score, train, users, top, chunk_size)]
+
+    return evaluate_ranked(ranker, train, test, settings)[0]
 
 
 @dataclass(frozen=True)
@@ -248,6 +243,17 @@ def evaluate_rankings(
 ) -> list[dict[str, float]]:
     """``evaluate_ranking`` for ``count`` scorers in one pass over the users (see ``ScoresFn``): one result
     per scorer, each exactly what ``evaluate_ranking`` gives for that scorer alone."""
+
+    def ranker(users: np.ndarray, k: int) -> list[np.ndarray]:
+        return rank_candidates_many(scores, count, train, users, k, settings.chunk_size)
+
+    return evaluate_ranked(ranker, train, test, settings)
+
+
+def evaluate_ranked(
+    rank: Ranker, train: Ratings, test: Ratings, settings: RankingSettings = RankingSettings()
+) -> list[dict[str, float]]:
+    """``evaluate_ranking``'s result for each scorer whose lists ``rank`` makes (see ``Ranker``), in its order."""
     k, relevance_threshold, genres = settings.k, settings.relevance_threshold, settings.genres
     _check_same_vocabularies(train, test)
     if k < 1:
@@ -264,9 +270,12 @@ def evaluate_rankings(
     keep = sample_positions(rankable, settings.max_users)
     if keep.size < rankable:
         ranked_users, relevant = ranked_users[keep], [relevant[i] for i in keep]
-    topks = rank_candidates_many(scores, count, train, ranked_users, k, settings.chunk_size)
-    liked = _liked_in_training(train, ranked_users, relevance_threshold) if genres is not None else []
-    return [_ranking_report(topk, relevant, liked, train, k, genres, rankable) for topk in topks]
+    topks = rank(ranked_users, k)
+    profiles = None
+    if genres is not None:
+        profiles = GenreProfiles.of(_liked_in_training(train, ranked_users, relevance_threshold), genres)
+    counts = _TrainCounts(train.item_counts(), int(np.count_nonzero(train.user_counts())), rankable)
+    return [_ranking_report(topk, relevant, counts, k, profiles) for topk in topks]
 
 
 def sample_positions(count: int, max_users: int | None) -> np.ndarray:
@@ -283,29 +292,35 @@ def ranked_sample(test: Ratings, max_users: int | None, relevance_threshold: flo
     return users[sample_positions(users.size, max_users)]
 
 
+@dataclass(frozen=True)
+class _TrainCounts:
+    """What every scorer's report reads of the training ratings, counted once."""
+
+    item_counts: np.ndarray  # ratings per movie
+    n_train_users: int  # users with a training rating
+    rankable: int  # test users with a relevant movie, before sampling
+
+
 def _ranking_report(
     topk: np.ndarray,
     relevant: list[np.ndarray],
-    liked: list[np.ndarray],
-    train: Ratings,
+    counts: _TrainCounts,
     k: int,
-    genres: np.ndarray | None,
-    rankable: int,
+    profiles: GenreProfiles | None,
 ) -> dict[str, float]:
     """The ranking metrics of one scorer's lists (``evaluate_ranking``'s result)."""
-    item_counts = train.item_counts()
-    n_train_users = int(np.count_nonzero(train.user_counts()))
+    item_counts = counts.item_counts
     result = ranking_metrics(topk, relevant, k)
     result[f"coverage@{k}"] = catalog_coverage(topk, int(np.count_nonzero(item_counts)))
     result[f"pop_recall@{k}"] = popularity_stratified_recall(topk, relevant, item_counts, k)
     beyond = {f"personalization@{k}": personalization(topk, k)}
-    if genres is not None:
-        beyond[f"miscalibration@{k}"] = genre_miscalibration(topk, liked, genres, k)
+    if profiles is not None:  # the movies each user liked in training, by genre
+        beyond[f"miscalibration@{k}"] = profiles.miscalibration(topk, k)
     result.update({key: value for key, value in beyond.items() if value is not None})
-    result[f"novelty@{k}"] = novelty(topk, item_counts, n_train_users)
+    result[f"novelty@{k}"] = novelty(topk, item_counts, counts.n_train_users)
     result[f"avg_popularity@{k}"] = average_popularity(topk, item_counts)
     result["n_ranked_users"] = int(topk.shape[0])
-    result["n_rankable_users"] = rankable
+    result["n_rankable_users"] = counts.rankable
     return result
 
 
@@ -313,18 +328,5 @@ def _liked_in_training(train: Ratings, users: np.ndarray, threshold: float) -> l
     """The movies each of ``users`` rated >= ``threshold`` in training."""
     wanted = np.zeros(train.n_users, dtype=bool)
     wanted[users] = True  # only their ratings are sorted: a few per cent of ML-25M's
-    indptr, liked = _train_csr(train, wanted[train.users] & (train.ratings >= threshold))
+    indptr, liked = by_user(train, wanted[train.users] & (train.ratings >= threshold))
     return [liked[indptr[user] : indptr[user + 1]] for user in users]
-
-
-def popularity_scores(train: Ratings) -> ScoreFn:
-    """A popularity baseline: every user's scores are the training rating counts of the items.
-
-    The returned rows are a read-only broadcast view of one shared row.
-    """
-    counts = train.item_counts().astype(np.float32)
-
-    def score(users: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(counts, (np.asarray(users).shape[0], counts.shape[0]))
-
-    return score

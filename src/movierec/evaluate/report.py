@@ -15,14 +15,17 @@ import numpy as np
 
 from movierec.data.ratings import Ratings, RatingScale
 from movierec.errors import DataError
+from movierec.evaluate.item_order import model_item_orders
 from movierec.evaluate.protocol import (
+    Ranker,
     RankingSettings,
     ScoreFn,
-    ScoresFn,
+    evaluate_ranked,
     evaluate_ranking,
-    evaluate_rankings,
     evaluate_ratings,
     popularity_scores,
+    rank_candidates,
+    rank_candidates_many,
 )
 from movierec.models import ease
 from movierec.models.baselines import bias_params, global_mean_params
@@ -43,7 +46,7 @@ def evaluate_model(
     metrics["n_train"] = len(train)
     try:
         settings = RankingSettings(k=k, max_users=RANKED_USERS, genres=genres)
-        ranked, by_rating = evaluate_rankings(_both_orders(model), 2, train, test, settings)
+        ranked, by_rating = evaluate_ranked(_both_orders(model, train, settings.chunk_size), train, test, settings)
         metrics.update(ranked)
         metrics.update({f"rating_order_{key}": by_rating[key] for key in (f"ndcg@{k}", f"recall@{k}")})
     except DataError:
@@ -97,13 +100,17 @@ def compare_with_baselines(
     return metrics
 
 
-def _both_orders(model: FactorModel) -> ScoresFn:
-    """The ranking score, then ranking by predicted rating alone (the known pitfall, reported beside it), from
-    one prediction per chunk of users."""
+def _both_orders(model: FactorModel, train: Ratings, chunk_size: int) -> Ranker:
+    """The lists by the ranking score, then by predicted rating alone (the known pitfall, reported beside it):
+    from one prediction per chunk of users, or from the movies' order when the model's scores are a function of
+    the movie's bias alone (``model_item_orders``: the global-mean and bias baselines)."""
+    orders = model_item_orders(model)
+    if orders is not None:
+        return lambda users, k: [rank_candidates(order, train, users, k) for order in orders]
 
     def scores(users: np.ndarray) -> Iterator[np.ndarray]:
         predicted = model.score_items(users)
         yield model.rank_scores_from(users, predicted)
         yield predicted
 
-    return scores
+    return lambda users, k: rank_candidates_many(scores, 2, train, users, k, chunk_size)
