@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,6 @@ import torch
 
 from movierec.artifact.run import load_run
 from movierec.config import TrainConfig
-from movierec.data.ratings import Ratings
 from movierec.data.split import random_split
 from movierec.errors import MovieRecError
 from movierec.models import registry
@@ -22,7 +21,6 @@ from movierec.train import als
 from movierec.train.driver import EpochStats, fit
 from movierec.train.gibbs_draws import draw_noise_precision, draw_normal_gamma, draw_rows
 from movierec.train.gibbs_features import Colour, colour_classes, colour_features, draw_features
-from movierec.train.gibbs_implicit import ImplicitBlock
 from movierec.train.gibbs_samples import KeptSamples
 from test_fast_hybrid import genre_dataset
 
@@ -203,7 +201,7 @@ def test_resume_continues_the_chain(model: str, implicit: bool, tmp_path: Path) 
     for name in ("user_factors", "item_factors", "user_bias", "item_bias", "implicit"):
         np.testing.assert_array_equal(getattr(resumed.model.params, name), getattr(straight.model.params, name))
     assert straight.model.params.dim == 3 * 3  # three stored samples side by side
-    assert (straight.model.params.implicit is not None) == implicit
+    assert straight.model.params.implicit is None  # the flipped block lives in the movie rows (gibbs_implicit)
 
 
 def test_a_gibbs_run_saves_loads_and_serves_the_rmse_it_reports(
@@ -242,7 +240,8 @@ def test_the_registry_lists_gibbs_for_both_factor_models() -> None:
     assert set(registry.trained_by("gibbs")) == {"biased-mf", "hybrid"}
     for model in ("biased-mf", "hybrid"):
         config = registry.config_for(model, solver="gibbs")
-        assert config.epochs > config.gibbs_burn_in and not config.use_implicit
+        assert config.epochs > config.gibbs_burn_in
+        assert config.use_implicit == (model == "hybrid")  # the hybrid's flipped block; biased-mf has none
     assert TrainConfig(solver="gibbs").gibbs_thin == 1
 
 
@@ -254,72 +253,3 @@ def test_on_cuda_the_chain_lands_where_the_cpu_chain_does() -> None:
     on_cpu = fit(config, dataset, train, progress=False)
     on_gpu = fit(config.replace(device="cuda"), dataset, train, progress=False)
     assert on_gpu.history[-1].val_rmse == pytest.approx(on_cpu.history[-1].val_rmse, rel=0.05)
-
-
-def _implicit_ratings(n_users: int) -> Ratings:
-    """A few ratings of the low-rank data: its first ``n_users`` users' ratings of its first 8 movies."""
-    ratings = low_rank_dataset()[0].ratings
-    keep = (ratings.users < n_users) & (ratings.items < 8)
-    return replace(
-        ratings,
-        users=ratings.users[keep],
-        items=ratings.items[keep],
-        ratings=ratings.ratings[keep],
-        timestamps=ratings.timestamps[keep],
-    )
-
-
-def _scaled_indicator(ratings: Ratings) -> np.ndarray:
-    """``W``: each user's rated movies, scaled by ``|N(u)|^-1/2``."""
-    indicator = np.zeros((ratings.n_users, ratings.n_items))
-    indicator[ratings.users, ratings.items] = 1.0
-    return indicator / np.sqrt(np.maximum(indicator.sum(1, keepdims=True), 1))
-
-
-@pytest.mark.parametrize("n_users", [3, 30])
-def test_the_implicit_basis_spans_the_gram_of_the_rated_sets(n_users: int) -> None:
-    ratings = _implicit_ratings(n_users)  # 3 users: W W' is the smaller Gram; 30 users: W'W is
-    weights = _scaled_indicator(ratings)
-    block = ImplicitBlock(ratings, ratings.n_users, ratings.n_items, torch.zeros(ratings.n_items, 2))
-    basis, spectrum = block.basis.double().numpy(), block.spectrum.double().numpy()
-    np.testing.assert_allclose(basis.T @ basis, np.eye(spectrum.size), atol=1e-5)
-    np.testing.assert_allclose((basis * spectrum) @ basis.T, weights.T @ weights, atol=1e-5)
-
-
-def test_an_implicit_draw_follows_its_exact_gaussian_conditional() -> None:
-    ratings = _implicit_ratings(4)
-    weights = _scaled_indicator(ratings)
-    rated = weights.sum(0) > 0
-    n_users, n_items = ratings.n_users, ratings.n_items
-    rng = np.random.default_rng(2)
-    whole = torch.tensor(np.vstack([rng.normal(size=(n_users, 2)), np.zeros((1, 2))]), dtype=torch.float32)
-    user_prior = (torch.tensor([0.2, -0.1]), torch.tensor([2.0, 0.5]))
-    prior = (torch.tensor([0.1, 0.3]), torch.tensor([1.5, 3.0]))
-    block = ImplicitBlock(ratings, n_users, n_items, torch.zeros(n_items, 2))
-    generator = torch.Generator().manual_seed(0)
-    n = 4_000
-    drawn = np.empty((n, n_items, 2))
-    for draw in range(n):
-        block.draw(whole, user_prior, prior, generator)
-        drawn[draw] = block.table.numpy()
-    np.testing.assert_allclose(block.offset.numpy()[:-1], weights @ block.table.double().numpy(), atol=1e-6)
-    assert not drawn[:, ~rated].any()  # movies nobody rated take no part
-    for column in range(2):
-        (mu_x, lam_x), (mu_y, lam_y) = ((float(part[column]) for part in p) for p in (user_prior, prior))
-        gram = weights[:, rated]
-        precision = lam_x * gram.T @ gram + lam_y * np.eye(int(rated.sum()))
-        covariance = np.linalg.inv(precision)
-        mean = covariance @ (lam_x * gram.T @ (whole[:-1, column].double().numpy() - mu_x) + lam_y * mu_y)
-        sample = drawn[:, rated, column]
-        scale = np.sqrt(np.diag(covariance)).max()
-        np.testing.assert_allclose(sample.mean(0), mean, atol=4 * scale / np.sqrt(n))
-        np.testing.assert_allclose(np.cov(sample.T), covariance, atol=0.08 * np.abs(covariance).max())
-
-
-def test_a_gibbs_hybrid_with_the_svdpp_term_exports_it_for_fold_in() -> None:
-    dataset = genre_dataset()
-    train = random_split(dataset.ratings, 0.2, seed=0).train
-    config = registry.config_for("hybrid", **GIBBS, use_implicit=True)
-    params = fit(config, dataset, train, progress=False).model.params
-    assert params.implicit is not None and params.implicit.shape == (train.n_items, 3)
-    assert np.abs(params.implicit).sum() > 0

@@ -93,7 +93,9 @@ class TrainConfig:
     use_tags: bool = True
     """hybrid: add learned embeddings of user tags to each movie (when the data has tags)."""
     use_implicit: bool = True
-    """hybrid: add the SVD++ term, a normalised sum over the movies the user rated."""
+    """hybrid: add the SVD++ term, a normalised sum over the movies the user rated (left out by ``--solver als``
+    and by sharded training); under ``--solver gibbs`` myFM's flipped block instead, a normalised sum over the users
+    who rated each movie (``train/gibbs_implicit.py``)."""
     use_time: bool = False
     """gibbs: add time effects (a movie bias per time bin, a drifting user bias); a prediction without a date is
     the model at the latest training date."""
@@ -121,16 +123,8 @@ class TrainConfig:
                 f"--shards trains --model biased-mf or hybrid with --solver als or gibbs, not {self.model!r} with "
                 f"{self.solver!r}; give --model biased-mf or hybrid and --solver als or gibbs, or drop --shards."
             )
-        if (
-            self.shards is not None
-            and self.solver == "gibbs"
-            and (self.use_time or (self.model == "hybrid" and self.use_implicit))
-        ):
-            unsharded = "--use-time" if self.use_time else "--implicit (the SVD++ term)"
-            raise MovieRecError(
-                f"--shards with --solver gibbs does not sample {unsharded}; drop it (--no-implicit for the SVD++ "
-                "term) or drop --shards."
-            )
+        if self.shards is not None and self.solver == "gibbs" and self.use_time:
+            raise MovieRecError("--shards with --solver gibbs does not sample --use-time; drop it or drop --shards.")
         if self.use_time and self.solver != "gibbs":
             raise MovieRecError(
                 f"--use-time adds time effects to --solver gibbs only, not {self.solver!r}; "

@@ -7,13 +7,13 @@ are themselves drawn, as in Rendle's libFM MCMC and myFM. ``reg`` plays no part:
 
 One epoch is one sweep: every user's ``[p_u, b_u]`` drawn from its Gaussian conditional (``als.row_systems`` gives its
 normal equations, block by block; ``merged_systems`` joins the blocks so that ``gibbs_draws.draw_rows`` draws a
-whole side at once), then every movie's own row, then (hybrid) the feature rows
-(``gibbs_features``), then (hybrid with ``use_implicit``) the SVD++ rows (``gibbs_implicit``: the module's user rows are
-then the whole ``p_u``, the chain holds the implicit rows), then (with ``use_time``) the time effects (``gibbs_time``: a
-movie bias per time bin and a drifting user bias, which the row draws see as a fixed part of each rating), then each
-block's hyperparameters and the noise precision from their conjugate posteriors. The SVD++ term is off by default
-(``registry.GIBBS_DEFAULTS``): on the validation holdout of ``benchmarks/bayes.py --validation`` (split seeds 0 and 1,
-the defaults) it scored 0.8147 against 0.8116 without it, worse on both seeds.
+whole side at once), then every movie's own row, then (hybrid) the feature rows (``gibbs_features``), then (hybrid
+with ``use_implicit``) myFM's flipped implicit block (``gibbs_implicit``: each movie's row adds a scaled sum of rows of
+the users who rated it, which the movie's own draw sees as a fixed part beside its features), then (with
+``use_time``) the time effects (``gibbs_time``: a movie bias per time bin and a drifting user bias, which the row draws
+see as a fixed part of each rating), then each block's hyperparameters and the noise precision from their conjugate
+posteriors. Under ``--solver gibbs`` ``use_implicit`` means that flipped block, not the SVD++ term (which the module is
+built without, as under ALS; drawn by the chain it did not pay: see ``gibbs_implicit``).
 
 On the CPU a sweep on a small data set runs on one torch thread (``RATINGS_PER_THREAD``).
 
@@ -24,7 +24,7 @@ stored samples are spaced over the planned ones); the model exported summarises 
 (``gibbs_samples``: posterior means by default), never the best sweep's sample.
 
 The checkpoint holds the current sample (the module's weights) and, as the solver's "optimizer" state, the
-hyperparameters, the SVD++ rows, the running sums and stored samples, and both random generators' states, so
+hyperparameters, the flipped block's rows, the running sums and stored samples, and both random generators' states, so
 ``--resume`` continues the very chain an unbroken run draws.
 """
 
@@ -47,7 +47,7 @@ from movierec.train import als
 from movierec.train.als_solver import AlsSolver, AlsState
 from movierec.train.gibbs_draws import draw_noise_precision, draw_normal_gamma, draw_rows
 from movierec.train.gibbs_features import colour_classes, draw_features
-from movierec.train.gibbs_implicit import ImplicitBlock
+from movierec.train.gibbs_implicit import FLIPPED, FlippedBlock
 from movierec.train.gibbs_samples import KeptSamples
 from movierec.train.gibbs_time import TIME_BLOCKS, TimeEffects, row_shift
 from movierec.train.solver import Setup, Solver, rating_tensors
@@ -84,11 +84,9 @@ class Chain:
         self.rng = np.random.default_rng(config.seed)
         self.generator = torch.Generator(setup.device).manual_seed(config.seed)
         n_users, n_items = module.user_factors.num_embeddings, module.item_factors.num_embeddings
-        self.implicit = torch.zeros(n_items if "implicit" in blocks else 0, k, device=setup.device)
-        """The hybrid's SVD++ rows ``[y_j, c_j]`` (``gibbs_implicit``); no rows without the term."""
-        self.samples = KeptSamples(
-            n_users, n_items, config.dim, len(setup.valid), planned, config.gibbs_stored, bool(self.implicit.shape[0])
-        )
+        self.flipped = torch.zeros(n_users if FLIPPED in blocks else 0, k, device=setup.device)
+        """The hybrid's flipped rows ``[z_v, d_v]`` (``gibbs_implicit``); no rows without the block."""
+        self.samples = KeptSamples(n_users, n_items, config.dim, len(setup.valid), planned, config.gibbs_stored)
         self.samples.to(setup.device)
 
     def state_dict(self) -> dict[str, Any]:
@@ -96,7 +94,7 @@ class Chain:
         tensors = {f"samples.{name}": value for name, value in tensors.items()}
         tensors.update({f"hyper.{name}": torch.from_numpy(value) for name, value in self.hyper.items()})
         tensors["generator"] = self.generator.get_state()
-        tensors["implicit"] = self.implicit
+        tensors["flipped"] = self.flipped
         tensors.update(self.time.state() if self.time is not None else {})
         group = {"noise_precision": self.noise_precision, "rng": self.rng.bit_generator.state, "samples": values}
         return {"state": {0: tensors}, "param_groups": [group]}
@@ -104,10 +102,13 @@ class Chain:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         tensors, (group,) = state_dict["state"][0], state_dict["param_groups"]
         self.samples.restore({k[8:]: v for k, v in tensors.items() if k.startswith("samples.")}, group["samples"])
-        self.hyper = {name: tensors[f"hyper.{name}"].numpy().astype(np.float64) for name in self.hyper}
+        self.hyper = {  # a block the checkpoint lacks (the flipped block, new to a resumed chain) starts afresh
+            name: tensors[f"hyper.{name}"].numpy().astype(np.float64) if f"hyper.{name}" in tensors else fresh
+            for name, fresh in self.hyper.items()
+        }
         self.generator.set_state(tensors["generator"])
-        if "implicit" in tensors:  # checkpoints before the SVD++ block have none
-            self.implicit.copy_(tensors["implicit"])
+        if "flipped" in tensors:  # checkpoints before the flipped block have none
+            self.flipped.copy_(tensors["flipped"])
         if self.time is not None:
             self.time.restore(tensors)
         self.noise_precision = float(group["noise_precision"])
@@ -119,10 +120,14 @@ class GibbsState(AlsState):
 
     _collected: tuple[torch.Tensor, torch.Tensor] | None = None
     """``collected``'s tables, once allocated."""
+    flipped: FlippedBlock | None = None
+    """The hybrid's flipped block, None without it."""
 
     def __init__(self, setup: Setup, chain: Chain, groups: np.ndarray | None) -> None:
         super().__init__(setup.module, setup.train, setup.device, setup.config.reg)
         self.chain = chain
+        if chain.flipped.shape[0]:
+            self.flipped = FlippedBlock(setup.train, self.by_user.n_rows, self.by_item.n_rows, chain.flipped)
         self.train_ratings = rating_tensors(setup.train, setup.device)
         with torch.no_grad():  # rows without ratings take no part: zero, as the export leaves them
             for side, counts in ((self.users, self.by_user.counts), (self.own, self.by_item.counts)):
@@ -137,11 +142,25 @@ class GibbsState(AlsState):
                 self.matrix.n_features, setup.device,
             )  # fmt: skip
             self.groups = torch.from_numpy(groups).to(setup.device)
-            self._combine()
-        self.implicit: ImplicitBlock | None = None
-        if chain.implicit.shape[0]:
-            n_users = setup.module.user_factors.num_embeddings
-            self.implicit = ImplicitBlock(setup.train, n_users, chain.implicit.shape[0], chain.implicit)
+        self._combine()
+
+    def _combine(self) -> None:
+        """The whole movie rows: the own rows, plus (hybrid) the feature part and the flipped part."""
+        if self.matrix is not None:
+            super()._combine()
+        if self.flipped is not None:
+            flipped = self.flipped.part
+            base = self.items if self.matrix is not None else self.own
+            self.items = als.Factors(base.factors + flipped.factors, base.bias + flipped.bias)
+
+    def movie_offset(self) -> als.Factors | None:
+        """The fixed part of each movie's whole row beside its own row: features and flipped part (None: none)."""
+        features = self.feature_part if self.matrix is not None else None
+        flipped = self.flipped.part if self.flipped is not None else None
+        parts = [part for part in (features, flipped) if part is not None]
+        if len(parts) < 2:
+            return parts[0] if parts else None
+        return als.Factors(parts[0].factors + parts[1].factors, parts[0].bias + parts[1].bias)
 
     def block_prior(self, block: str) -> tuple[torch.Tensor, torch.Tensor]:
         mean, precision = (
@@ -190,30 +209,34 @@ class GibbsState(AlsState):
 
     @torch.no_grad()
     def sweep(self) -> tuple[float, float]:
-        """Draw users, movies, features, the SVD++ rows, then the hyperparameters; return the sample's (train MSE,
+        """Draw users, movies, features, the flipped block, then the hyperparameters; return the sample's (train MSE,
         train RMSE)."""
         chain = self.chain
         users, items, ratings = self.train_ratings
         terms = chain.time.terms(chain.time.train) if chain.time is not None else None
-        shift = self.implicit.offset if self.implicit is not None else None
         fixed = row_shift(users, self.items, items, terms, self.by_user.n_rows) if terms is not None else None
-        self.draw_side(self.by_user, self.users, self.items, "user", None, shift, fixed)
+        self.draw_side(self.by_user, self.users, self.items, "user", None, None, fixed)
         fixed = row_shift(items, self.users, users, terms, self.by_item.n_rows) if terms is not None else None
-        if self.matrix is None:
+        offset = self.movie_offset()
+        if offset is None:
             self.draw_side(self.by_item, self.items, self.users, "item", None, None, fixed)
         else:
-            grams, gradient = self.draw_side(self.by_item, self.own, self.users, "item", self.feature_part, None, fixed)
-            assert grams is not None and gradient is not None
-            prior, k = self.feature_prior(), grams.shape[1]
-            feature_grams = self.matrix.transposed_times(grams.view(-1, k * k), squared=True).view(-1, k, k)
-            draw_features(
-                self.features, self.classes, grams, feature_grams, gradient, chain.noise_precision, prior,
-                chain.generator, stale=True,
-            )  # fmt: skip
+            grams, gradient = self.draw_side(self.by_item, self.own, self.users, "item", offset, None, fixed)
+            if self.matrix is not None:
+                assert grams is not None and gradient is not None
+                prior, k = self.feature_prior(), grams.shape[1]
+                feature_grams = self.matrix.transposed_times(grams.view(-1, k * k), squared=True).view(-1, k, k)
+                draw_features(
+                    self.features, self.classes, grams, feature_grams, gradient, chain.noise_precision, prior,
+                    chain.generator, stale=True,
+                )  # fmt: skip
             self._combine()
-        if self.implicit is not None:
-            whole = torch.cat([self.users.factors, self.users.bias[:, None]], 1)
-            self.implicit.draw(whole, self.block_prior("user"), self.block_prior("implicit"), chain.generator)
+        if self.flipped is not None:
+            residual = ratings - als.predict(self.users, self.items, self.mean, users, items)
+            residual = residual if terms is None else residual - terms
+            prior = self.block_prior(FLIPPED)
+            self.flipped.draw(self.users, residual, chain.noise_precision, prior, chain.generator)
+            self._combine()  # rebuilt, not moved by the change: a resumed chain rebuilds them alike
         residual = ratings - als.predict(self.users, self.items, self.mean, users, items)
         if chain.time is not None and terms is not None:
             priors = {name: self.block_prior(name) for name in TIME_BLOCKS}
@@ -233,16 +256,14 @@ class GibbsState(AlsState):
         return chosen[:, 0], chosen[:, 1]
 
     def block_rows(self) -> list[tuple[str, torch.Tensor]]:
-        """Each block's rows ``[factors, bias]`` that took part in the sweep (rows with ratings; every feature), the
-        users' less their SVD++ part (``x_u``, which the prior describes)."""
+        """Each block's rows ``[factors, bias]`` that took part in the sweep: users and movies' own rows with ratings,
+        every feature row, the flipped block's rows of users with ratings."""
         out = []
         for block, side, counts in (("user", self.users, self.by_user.counts), ("item", self.own, self.by_item.counts)):
             rows = torch.cat([side.factors[:-1], side.bias[:-1, None]], 1)
-            if block == "user" and self.implicit is not None:
-                rows = rows - self.implicit.offset[:-1]
             out.append((block, rows[counts > 0]))
-        if self.implicit is not None:
-            out.append(("implicit", self.implicit.rows()))
+        if self.flipped is not None:
+            out.append((FLIPPED, self.flipped.rows()))
         if self.matrix is not None:
             out += [(f"feature:{group}", self.features[self.groups == g]) for g, group in enumerate(FEATURE_GROUPS)]
         if self.chain.time is not None:
@@ -256,7 +277,7 @@ class GibbsSolver(Solver):
     label = "training (gibbs)"
     mean_dtype = np.float64
     stops_early = False
-    module_config = staticmethod(AlsSolver.module_config)  # the module's user rows are whole: the chain owns Y
+    module_config = staticmethod(AlsSolver.module_config)  # no SVD++ term: the chain's implicit block is its own
 
     state: GibbsState
     """Built by ``start``, from the module's current (fresh or resumed) sample."""
@@ -275,7 +296,7 @@ class GibbsSolver(Solver):
         if self.groups is not None:
             blocks += [f"feature:{group}" for group in FEATURE_GROUPS]
         if config.model == "hybrid" and config.use_implicit:
-            blocks.append("implicit")
+            blocks.append(FLIPPED)
         self.optimizer = self.chain = Chain(setup, blocks, self.planned, uses_time(config))
 
     def start(self) -> None:
@@ -293,8 +314,7 @@ class GibbsSolver(Solver):
         self.state.to_module()
         self.current_valid = self._valid_predictions()
         if self.kept(epoch):
-            implicit = self.chain.implicit[:, :-1] if self.state.implicit is not None else None
-            self.chain.samples.add(self.state.users, self.state.items, self.current_valid.to(torch.float64), implicit)
+            self.chain.samples.add(self.state.users, self.state.items, self.current_valid.to(torch.float64))
             if self.chain.time is not None:
                 self.chain.time.add()
         return loss, rmse

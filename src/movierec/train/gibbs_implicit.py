@@ -1,114 +1,127 @@
-"""The hybrid's SVD++ term in the Gibbs sampler: the implicit rows drawn exactly, all at once.
+"""The hybrid's implicit block in the Gibbs sampler, myFM's "flipped" relation block: drawn non-centred, by
+coordinate.
 
-A user's whole row is ``[p_u, b_u] = [x_u, b'_u] + s_u sum_{j in N(u)} [y_j, c_j]`` (``s_u = |N(u)|^-1/2``, ``N(u)``
-the movies they rated; the implicit rows carry a bias column, as myFM's implicit features carry a linear weight).
-The sampler tracks the whole rows ``P`` and the implicit rows ``Y``: ``(x, Y) -> (P, Y)`` is linear with unit
-Jacobian, so it samples the same posterior. Given ``Y``, a user's row is drawn as before with its prior mean
-shifted by its implicit part ``(W Y)_u`` (``W = S A``: the rated-movie indicator ``A`` scaled by ``s_u``); given
-``P``, the ratings no longer involve ``Y``, only the users' prior ``x_u = P_u - (W Y)_u ~ N(mu_x, 1/lambda_x)``
-does. Each column ``f`` of ``Y`` is then Gaussian with precision ``lambda_xf W'W + lambda_yf I`` and right-hand
-side ``lambda_xf W'(P_f - mu_xf) + lambda_yf mu_yf``. ``W'W`` is one fixed matrix for every column and sweep:
-with its eigenvectors ``V`` (eigenvalues ``sigma^2``, found once from the smaller of ``W W'`` and ``W'W``) the
-precision is ``V diag(lambda_x sigma^2 + lambda_y) V' + lambda_y (I - V V')``, so the mean and a draw of every
-column cost a few products with ``V``: an exact draw, no iteration.
+Each movie's whole row adds ``t_i sum_{v in N(i)} [z_v, d_v]``: ``N(i)`` the users who rated it among the fit's
+ratings, ``t_i = |N(i)|^-1/2``, and a row ``[z_v, d_v]`` per user (with a bias column, as myFM's implicit features
+carry a linear weight), from its own prior ``N(mu, diag(1/lambda))`` with drawn hyperparameters like every block.
+The movie's own row is drawn as before with this flipped part in its fixed offset beside its features; the table
+``Z`` is drawn given the own rows (non-centred: the ratings inform it), every coordinate from its exact conditional
+given everything else, in turn (``gibbs_implicit_kernel``, compiled by numba), and the whole movie rows are rebuilt
+with it. The draw costs a few passes over the ratings per column; its normals come from the chain's torch generator,
+so one seed gives one chain. The exported movie rows hold the flipped part, so ``serve``, ``recommend`` and a
+folded-in user see it; a new user's ratings do not change it (their row in ``Z`` is not drawn). Sharded runs
+(``sharded_gibbs``) have no flipped block: their chains hold no implicit rows, whatever ``use_implicit`` says.
 
-The eigenvectors cost ``min(users, movies)^3`` once, which bounds the data this block serves (``EXACT_LIMIT``).
+On the validation holdout of ``benchmarks/bayes.py --validation`` (hybrid, dim 32, 200 sweeps, split seeds 0 and 1)
+the flipped block scored 0.8160 and 0.8009 against 0.8205 and 0.8028 without it, for 17.5 ms a sweep at one thread
+(the rest of the sweep about 100 ms); at dim 16 it gains more (``registry.GIBBS_DEFAULTS``) for 9 ms of 48. numba
+compiles the kernel in 0.7 s of CPU on a first run and loads it from its cache (``cache=True``) in 0.3 s after.
+Tried and dropped:
 
-Tried instead, and dropped: myFM's two implicit blocks (this one and the "flipped" movie-side block, the users who
-rated a movie scaled by ``|N(i)|^-1/2``) drawn non-centred, each block's rows jointly given the rest under the
-ratings' likelihood (precision ``alpha M' G M + diag(lambda)``, ``G`` the hosts' Gram matrices), by
-perturb-and-solve with Jacobi- or block-Jacobi-preconditioned CG. The draws matched the dense conditional's mean
-and covariance on a small case, but on ml-latest-small (dim 32) CG needs 150-200 steps for the 610-row flipped
-block and has not converged after 300 for this block's 9,742 rows (relative residual 4e-2: the rows outside the
-span of ``W``, which only the prior holds, against movies with hundreds of raters), about 1.4 s a sweep against
-0.15 s for the rest, and the capped chain scored worse (0.905 against 0.853 after 20 sweeps, split seed 0).
+- the user-side SVD++ block (``[p_u, b_u] = [x_u, b'_u] + s_u sum_{j in N(u)} [y_j, c_j]``, the movies a user rated)
+  drawn the same way: 0.8224 alone and 0.8222 beside the flipped block on split seed 0, against 0.8205 without
+  either and 0.8160 with the flipped block alone (35 ms a sweep for both blocks);
+- that block drawn centred (given the users' whole rows, so only their prior informs it; an exact joint draw
+  through the eigenvectors of ``W'W``): 0.8147 against 0.8116 without it;
+- both blocks drawn a block at a time by perturb-and-solve with preconditioned CG: CG had not converged on
+  ml-latest-small's 9,742-row user-side block after 300 steps (relative residual 4e-2) at 1.4 s a sweep, and the
+  capped chain scored worse.
 """
 
 from __future__ import annotations
 
-import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from movierec.data.ratings import Ratings
-from movierec.errors import MovieRecError
-from movierec.models.hybrid import rated_sets
-from movierec.train.als import FeatureMatrix
+from movierec.train.als import Factors, FeatureMatrix
 
-EXACT_LIMIT = 20_000
-"""Most users or movies with ratings (whichever side is smaller) whose ``W W'`` or ``W'W`` is decomposed."""
-_FLAT = 1e-9
-"""Eigenvalues below this share of the largest are taken as zero (their directions get the prior alone)."""
+FLIPPED = "flipped"
+"""The block's name among the chain's hyperparameters."""
 
 
-class ImplicitBlock:
-    """``W`` both ways, the eigenvectors of ``W'W``, and the users' implicit parts ``W Y`` of the current ``Y``."""
+@dataclass(frozen=True)
+class Relation:
+    """A block's ratings grouped by host (a movie) and by member (a user), as ``gibbs_implicit_kernel`` reads them,
+    and ``hosts x members`` on the device (entries scaled by the host's ``|N|^-1/2``) for the hosts' offsets."""
+
+    host_ptr: np.ndarray
+    host_ratings: np.ndarray
+    host_other: np.ndarray
+    member_ptr: np.ndarray
+    member_hosts: np.ndarray
+    host_scale: np.ndarray
+    matrix: FeatureMatrix
+    informed: torch.Tensor
+    """``(members,)`` bool: the members some host holds (the others stay zero and take no part)."""
+
+    @classmethod
+    def of(cls, hosts: np.ndarray, members: np.ndarray, n_hosts: int, n_members: int, device: torch.device) -> Relation:
+        """From each rating's host and member (the member is also the rating's row on the other side)."""
+        by_host, by_member = np.argsort(hosts, kind="stable"), np.argsort(members, kind="stable")
+        host_counts, member_counts = np.bincount(hosts, minlength=n_hosts), np.bincount(members, minlength=n_members)
+        host_ptr, member_ptr = (_pointers(counts) for counts in (host_counts, member_counts))
+        scale = 1.0 / np.sqrt(np.maximum(host_counts, 1))
+        other = members[by_host].astype(np.int64)
+        return cls(
+            host_ptr, by_host.astype(np.int64), other, member_ptr, hosts[by_member].astype(np.int64), scale,
+            FeatureMatrix.from_csr(host_ptr, other, np.repeat(scale, host_counts), n_members, device),
+            torch.from_numpy(member_counts > 0).to(device),
+        )  # fmt: skip
+
+
+class FlippedBlock:
+    """The table ``Z`` (drawn in place), its relation to the ratings and the movies' current flipped parts."""
 
     def __init__(self, train: Ratings, n_users: int, n_items: int, table: torch.Tensor) -> None:
-        """``table`` is ``Y`` (``(n_items, dim + 1)``, drawn in place); ``train`` gives each user's ``N(u)``."""
-        indptr, items = rated_sets(train)
-        counts = np.diff(indptr)
-        weights = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts)
-        self.table, device = table, table.device
-        self.matrix = FeatureMatrix.from_csr(indptr, items, weights, n_items, device)
-        self.rated = torch.from_numpy(np.bincount(items, minlength=n_items) > 0).to(device)
-        users = np.repeat(np.arange(n_users), counts)
-        basis, spectrum = eigen_basis(users, items, weights, n_items)
-        self.basis, self.spectrum = basis.to(device, torch.float32), spectrum.to(device, torch.float32)
-        self.offset = self.matrix.times(table)
-        """``(n_users + 1, dim + 1)``: each user's implicit part ``(W Y)_u``, padding row last."""
+        """``table`` is ``Z``, ``(n_users, dim + 1)``; ``train`` gives each movie's raters."""
+        users, items = train.users.astype(np.int64), train.items.astype(np.int64)
+        self.table = table
+        self.relation = Relation.of(items, users, n_items, n_users, table.device)
+        self.offset = self.relation.matrix.times(table)
+        """``(n_items + 1, dim + 1)``: each movie's flipped part ``(V Z)_i``, padding row last."""
+
+    @property
+    def part(self) -> Factors:
+        """The movies' flipped parts as rows."""
+        return Factors(self.offset[:, :-1], self.offset[:, -1])
 
     def draw(
         self,
-        whole: torch.Tensor,
-        user_prior: tuple[torch.Tensor, torch.Tensor],
+        users: Factors,
+        residual: torch.Tensor,
+        noise_precision: float,
         prior: tuple[torch.Tensor, torch.Tensor],
         generator: torch.Generator,
     ) -> None:
-        """Draw ``Y`` given the users' whole rows ``whole`` (``(n_users + 1, dim + 1)``, padding last), the users'
-        prior ``(mu_x, lambda_x)`` and the implicit rows' ``(mu_y, lambda_y)``; refresh the implicit parts."""
-        (user_mean, user_precision), (mean, precision) = user_prior, prior
-        rhs = user_precision * self.matrix.transposed_times(whole[:-1] - user_mean) + precision * mean
-        noise = torch.randn(self.table.shape, generator=generator, device=rhs.device, dtype=rhs.dtype)
-        along = user_precision * self.spectrum[:, None] + precision  # (rank, dim + 1)
-        basis = self.basis
-        rhs_in, noise_in = basis.T @ rhs, basis.T @ noise
-        drawn = (rhs - basis @ rhs_in) / precision + basis @ (rhs_in / along)
-        drawn += (noise - basis @ noise_in) / precision.sqrt() + basis @ (noise_in / along.sqrt())
-        self.table.copy_(drawn * self.rated[:, None])
-        self.offset = self.matrix.times(self.table)
+        """Draw ``Z`` given the users' rows and the movies' own rows, and refresh the flipped parts; ``residual``
+        holds each fit rating's residual under the current rows (the caller rebuilds the whole movie rows)."""
+        from movierec.train.gibbs_implicit_kernel import draw_block  # numba loads only for chains that draw Z
+
+        relation, table = self.relation, self.table
+        noise = torch.randn(table.shape, generator=generator, device=table.device, dtype=table.dtype)
+        other = torch.cat([users.factors[:-1], torch.ones_like(users.bias[:-1, None])], 1)
+        values, errors = _numpy(table), _numpy(residual)
+        draw_block(
+            values, _numpy(other), relation.host_ptr, relation.host_ratings, relation.host_other, relation.member_ptr,
+            relation.member_hosts, relation.host_scale, errors, noise_precision, _numpy(prior[0]), _numpy(prior[1]),
+            _numpy(noise),
+        )  # fmt: skip
+        table.copy_(torch.from_numpy(values))
+        self.offset = relation.matrix.times(table)
 
     def rows(self) -> torch.Tensor:
-        """The implicit rows that take part (movies someone rated), for the block's hyperparameters."""
-        return self.table[self.rated]
+        """The rows that take part (users with ratings), for the block's hyperparameters."""
+        return self.table[self.relation.informed]
 
 
-def eigen_basis(
-    users: np.ndarray, items: np.ndarray, weights: np.ndarray, n_items: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Orthonormal eigenvectors ``(n_items, rank)`` of ``W'W`` with non-zero eigenvalues, and those eigenvalues,
-    from the smaller of ``W W'`` and ``W'W`` (``W``'s entries: ``users``, ``items``, ``weights``), in float64."""
-    user_rows, user_index = np.unique(users, return_inverse=True)
-    item_rows, item_index = np.unique(items, return_inverse=True)
-    smaller = min(user_rows.size, item_rows.size)
-    if smaller > EXACT_LIMIT:
-        raise MovieRecError(
-            f"--solver gibbs draws the SVD++ term exactly, for at most {EXACT_LIMIT} users or movies with ratings; "
-            f"this data has {user_rows.size} and {item_rows.size}: use --no-implicit."
-        )
-    index = torch.from_numpy(np.stack([user_index, item_index]))
-    by_user = user_rows.size <= item_rows.size
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "sparse invariant checks are implicitly disabled", "CSR ... in beta"
-        matrix = torch.sparse_coo_tensor(index, torch.from_numpy(weights), (user_rows.size, item_rows.size))
-        matrix = matrix.coalesce()
-        gram = torch.sparse.mm(matrix, matrix.t()) if by_user else torch.sparse.mm(matrix.t(), matrix)
-    values, vectors = torch.linalg.eigh(gram.to_dense())
-    keep = values > _FLAT * values.max()
-    values, vectors = values[keep], vectors[:, keep]
-    if by_user:  # W'u / sigma: the unit eigenvector of W'W beside the eigenvector u of W W'
-        vectors = torch.sparse.mm(matrix.t(), vectors / values.sqrt())
-    basis = torch.zeros(n_items, vectors.shape[1], dtype=torch.float64)
-    basis[torch.from_numpy(item_rows)] = vectors
-    return basis, values
+def _pointers(counts: np.ndarray) -> np.ndarray:
+    """CSR row pointers of rows with these counts."""
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A float64 copy on the CPU, for the kernel."""
+    return np.array(tensor.detach().to("cpu", torch.float64).numpy(), order="C")

@@ -24,11 +24,9 @@ from movierec.train.als import Factors
 class KeptSamples:
     """Running sums over the kept samples, the stored samples, and the validation predictions' sum."""
 
-    def __init__(
-        self, n_users: int, n_items: int, dim: int, n_valid: int, planned: int, stored: int, implicit: bool = False
-    ) -> None:
-        """``planned`` samples will be kept, ``stored`` of them (at most ``planned``) stored, with the hybrid's
-        SVD++ rows when ``implicit``; tensors on the CPU until ``to`` moves them."""
+    def __init__(self, n_users: int, n_items: int, dim: int, n_valid: int, planned: int, stored: int) -> None:
+        """``planned`` samples will be kept, ``stored`` of them (at most ``planned``) stored; tensors on the CPU
+        until ``to`` moves them."""
         self.planned, self.stored = planned, min(stored, planned)
         self.kept = 0
         self.tensors: dict[str, torch.Tensor] = {
@@ -39,42 +37,31 @@ class KeptSamples:
             "item_factors": torch.zeros(n_items, dim, dtype=torch.float64),
             "stored_users": torch.zeros(n_users, 0),
             "stored_items": torch.zeros(n_items, 0),
-            "implicit": torch.zeros(n_items if implicit else 0, dim, dtype=torch.float64),
-            "stored_implicit": torch.zeros(n_items if implicit else 0, 0),
         }
 
     def to(self, device: torch.device) -> None:
         self.tensors = {name: value.to(device) for name, value in self.tensors.items()}
 
-    def add(self, users: Factors, items: Factors, valid: torch.Tensor, implicit: torch.Tensor | None = None) -> None:
-        """Keep one sample: the whole user and movie rows (padding row last), its validation predictions and, with
-        the SVD++ term, the implicit rows' factors (``(n_items, dim)``)."""
+    def add(self, users: Factors, items: Factors, valid: torch.Tensor) -> None:
+        """Keep one sample: the whole user and movie rows (padding row last) and its validation predictions."""
         self.kept += 1
         t = self.tensors
         t["valid"] += valid
         for name, side in (("user", users), ("item", items)):
             t[f"{name}_bias"] += side.bias[:-1]
             t[f"{name}_factors"] += side.factors[:-1]
-        if implicit is not None:
-            t["implicit"] += implicit
         if self.stored and (self.kept * self.stored) // self.planned > ((self.kept - 1) * self.stored) // self.planned:
             t["stored_users"] = torch.cat([t["stored_users"], users.factors[:-1]], 1)
             t["stored_items"] = torch.cat([t["stored_items"], items.factors[:-1]], 1)
-            if implicit is not None:
-                t["stored_implicit"] = torch.cat([t["stored_implicit"], implicit], 1)
 
     def valid_mean(self) -> torch.Tensor:
         return (self.tensors["valid"] / max(1, self.kept)).to(torch.float32)
 
     def tables(self) -> dict[str, Any]:
-        """The averaged biases and the factor tables the run folder stores (see the module docstring); with the
-        SVD++ term, ``implicit`` likewise (side by side when samples are stored, as fold-in adds it to a user)."""
+        """The averaged biases and the factor tables the run folder stores (see the module docstring)."""
         t, kept = self.tensors, max(1, self.kept)
         out = {name: (t[name] / kept).to("cpu", torch.float32).numpy() for name in ("user_bias", "item_bias")}
-        tables = {"user_factors": "stored_users", "item_factors": "stored_items"}
-        if t["implicit"].shape[0]:
-            tables["implicit"] = "stored_implicit"
-        for name, stored in tables.items():
+        for name, stored in (("user_factors", "stored_users"), ("item_factors", "stored_items")):
             if self.stored:
                 samples = t[stored].shape[1] // t["user_factors"].shape[1]
                 out[name] = (t[stored] / math.sqrt(max(1, samples))).to("cpu", torch.float32).numpy()
@@ -88,6 +75,6 @@ class KeptSamples:
 
     def restore(self, tensors: dict[str, torch.Tensor], values: dict[str, Any]) -> None:
         device = self.tensors["valid"].device
-        # checkpoints from before the SVD++ rows lack their (then empty) sums: the fresh ones stand in
-        self.tensors = {name: tensors.get(name, fresh).to(device) for name, fresh in self.tensors.items()}
+        # a checkpoint's other tensors (the SVD++ sums of chains before the flipped block) are left out
+        self.tensors = {name: tensors[name].to(device) for name in self.tensors}
         self.kept = int(values["kept"])
