@@ -7,6 +7,7 @@ speak raw ids.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -82,7 +83,8 @@ class RatingScale:
 
 @dataclass(frozen=True)
 class Ratings:
-    """Ratings as parallel arrays over shared user and item vocabularies."""
+    """Ratings as parallel arrays over shared user and item vocabularies. The arrays are not changed once made:
+    a change is a new ``Ratings`` (``take``, ``replace``), which counts its ratings afresh."""
 
     users: np.ndarray  # int32 user index
     items: np.ndarray  # int32 item index
@@ -175,10 +177,25 @@ class Ratings:
         )
 
     def user_counts(self) -> np.ndarray:
-        return np.bincount(self.users, minlength=self.n_users)
+        """Ratings per user index [n_users], counted once: a read-only array (copy it to change it)."""
+        return self._user_counts
 
     def item_counts(self) -> np.ndarray:
-        return np.bincount(self.items, minlength=self.n_items)
+        """Ratings per item index [n_items], counted once: a read-only array (copy it to change it)."""
+        return self._item_counts
+
+    @functools.cached_property
+    def _user_counts(self) -> np.ndarray:
+        return _read_only(np.bincount(self.users, minlength=self.n_users))
+
+    @functools.cached_property
+    def _item_counts(self) -> np.ndarray:
+        return _read_only(np.bincount(self.items, minlength=self.n_items))
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    values.flags.writeable = False
+    return values
 
 
 def no_timestamps(n: int) -> np.ndarray:

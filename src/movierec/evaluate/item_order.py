@@ -55,13 +55,11 @@ def popularity_scores(train: Ratings) -> ItemOrderedScore:
 
 
 def model_item_orders(model: FactorModel) -> tuple[ItemOrderedScore, ItemOrderedScore] | None:
-    """The model's rank score and its predicted rating as item-ordered scorers, when both are functions of the
-    movie bias alone (no factors, no "likely to watch" term, no popularity prior in the rank score) through a
-    clipped link, every step of which is monotone to the last bit; None otherwise."""
-    p = model.params
-    if p.dim or p.link != "linear" or (p.has_watch and p.watch_weight) or (p.rank_weight and p.item_prior.size):
+    """The model's rank score and its predicted rating as item-ordered scorers, when one movie order ranks
+    both for every user (``FactorModel.movie_order_key``); None otherwise."""
+    key = model.movie_order_key()
+    if key is None:
         return None
-    key = np.where(model.known_items(), p.item_bias, np.float32(0.0))
     return (
         ItemOrderedScore(key, lambda users, items: model.restricted_to(items).rank_scores(users)),
         ItemOrderedScore(key, lambda users, items: model.restricted_to(items).score_items(users)),

@@ -28,8 +28,8 @@ def fit_biases(
     """Alternate ``b_i = sum(r - mean - b_u) / (reg + n_i)`` and the same for users."""
     mean = float(train.ratings.mean())
     residual_base = train.ratings.astype(np.float64) - mean
-    user_count = np.bincount(train.users, minlength=train.n_users)
-    item_count = np.bincount(train.items, minlength=train.n_items)
+    user_count = train.user_counts()
+    item_count = train.item_counts()
     user_bias = np.zeros(train.n_users)
     item_bias = np.zeros(train.n_items)
     for _ in range(passes):

@@ -208,21 +208,27 @@ class FactorModel:
             np.where(known, p.user_bias[users], 0.0),
             p.user_factors[users] * known[:, None].astype(np.float32),
         )
-        return self.link(raw)
+        return self._link_in_place(raw)
 
     def rank_scores(self, users: np.ndarray) -> np.ndarray:
         """Scores for top-N lists (higher first): the normalised predicted rating, the popularity prior, and
         the "likely to watch" score."""
         users = np.asarray(users, dtype=np.int64)
-        return self.rank_scores_from(users, self.score_items(users))
+        return self._rank_scores_in_place(users, self.score_items(users))
 
     def rank_scores_from(self, users: np.ndarray, predicted: np.ndarray) -> np.ndarray:
         """``rank_scores`` of user indices ``users`` given their predicted ratings ``score_items(users)``."""
-        scores = self.to_rank_scores(predicted)
+        return self._rank_scores_in_place(np.asarray(users, dtype=np.int64), _float_copy(predicted))
+
+    def movie_order_key(self) -> np.ndarray | None:
+        """float32 [n_items]: one key that orders every user's ``rank_scores`` and ``score_items`` alike (each
+        a non-decreasing function of it, equal keys giving equal scores), when both depend on the movie's bias
+        alone: no factors, no "likely to watch" term, no popularity prior in the rank score, and a clipped link
+        (every step of which is monotone to the last bit). None otherwise."""
         p = self.params
-        if self._ranks_watch:
-            scores = scores + p.watch_weight * (p.watch_user[np.asarray(users, dtype=np.int64)] @ p.watch_item.T)
-        return scores
+        if p.dim or p.link != "linear" or self._ranks_watch or (p.rank_weight and p.item_prior.size):
+            return None
+        return self._known_item_bias
 
     def watch_scores(self, watch: np.ndarray | None, items: np.ndarray | None = None) -> np.ndarray:
         """The "likely to watch" score of every item (or of ``items``) for one user's watch vector (zeros
@@ -475,12 +481,7 @@ class FactorModel:
     def link(self, raw: np.ndarray) -> np.ndarray:
         """Map raw scores to stars (float32): clip to the scale for the linear models, a sigmoid scaled to it
         for ``sigmoid-mf``."""
-        p = self.params
-        if p.link == "sigmoid":
-            out = p.low + (p.high - p.low) / (1.0 + np.exp(-raw))
-        else:
-            out = np.clip(raw, p.low, p.high)
-        return np.asarray(out, dtype=np.float32)
+        return self._link_in_place(_float_copy(raw))
 
     def inverse_link(self, ratings: np.ndarray) -> np.ndarray:
         """Map stars back to raw scores (the sigmoid's inverse keeps 2% away from either end of the scale)."""
@@ -497,11 +498,7 @@ class FactorModel:
 
     def to_rank_scores(self, predicted: np.ndarray) -> np.ndarray:
         """Rank scores from predicted ratings ``[users, n_items]``, without the "likely to watch" term."""
-        p = self.params
-        scores = self.unit_rating(predicted)
-        if p.rank_weight and p.item_prior.size:
-            scores = scores + p.rank_weight * p.item_prior[None, :]
-        return scores
+        return self._to_rank_scores_in_place(_float_copy(predicted))
 
     def with_rank_weight(self, weight: float, watch_weight: float | None = None) -> FactorModel:
         watch = self.params.watch_weight if watch_weight is None else float(watch_weight)
@@ -529,11 +526,56 @@ class FactorModel:
         return self.link(raw.astype(np.float64))
 
     def _raw_all(self, user_bias: np.ndarray, user_factors: np.ndarray) -> np.ndarray:
+        """``global_mean + user_bias[:, None] + known item bias[None, :] + user_factors @ item_factors.T``
+        [users, n_items], summed in that order, in one matrix: the product, to which the biases are added a
+        cache-sized block of rows at a time (float addition commutes, so the bits are those of the sum)."""
         p = self.params
-        raw = p.global_mean + user_bias[:, None] + self._known_item_bias[None, :]
-        if p.dim:
-            raw = raw + user_factors @ p.item_factors.T
+        base = p.global_mean + user_bias  # [users]: the same rounding as the [users, 1] column
+        biases = self._known_item_bias
+        if not p.dim:
+            return base[:, None] + biases[None, :]
+        product = user_factors @ p.item_factors.T
+        dtype = np.result_type(base, biases, product)
+        raw = product if product.dtype == dtype else product.astype(dtype)
+        rows = max(1, ROW_BLOCK_BYTES // max(1, raw.shape[1] * raw.itemsize))
+        block = np.empty((min(rows, raw.shape[0]), raw.shape[1]), raw.dtype)
+        for start in range(0, raw.shape[0], rows):
+            part = block[: raw.shape[0] - start]
+            np.add(base[start : start + rows, None], biases[None, :], out=part)
+            raw[start : start + rows] += part
         return raw
+
+    def _link_in_place(self, raw: np.ndarray) -> np.ndarray:
+        """``link`` of a float array that may be overwritten: the same operations, written into ``raw``."""
+        p = self.params
+        if p.link == "sigmoid":
+            np.negative(raw, out=raw)
+            np.exp(raw, out=raw)
+            raw += 1.0
+            np.divide(p.high - p.low, raw, out=raw)
+            raw += p.low
+        else:
+            np.clip(raw, p.low, p.high, out=raw)
+        return np.asarray(raw, dtype=np.float32)
+
+    def _to_rank_scores_in_place(self, predicted: np.ndarray) -> np.ndarray:
+        """``to_rank_scores`` of float ``predicted`` ratings that may be overwritten, written into them."""
+        p = self.params
+        predicted -= p.low
+        predicted /= p.high - p.low
+        if p.rank_weight and p.item_prior.size:
+            predicted = _add_in_place(predicted, p.rank_weight * p.item_prior[None, :])
+        return predicted
+
+    def _rank_scores_in_place(self, users: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        """``rank_scores_from`` of float ``predicted`` ratings that may be overwritten, written into them."""
+        p = self.params
+        scores = self._to_rank_scores_in_place(predicted)
+        if self._ranks_watch:
+            watch = p.watch_user[users] @ p.watch_item.T
+            watch *= p.watch_weight
+            scores = _add_in_place(scores, watch)
+        return scores
 
     @property
     def taste(self) -> Taste:
@@ -551,6 +593,26 @@ class FactorModel:
     def _known_item_bias(self) -> np.ndarray:
         """Item biases with untrained items at zero (computed once: scoring a user reads it every time)."""
         return np.where(self.known_items(), self.params.item_bias, 0.0)
+
+
+ROW_BLOCK_BYTES = 1 << 18
+"""Size of the scratch block in which ``_raw_all`` sums the biases before adding them to the product (256 KB:
+it stays in cache)."""
+
+
+def _float_copy(values: np.ndarray) -> np.ndarray:
+    """A copy of ``values`` in the float type arithmetic with float32 gives them (float32 stays float32, float64
+    and integers become float64): what an operation that returns a new array would compute in."""
+    values = np.asarray(values)
+    return values.astype(np.promote_types(values.dtype, np.float32))
+
+
+def _add_in_place(total: np.ndarray, term: np.ndarray) -> np.ndarray:
+    """``total + term``, written into ``total`` unless the sum needs a wider type."""
+    if np.result_type(total, term) != total.dtype:
+        return total + term
+    total += term
+    return total
 
 
 def population_prior(params: FactorParams, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
