@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from movierec.models.factors import PREDICT_BUDGET
+from movierec.train.grouping import stable_order
 
 CPU_BLOCK_RATINGS = 1 << 16  # padded ratings per block on the CPU: X stays in the last-level cache
 GPU_BLOCK_RATINGS = 1 << 22  # larger blocks keep a GPU busy
@@ -94,7 +95,7 @@ def build_side(
 ) -> Side:
     """Group ratings ``(rows, cols, values)`` by row into padded blocks on ``device``."""
     budget = block_ratings or (GPU_BLOCK_RATINGS if device.type == "cuda" else CPU_BLOCK_RATINGS)
-    order = np.argsort(rows, kind="stable")
+    order = stable_order(rows, n_rows)
     sorted_cols = cols[order].astype(np.int32)
     sorted_values = values[order].astype(np.float32)
     del order
