@@ -95,7 +95,7 @@ def build_side(
 ) -> Side:
     """Group ratings ``(rows, cols, values)`` by row into padded blocks on ``device``."""
     budget = block_ratings or (GPU_BLOCK_RATINGS if device.type == "cuda" else CPU_BLOCK_RATINGS)
-    order = stable_order(rows, n_rows)
+    order = stable_order(rows)
     sorted_cols = cols[order].astype(np.int32)
     sorted_values = values[order].astype(np.float32)
     del order
@@ -160,7 +160,7 @@ def solve_side(
         """One block's ridge regressions solved (``steps`` CG steps, or exactly), written back."""
         x = gathered_into(buffer, features, block.cols)
         mask = (block.cols != pad).to(x.dtype)
-        target = _target(block, x, mask, other_bias, offset)
+        target = row_targets(block, x, mask, other_bias, offset)
         p, b = own.factors.index_select(0, block.rows), own.bias.index_select(0, block.rows)
         lam = reg * block.counts + prior[0]
         lam_b = reg * bias_scale * block.counts + prior[1]
@@ -334,7 +334,7 @@ def movie_sums(side: Side, users: Factors, items: Factors) -> RowSums:
     sums = RowSums.zeros(side.n_rows, users.factors.shape[1], users.factors.device)
     for block, x, mask in _gathered(side, users):
         vector, bias = items.factors.index_select(0, block.rows), items.bias.index_select(0, block.rows)
-        target = _target(block, x, mask, users.bias, None)
+        target = row_targets(block, x, mask, users.bias, None)
         sums.record(block, x, target - times(x, vector) - bias[:, None] * mask)
     return sums
 
@@ -401,7 +401,7 @@ def row_systems(side: Side, other: Factors, offset: Factors | None = None) -> It
     the Gibbs sampler's draws, which factorise it."""
     with torch.no_grad():
         for block, x, mask in _gathered(side, other):
-            target = _target(block, x, mask, other.bias, offset)
+            target = row_targets(block, x, mask, other.bias, offset)
             yield RowSystem(block, *_normal_equations(x, mask, target))
 
 
@@ -411,7 +411,7 @@ def _normal_equations(x: torch.Tensor, mask: torch.Tensor, target: torch.Tensor)
     return torch.bmm(design.transpose(1, 2), design), transposed_times(design, target)
 
 
-def _target(
+def row_targets(
     block: Block, x: torch.Tensor, mask: torch.Tensor, other_bias: torch.Tensor, offset: Factors | None
 ) -> torch.Tensor:
     """What a block's own rows must explain of each rating: the centred rating less the other side's bias and,
