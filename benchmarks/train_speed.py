@@ -15,7 +15,9 @@
   the fast path must stay within ``EXACT_RMSE_BAR`` of at the same number of epochs (issue 16); ``--cg-steps``
   sets the fast path's steps (default: ``als_cg_steps``'s).
 - gibbs (``--gibbs``): the same number of sweeps of ``--solver gibbs`` (no burn-in: every sweep costs the same),
-  and one sweep's cost in ALS epochs (issue 15's bar: at most 2 at ML-25M size).
+  and one sweep's cost in ALS epochs (issue 15's bar: at most 2 at ML-25M size), with the process's CPU seconds per
+  sweep and the CG steps of its row draws (``gibbs_cg``). ``--gibbs-draws cholesky`` or ``cg`` forces one way of
+  drawing the rows (default: ``gibbs_cg.draws_by_cg``'s size rule).
 
 With ``--json`` the last line is ``{"fast_ratings_per_s", "reference_ratings_per_s", "ratio"}`` (and
 ``"exact_ratings_per_s", "rmse_gap"`` with ``--exact``).
@@ -52,7 +54,7 @@ from movierec.data.split import validation_split
 from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_ratings, synthetic_movies
 from movierec.models import registry
 from movierec.models.features import build_item_features
-from movierec.train import driver, sgd
+from movierec.train import driver, gibbs, gibbs_cg, sgd
 
 FAST_BAR = 3_000_000
 CG_BAR = 10_000_000
@@ -64,6 +66,7 @@ RATIO_BAR = 25.0
 REFERENCE = {"optimizer": "adam", "weight_decay": 1e-5, "batch_size": 8192, "lr": 0.005}
 SPARSE = {"optimizer": "sparse-adam", "batch_size": 65536, "lr": 0.005}
 MODELS = ("biased-mf", "hybrid")
+GIBBS_DRAWS = ("auto", "cholesky", "cg")
 TAGS_PER_MOVIE = 3.0
 TAG_NAMES = 1000
 
@@ -117,16 +120,18 @@ def measure_fast(config: TrainConfig, data: Dataset, epochs: int, solver: str = 
     fast.start()
     _synchronize(device)
     setup = time.perf_counter() - started
-    seconds, val_rmse = [], []
+    seconds, cpu_seconds, val_rmse = [], [], []
     for epoch in range(1, epochs + 1):
-        tick = time.perf_counter()
+        tick, cpu_tick = time.perf_counter(), time.process_time()
         fast.run_epoch(epoch)
         val_rmse.append(fast.validation_rmse())
         _synchronize(device)
         seconds.append(time.perf_counter() - tick)
+        cpu_seconds.append(time.process_time() - cpu_tick)
     rates = [len(split.train) / s for s in seconds]
     return {
         "epoch_seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "ratings_per_s": statistics.median(rates),
         "setup_seconds": setup,
         "val_rmse": val_rmse,
@@ -168,6 +173,28 @@ def measure_loop(config: TrainConfig, data: Dataset, n_batches: int) -> dict[str
     return {"ratings_per_s": n / seconds, "seconds": seconds, "ratings": n, "loss": loss}
 
 
+def force_gibbs_draws(way: str) -> None:
+    """``--gibbs-draws``: every side's rows by CG, or none (``gibbs_cg``'s size rule moved), or the rule as it is."""
+    if way == "cg":
+        gibbs_cg.CG_FROM_RATINGS = gibbs_cg.CG_FROM_WIDTH = 0
+    elif way == "cholesky":
+        gibbs_cg.CG_FROM_RATINGS = sys.maxsize
+
+
+def counted_cg_steps() -> list[int]:
+    """The list that the sampler's CG draws (``gibbs.draw_side_cg``, wrapped) extend with each block's steps."""
+    steps: list[int] = []
+    draw = gibbs.draw_side_cg
+
+    def counting(*args: Any, **kwargs: Any) -> list[int]:
+        taken = draw(*args, **kwargs)
+        steps.extend(taken)
+        return taken
+
+    gibbs.draw_side_cg = counting
+    return steps
+
+
 def _load() -> str:
     try:
         return " ".join(f"{value:.2f}" for value in os.getloadavg())
@@ -189,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cg-steps", type=int, default=None, help="fast path's CG steps (default: the shipped)")
     parser.add_argument("--exact", action="store_true", help="also time exact row solves and compare RMSE")
     parser.add_argument("--gibbs", action="store_true", help="also time sweeps of --solver gibbs (issue 15)")
+    parser.add_argument(
+        "--gibbs-draws", choices=GIBBS_DRAWS, default="auto", help="gibbs rows by cholesky, cg or the size rule"
+    )
     parser.add_argument("--reference-batches", type=int, default=40, help="reference batches to time")
     parser.add_argument("--no-sparse", action="store_true", help="skip the sparse-gradient loop")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
@@ -234,14 +264,18 @@ def main(argv: list[str] | None = None) -> int:
             f"RMSE {exact['val_rmse'][-1]:.4f}; fast - exact = {gap:+.4f}, bar {EXACT_RMSE_BAR})",
             flush=True,
         )
+    force_gibbs_draws(args.gibbs_draws)
+    cg_steps = counted_cg_steps()
     gibbs = measure_fast(base, data, args.epochs, solver="gibbs") if args.gibbs else None
     if gibbs is not None:
         sweep = statistics.median(gibbs["epoch_seconds"])
         als_epoch = statistics.median(quick["epoch_seconds"])
+        steps = f"median {statistics.median(cg_steps):.0f}, max {max(cg_steps)}" if cg_steps else "none: Cholesky"
         print(
             f"gibbs (sampler)   : {gibbs['ratings_per_s']:>12,.0f} ratings/s  (median of {args.epochs} sweeps; sweep "
-            f"seconds {', '.join(f'{s:.2f}' for s in gibbs['epoch_seconds'])}; one sweep / one ALS epoch = "
-            f"{sweep / als_epoch:.2f}, bar {GIBBS_SWEEP_BAR})",
+            f"seconds {', '.join(f'{s:.2f}' for s in gibbs['epoch_seconds'])}, CPU seconds "
+            f"{', '.join(f'{s:.2f}' for s in gibbs['cpu_seconds'])}; CG steps a block {steps}; one sweep / one ALS "
+            f"epoch = {sweep / als_epoch:.2f}, bar {GIBBS_SWEEP_BAR})",
             flush=True,
         )
     reference = measure_loop(base.replace(**REFERENCE), data, args.reference_batches)

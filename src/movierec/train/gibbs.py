@@ -17,6 +17,9 @@ built without, as under ALS; drawn by the chain it did not pay: see ``gibbs_impl
 
 On the CPU a sweep on a small data set runs on one torch thread (``RATINGS_PER_THREAD``).
 
+On large data with wide rows (``gibbs_cg.draws_by_cg``) a side whose draw collects no Gram matrices (users, and
+biased MF's movies) is drawn matrix-free instead, by perturb-and-solve conjugate gradients (``gibbs_cg``).
+
 Sweeps after ``gibbs_burn_in``, every ``gibbs_thin``-th, are kept: predictions average them (``gibbs_samples``),
 and the history's validation RMSE is that of the running average (of the current sample during the burn-in). A
 chain runs all its sweeps (patience does not cut it short: the average keeps improving as samples accrue, and the
@@ -45,6 +48,7 @@ from movierec.models.factors import FactorParams
 from movierec.models.features import build_item_features
 from movierec.train import als
 from movierec.train.als_solver import AlsSolver, AlsState
+from movierec.train.gibbs_cg import draw_side_cg, draws_by_cg
 from movierec.train.gibbs_draws import draw_noise_precision, draw_normal_gamma, draw_rows
 from movierec.train.gibbs_features import colour_classes, draw_features
 from movierec.train.gibbs_implicit import FLIPPED, FlippedBlock
@@ -183,6 +187,11 @@ class GibbsState(AlsState):
         movies' ``(G_i, g_i)`` when ``offset`` is given (``collected``'s tables, overwritten by the next call)."""
         mean, precision = self.block_prior(block)
         k = own.factors.shape[1] + 1
+        if offset is None and draws_by_cg(side, k):
+            draw_side_cg(
+                side, own, other, self.chain.noise_precision, (mean, precision), self.chain.generator, shift, fixed
+            )
+            return None, None
         grams, gradient = self.collected(side.n_rows, k) if offset is not None else (None, None)
         for rows, parts, rhs in merged_systems(als.row_systems(side, other, offset), DRAWN_ENTRIES // (k * k)):
             row_mean = mean if shift is None else mean + shift.index_select(0, rows)

@@ -1,0 +1,108 @@
+"""Perturb-and-solve CG row draws (``gibbs_cg``): their mean and covariance are the exact conditional's, and a chain
+that draws its rows by CG is deterministic (one seed, one chain; resume continues it) and recovers the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from movierec.models import registry
+from movierec.train import als, gibbs_cg
+from movierec.train.driver import EpochStats, fit
+from movierec.train.gibbs_cg import draw_side_cg
+
+from models_fixtures import low_rank_dataset, rmse
+
+GIBBS = {"solver": "gibbs", "dim": 3, "epochs": 12, "gibbs_burn_in": 4, "device": "cpu", "watch_dim": 0}
+
+
+def _exact_conditional(
+    design: np.ndarray, targets: np.ndarray, alpha: float, mean: np.ndarray, precision: np.ndarray, less: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of ``N(P^-1 c, P^-1)``, ``P = alpha A'A + diag(lambda)``, ``c = alpha (A'y - less) +
+    lambda mu``, in float64."""
+    exact_precision = alpha * design.T @ design + np.diag(precision)
+    cov = np.linalg.inv(exact_precision)
+    return cov @ (alpha * (design.T @ targets - less) + precision * mean), cov
+
+
+@pytest.mark.parametrize("n_rated", [2, 40])  # fewer ratings than the row's width (the prior decides), and many
+def test_cg_draws_have_the_exact_conditionals_mean_and_covariance(n_rated: int) -> None:
+    """Many users with the same ratings of the same movies share one conditional: their CG draws, each from its own
+    (random) current row, are samples of it."""
+    rng = np.random.default_rng(0)
+    n_users, n_items, dim = 20_000, 60, 4
+    items = rng.choice(n_items, n_rated, replace=False)
+    ratings = rng.normal(size=n_rated)
+    users = np.repeat(np.arange(n_users), n_rated)
+    side = als.build_side(
+        users, np.tile(items, n_users), np.tile(ratings, n_users), n_users, n_items, torch.device("cpu")
+    )
+    movies = als.Factors(
+        torch.cat([torch.randn(n_items, dim) * 0.7 + 0.3, torch.zeros(1, dim)]),
+        torch.cat([torch.randn(n_items) * 0.5, torch.zeros(1)]),
+    )
+    own = als.Factors(torch.randn(n_users + 1, dim) * 3, torch.randn(n_users + 1) * 3)
+    alpha, mean = 1.7, torch.tensor([0.2, -0.1, 0.0, 0.3, 0.1])
+    precision, shift = torch.tensor([3.0, 8.0, 0.5, 20.0, 1.0]), torch.tensor([0.1, 0.0, -0.2, 0.0, 0.4])
+    fixed = torch.tensor([0.5, -1.0, 0.0, 2.0, -0.3])
+    steps = draw_side_cg(
+        side, own, movies, alpha, (mean, precision), torch.Generator().manual_seed(0),
+        shift.expand(n_users + 1, -1), fixed.expand(n_users + 1, -1),
+    )  # fmt: skip
+    assert max(steps) < gibbs_cg.MAX_STEPS  # every block met the tolerance
+    design = np.concatenate([movies.factors[items].numpy(), np.ones((n_rated, 1))], 1).astype(np.float64)
+    targets = ratings - movies.bias[items].numpy()
+    exact_mean, exact_cov = _exact_conditional(
+        design, targets, alpha, (mean + shift).numpy(), precision.numpy(), fixed.numpy()
+    )
+    drawn = torch.cat([own.factors[:-1], own.bias[:-1, None]], 1).double().numpy()
+    scale = np.sqrt(np.diag(exact_cov))
+    np.testing.assert_allclose(drawn.mean(0), exact_mean, atol=4 * scale.max() / np.sqrt(n_users))
+    correlation = np.cov(drawn.T) / np.outer(scale, scale)
+    np.testing.assert_allclose(correlation, exact_cov / np.outer(scale, scale), atol=0.04)
+
+
+def test_a_chain_drawn_by_cg_is_deterministic_and_recovers_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gibbs_cg, "CG_FROM_RATINGS", 0)
+    monkeypatch.setattr(gibbs_cg, "CG_FROM_WIDTH", 0)
+    dataset, truth = low_rank_dataset(noise=0.3)
+    config = registry.config_for("biased-mf", **{**GIBBS, "epochs": 60, "gibbs_burn_in": 20})
+    first, second = (fit(config, dataset, dataset.ratings, progress=False) for _ in range(2))
+    np.testing.assert_array_equal(first.model.params.user_factors, second.model.params.user_factors)
+    assert [h.val_rmse for h in first.history] == [h.val_rmse for h in second.history]
+    ratings = dataset.ratings
+    assert rmse(first.model.predict(ratings.users, ratings.items), truth.predict(ratings.users, ratings.items)) < 0.25
+
+
+def test_a_resumed_chain_drawn_by_cg_continues_the_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """CG starts from the current rows, which the checkpoint holds: a resumed chain draws what an unbroken one does."""
+    monkeypatch.setattr(gibbs_cg, "CG_FROM_RATINGS", 0)
+    monkeypatch.setattr(gibbs_cg, "CG_FROM_WIDTH", 0)
+    dataset, _ = low_rank_dataset()
+    config = registry.config_for("biased-mf", **GIBBS)
+    straight = fit(config, dataset, dataset.ratings, progress=False)
+
+    def killed(stats: EpochStats) -> None:
+        if stats.epoch == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, dataset, dataset.ratings, run_dir=tmp_path, progress=False, on_epoch=killed)
+    resumed = fit(config, dataset, dataset.ratings, run_dir=tmp_path, resume=True, progress=False)
+    assert [h.val_rmse for h in resumed.history] == [h.val_rmse for h in straight.history]
+    np.testing.assert_array_equal(resumed.model.params.user_factors, straight.model.params.user_factors)
+
+
+def test_the_size_rule_keeps_the_cholesky_draws_on_small_data_or_narrow_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    side = als.build_side(
+        np.arange(100) % 10, rng.integers(0, 5, 100), rng.normal(size=100), 10, 5, torch.device("cpu")
+    )
+    assert not gibbs_cg.draws_by_cg(side, 65)  # 100 ratings: small data
+    monkeypatch.setattr(gibbs_cg, "CG_FROM_RATINGS", 100)
+    assert gibbs_cg.draws_by_cg(side, 65)
+    assert not gibbs_cg.draws_by_cg(side, 17)  # the hybrid's dim 16
