@@ -127,7 +127,8 @@ def test_the_sharded_watch_fit_in_one_process_is_the_single_process_fit_exactly(
     config = TrainConfig(model="biased-mf", solver="als", watch_dim=6, watch_iterations=3, shards="-")
     mean = float(np.float32(ratings.ratings.mean()))
     with distributed.group(config.device, False) as ranks:
-        sharded = fit_sharded_watch(ratings, config, mean, Exchange(ranks))
+        exchange = Exchange(ranks)
+        sharded = fit_sharded_watch(ratings, config, mean, exchange).gathered(np.arange(ratings.n_users), exchange)
     assert sharded is not None
     taste = configured_taste(config, mean)
     start = starting_items(np.arange(ratings.n_items), config.watch_dim, config.seed)

@@ -35,12 +35,12 @@ from movierec.train import checkpoint, distributed, rank_watch
 from movierec.train.als_solver import AlsSolver
 from movierec.train.freed_memory import give_back_freed_memory
 from movierec.train.gibbs import GibbsSolver
-from movierec.train.rank_weight import choose_rank_weight
+from movierec.train.rank_weight import choose_rank_weight, weight_users
 from movierec.train.sgd import SgdSolver
 from movierec.train.shard_checkpoint import ShardCheckpoints
 from movierec.train.shard_exchange import Exchange
 from movierec.train.sharded_als import ShardedAls, ShardRows, feature_count, meta_template
-from movierec.train.sharded_finish import ShardSummary, gather_summary
+from movierec.train.sharded_finish import WEIGHT_USERS, ShardSummary, gather_summary
 from movierec.train.sharded_gibbs import ShardedGibbs
 from movierec.train.sharded_watch import WatchFits, fit_sharded_watch
 from movierec.train.solver import Setup, Solver
@@ -166,25 +166,31 @@ def fit_sharded(
 def finish_sharded(
     trained: ShardedTraining, shards: ShardSet, config: TrainConfig, ranks: distributed.Context, started: float
 ) -> tuple[FitResult, ShardSummary] | None:
-    """``fit_sharded``'s end, on every rank of ``ranks``: the tables and the summary gathered, then on rank 0 the
-    finished model (timed from ``started``) and the summary; None on the other ranks. Once the tables are gathered
-    it lets go of ``trained`` (the solver's ratings by user and by movie; the caller should hold no other name for
-    it), reads the rank's own ratings again (training held them grouped, not as read), and lets go of them once
-    the summary is gathered. The "likely to watch" component is fitted across the ranks too (``sharded_watch``),
-    so no rank ever holds every rating."""
-    params = trained.solver.gather(trained.state.best_state)
-    state, history, mean = trained.state, trained.history, trained.solver.mean
+    """``fit_sharded``'s end, on every rank of ``ranks``: the "likely to watch" fits, the summary and the tables
+    gathered, then on rank 0 the finished model (timed from ``started``) and the summary; None on the other ranks.
+    It lets go of ``trained``'s ratings first (the solver keeps its rows; the caller should hold no other name for
+    it), reads the rank's own ratings again (training held them grouped, not as read) for the component, fitted
+    across the ranks (``sharded_watch``: no rank ever holds every rating) and the summary, and lets go of them
+    then. Rank 0 gathers the first fit's rows of only the users that choose the ranking weights, and the
+    model's tables last."""
+    solver, state, history = trained.solver, trained.state, trained.history
     del trained
+    solver.let_go_of_ratings()
     give_back_freed_memory()
     own = shards.read_owned(ranks.rank, ranks.world)
     exchange = Exchange(ranks)
-    watch = fit_sharded_watch(own, config, mean, exchange) if config.watch_dim else None
+    fits = fit_sharded_watch(own, config, solver.mean, exchange) if config.watch_dim else None
     give_back_freed_memory()
     summary = gather_summary(own, shards, config.val_fraction, config.seed, exchange)
-    if params is None or summary is None:
-        return None
     genres = movie_genres(shards.movies, own.n_items)
     del own
+    weighed = exchange.broadcast(None if summary is None else weight_users(summary.valid, WEIGHT_USERS))
+    watch = fits.gathered(weighed, exchange) if fits is not None else None
+    del fits
+    params = solver.gather(state.best_state)
+    del solver
+    if params is None or summary is None:
+        return None
     model = finish_model(params, Split(summary.fit, summary.valid), summary.train, config, genres, watch)
     result = FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
     return result, summary

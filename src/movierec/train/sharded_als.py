@@ -225,6 +225,11 @@ class ShardedAls(Solver):
     def divergence(self, epoch: int, loss: float) -> str:
         return f"ALS diverged at epoch {epoch} (loss {loss}); raise --reg (now {self.setup.config.reg})."
 
+    def let_go_of_ratings(self) -> None:
+        """Drop what the sweeps needed and ``gather`` does not: the ratings grouped both ways, the fetch plans, the
+        fetched movie table and the validation ratings (the rows stay). Training is over after it."""
+        del self.by_user, self.by_item, self.movie_rows, self.user_rows, self.movies, self.valid
+
     def gather(self, best: dict[str, torch.Tensor] | None) -> FactorParams | None:
         """Every rank's rows (the best epoch's, when given) gathered on rank 0 into the registry's module, built
         there (``build``), and exported; None on the other ranks. Every rank must call it."""

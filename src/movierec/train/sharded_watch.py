@@ -8,7 +8,8 @@ fetch only the other side's rows a rank's ratings touch (``RowFetch``) and sum `
 own rows' ``Y'Y``, all-reduced). The signed final user solve needs nothing more (a user's targets are a function
 of that user's ratings). Starting movie vectors are ``stable_normal`` of their global index, so every world size
 fits the same factors, up to the order of float sums; world size 1 gives exactly ``watch.fit_watch`` from those
-starting vectors. Rank 0 receives the gathered tables (users x dim and movies x dim).
+starting vectors. Rank 0 receives the gathered tables (users x dim and movies x dim) once it knows which users'
+rows of the first fit it needs (``ShardedWatchFits.gathered``).
 """
 
 from __future__ import annotations
@@ -53,21 +54,47 @@ class WatchFits:
     refit: WatchFactors
 
 
-def fit_sharded_watch(own: Ratings, config: TrainConfig, global_mean: float, exchange: Exchange) -> WatchFits | None:
+@dataclass(frozen=True)
+class ShardedWatchFits:
+    """Both fits as each rank holds them: its own user and movie rows (the zero padding row last), until
+    ``gathered``."""
+
+    fit: tuple[torch.Tensor, torch.Tensor]
+    refit: tuple[torch.Tensor, torch.Tensor]
+    n_users: int
+    n_items: int
+
+    def gathered(self, fit_users: np.ndarray, exchange: Exchange) -> WatchFits | None:
+        """``WatchFits`` on rank 0 (None elsewhere), every rank taking part: the refit whole, and of the first fit
+        the movies whole but only the users ``fit_users`` (global indices, the same on every rank), the other
+        users' rows zero. Choosing the ranking weights reads no other rows of it, and a zero table's untouched
+        pages take no memory."""
+        users, items = self.fit
+        mine = np.asarray(fit_users, dtype=np.int64)
+        mine = mine[mine % exchange.world == exchange.rank]
+        own_rows = users.index_select(0, torch.from_numpy(mine // exchange.world).to(users.device))
+        index, rows = exchange.to_first(mine, own_rows.cpu().numpy())
+        item_table = exchange.gather_rows(items[:-1], self.n_items)
+        refit = _gathered(*self.refit, self.n_users, self.n_items, exchange)
+        if item_table is None or refit is None:
+            return None
+        user_table = np.zeros((self.n_users, users.shape[1]), np.float32)
+        user_table[index] = rows
+        return WatchFits(WatchFactors(user_table, item_table.cpu().numpy()), refit)
+
+
+def fit_sharded_watch(own: Ratings, config: TrainConfig, global_mean: float, exchange: Exchange) -> ShardedWatchFits:
     """``driver.finish_model``'s two fits of the component (``watch.fit_configured`` on the fit part, then the
-    warm refit on every training rating) from every rank's ``own`` training ratings (its users'); ``WatchFits`` on
-    rank 0, None elsewhere. Every rank must call it; ``config.watch_dim`` must be above 0."""
+    warm refit on every training rating) from every rank's ``own`` training ratings (its users'), each rank's rows
+    of them. Every rank must call it; ``config.watch_dim`` must be above 0."""
     taste = configured_taste(config, global_mean)
     fit_part = held_out(own, config.val_fraction, config.seed).train
     mine = np.arange(exchange.rank, own.n_items, exchange.world)
     start = torch.from_numpy(starting_items(mine, config.watch_dim, config.seed)).to(exchange.device)
-    users, items = _fit(fit_part, configured_settings(config), taste, start, exchange)
+    fit = _fit(fit_part, configured_settings(config), taste, start, exchange)
     del fit_part
-    refit_users, refit_items = _fit(own, configured_settings(config, refit=True), taste, items[:-1], exchange)
-    fit = _gathered(users, items, own, exchange)  # gathered once the refit is done: no whole table held during it
-    del users, items
-    refit = _gathered(refit_users, refit_items, own, exchange)
-    return None if fit is None or refit is None else WatchFits(fit, refit)
+    refit = _fit(own, configured_settings(config, refit=True), taste, fit[1][:-1], exchange)
+    return ShardedWatchFits(fit, refit, own.n_users, own.n_items)
 
 
 def _fit(
@@ -141,9 +168,11 @@ def starting_items(rows: np.ndarray, dim: int, seed: int) -> np.ndarray:
     return stable_normal(rows, dim, seed + START_SEED) * np.float32(START_SCALE)
 
 
-def _gathered(users: torch.Tensor, items: torch.Tensor, like: Ratings, exchange: Exchange) -> WatchFactors | None:
-    user_table = exchange.gather_rows(users[:-1], like.n_users)
-    item_table = exchange.gather_rows(items[:-1], like.n_items)
+def _gathered(
+    users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int, exchange: Exchange
+) -> WatchFactors | None:
+    user_table = exchange.gather_rows(users[:-1], n_users)
+    item_table = exchange.gather_rows(items[:-1], n_items)
     if user_table is None or item_table is None:
         return None
     return WatchFactors(user_table.cpu().numpy(), item_table.cpu().numpy())
