@@ -182,7 +182,7 @@ def finish_sharded(
     fits = fit_sharded_watch(own, config, solver.mean, exchange) if config.watch_dim else None
     give_back_freed_memory()
     summary = gather_summary(own, shards, config.val_fraction, config.seed, exchange)
-    genres = movie_genres(shards.movies, own.n_items)
+    n_items = own.n_items
     del own
     weighed = exchange.broadcast(None if summary is None else weight_users(summary.valid, WEIGHT_USERS))
     watch = fits.gathered(weighed, exchange) if fits is not None else None
@@ -191,6 +191,7 @@ def finish_sharded(
     del solver
     if params is None or summary is None:
         return None
+    genres = movie_genres(shards.movies, n_items)  # rank 0 alone reads the movies
     model = finish_model(params, Split(summary.fit, summary.valid), summary.train, config, genres, watch)
     result = FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
     return result, summary
