@@ -14,11 +14,12 @@ import torch
 
 from movierec.artifact.run import load_run
 from movierec.config import TrainConfig
+from movierec.data.ratings import Dataset, Ratings
 from movierec.data.split import random_split
 from movierec.errors import MovieRecError
 from movierec.models import registry
 from movierec.train import als
-from movierec.train.driver import EpochStats, fit
+from movierec.train.driver import EpochStats, FitResult, fit
 from movierec.train.gibbs_draws import draw_noise_precision, draw_normal_gamma, draw_rows
 from movierec.train.gibbs_features import Colour, colour_classes, colour_features, draw_features
 from movierec.train.gibbs_samples import KeptSamples
@@ -183,20 +184,25 @@ def test_two_runs_with_one_seed_draw_the_same_chain_and_another_seed_does_not() 
     assert [h.val_rmse for h in first.history] != [h.val_rmse for h in other.history]
 
 
-@pytest.mark.parametrize(("model", "implicit"), [("biased-mf", False), ("hybrid", False), ("hybrid", True)])
-def test_resume_continues_the_chain(model: str, implicit: bool, tmp_path: Path) -> None:
-    dataset = genre_dataset()
-    train = random_split(dataset.ratings, 0.2, seed=0).train
-    config = registry.config_for(model, **GIBBS, gibbs_stored=3, use_implicit=implicit)
-    straight = fit(config, dataset, train, progress=False)
+def killed_and_resumed(config: TrainConfig, dataset: Dataset, train: Ratings, run_dir: Path) -> FitResult:
+    """``fit`` into ``run_dir`` killed after epoch 6 (its checkpoint saved), then resumed there to the end."""
 
     def killed(stats: EpochStats) -> None:
         if stats.epoch == 6:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(config, dataset, train, run_dir=tmp_path, progress=False, on_epoch=killed)
-    resumed = fit(config, dataset, train, run_dir=tmp_path, resume=True, progress=False)
+        fit(config, dataset, train, run_dir=run_dir, progress=False, on_epoch=killed)
+    return fit(config, dataset, train, run_dir=run_dir, resume=True, progress=False)
+
+
+@pytest.mark.parametrize(("model", "implicit"), [("biased-mf", False), ("hybrid", False), ("hybrid", True)])
+def test_resume_continues_the_chain(model: str, implicit: bool, tmp_path: Path) -> None:
+    dataset = genre_dataset()
+    train = random_split(dataset.ratings, 0.2, seed=0).train
+    config = registry.config_for(model, **GIBBS, gibbs_stored=3, use_implicit=implicit)
+    straight = fit(config, dataset, train, progress=False)
+    resumed = killed_and_resumed(config, dataset, train, tmp_path)
     assert [h.val_rmse for h in resumed.history] == [h.val_rmse for h in straight.history]
     for name in ("user_factors", "item_factors", "user_bias", "item_bias", "implicit"):
         np.testing.assert_array_equal(getattr(resumed.model.params, name), getattr(straight.model.params, name))

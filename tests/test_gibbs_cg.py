@@ -11,8 +11,9 @@ import torch
 
 from movierec.models import registry
 from movierec.train import als, gibbs_cg
-from movierec.train.driver import EpochStats, fit
+from movierec.train.driver import fit
 from movierec.train.gibbs_cg import draw_side_cg
+from test_gibbs import killed_and_resumed
 
 from models_fixtures import low_rank_dataset, rmse
 
@@ -85,14 +86,7 @@ def test_a_resumed_chain_drawn_by_cg_continues_the_chain(monkeypatch: pytest.Mon
     dataset, _ = low_rank_dataset()
     config = registry.config_for("biased-mf", **GIBBS)
     straight = fit(config, dataset, dataset.ratings, progress=False)
-
-    def killed(stats: EpochStats) -> None:
-        if stats.epoch == 6:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(config, dataset, dataset.ratings, run_dir=tmp_path, progress=False, on_epoch=killed)
-    resumed = fit(config, dataset, dataset.ratings, run_dir=tmp_path, resume=True, progress=False)
+    resumed = killed_and_resumed(config, dataset, dataset.ratings, tmp_path)
     assert [h.val_rmse for h in resumed.history] == [h.val_rmse for h in straight.history]
     np.testing.assert_array_equal(resumed.model.params.user_factors, straight.model.params.user_factors)
 

@@ -19,7 +19,8 @@ from movierec.data.split import random_split
 from movierec.models import registry
 from movierec.models.factors import FactorModel
 from movierec.models.time_effects import DAY, TimeAxis, deviation
-from movierec.train.driver import EpochStats, fit
+from movierec.train.driver import fit
+from test_gibbs import killed_and_resumed
 
 from models_fixtures import low_rank_dataset, rmse
 
@@ -92,14 +93,7 @@ def test_resume_continues_a_timed_chain(tmp_path: Path) -> None:
     dataset, _, _ = drifting_dataset()
     config = timed(registry.config_for("biased-mf", **{**GIBBS, "epochs": 10, "gibbs_burn_in": 4}))
     straight = fit(config, dataset, dataset.ratings, progress=False)
-
-    def killed(stats: EpochStats) -> None:
-        if stats.epoch == 6:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(config, dataset, dataset.ratings, run_dir=tmp_path, progress=False, on_epoch=killed)
-    resumed = fit(config, dataset, dataset.ratings, run_dir=tmp_path, resume=True, progress=False)
+    resumed = killed_and_resumed(config, dataset, dataset.ratings, tmp_path)
     assert [h.val_rmse for h in resumed.history] == [h.val_rmse for h in straight.history]
     for name in ("user_bias", "item_bias", *TIME_FIELDS):
         np.testing.assert_array_equal(getattr(resumed.model.params, name), getattr(straight.model.params, name))
