@@ -109,3 +109,20 @@ def test_the_movie_order_key_is_the_known_movie_bias_only_for_bias_only_scores()
     assert FactorModel(replace(with_watch, rank_weight=0.0, watch_weight=0.0)).movie_order_key() is not None
     with_factors = random_params(np.random.default_rng(6), 3, "linear", False)
     assert FactorModel(replace(with_factors, rank_weight=0.0)).movie_order_key() is None
+
+
+@pytest.mark.parametrize("link", ["linear", "sigmoid"])
+def test_predict_in_chunks_gives_the_whole_call(link: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``predict`` takes long inputs ``PREDICT_PAIRS`` at a time: the same values (unknown indices included) as one
+    pass, which a chunk size of one input's length gives."""
+    rng = np.random.default_rng(5)
+    model = FactorModel(random_params(rng, 4, link, watch=False))
+    users = rng.integers(-1, 37, 1001)
+    items = rng.integers(-1, 1500, 1001)
+    whole = model.predict(users, items)
+    monkeypatch.setattr(factors, "PREDICT_PAIRS", 100)
+    chunked = model.predict(users, items)
+    assert chunked.dtype == whole.dtype and chunked.shape == whole.shape
+    np.testing.assert_array_equal(chunked, whole)
+    monkeypatch.setattr(factors, "PREDICT_PAIRS", 1000)  # the last chunk one pair long
+    np.testing.assert_array_equal(model.predict(users, items), whole)

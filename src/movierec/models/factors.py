@@ -160,6 +160,9 @@ class FactorParams:
 PREDICT_BUDGET = 1 << 22
 """Most factor values gathered at once per side when predicting pairs (16 MB in float32): the pairs are taken in
 chunks of ``PREDICT_BUDGET // dim``, so scoring millions of test ratings holds no rows-per-pair copy of the tables."""
+PREDICT_PAIRS = 1 << 18
+"""Most pairs ``FactorModel.predict`` works on at once: its per-pair temporaries (indices, masks, partial sums, about
+100 bytes a pair) stay near 25 MB however many pairs are asked for (2M test ratings at once held 0.15 GB)."""
 
 
 class FactorModel:
@@ -174,10 +177,22 @@ class FactorModel:
     def predict(self, users: np.ndarray, items: np.ndarray, timestamps: np.ndarray | None = None) -> np.ndarray:
         """Predicted ratings for (user index, item index) pairs; unknown users or items (index -1 or never
         seen in training) fall back to the biases, then to the global mean. A model with time effects predicts
-        each pair at its date in ``timestamps`` (seconds; 0 or none: the latest training date)."""
-        p = self.params
+        each pair at its date in ``timestamps`` (seconds; 0 or none: the latest training date). Pairs are
+        predicted ``PREDICT_PAIRS`` at a time."""
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
+        if users.ndim != 1 or users.size <= PREDICT_PAIRS:
+            return self._predict_pairs(users, items, timestamps)
+        dated = timestamps is not None and np.ndim(timestamps) > 0
+        chunks = []
+        for start in range(0, users.size, PREDICT_PAIRS):
+            pairs = slice(start, start + PREDICT_PAIRS)
+            dates = timestamps[pairs] if dated else timestamps  # type: ignore[index]
+            chunks.append(self._predict_pairs(users[pairs], items[pairs], dates))
+        return np.concatenate(chunks)
+
+    def _predict_pairs(self, users: np.ndarray, items: np.ndarray, timestamps: np.ndarray | None) -> np.ndarray:
+        p = self.params
         u_ok = (users >= 0) & (users < p.n_users)
         i_ok = (items >= 0) & (items < p.n_items)
         u_safe = np.where(u_ok, users, 0)

@@ -33,7 +33,7 @@ from movierec.models.baselines import popularity_prior
 from movierec.models.factors import FactorModel, FactorParams, population_prior
 from movierec.train import checkpoint, distributed, rank_watch
 from movierec.train.als_solver import AlsSolver
-from movierec.train.freed_memory import give_back_freed_memory
+from movierec.train.freed_memory import give_back_freed_memory, hold_little
 from movierec.train.gibbs import GibbsSolver
 from movierec.train.rank_weight import choose_rank_weight, weight_users
 from movierec.train.sgd import SgdSolver
@@ -193,6 +193,8 @@ def finish_sharded(
         return None
     genres = movie_genres(shards.movies, n_items)  # rank 0 alone reads the movies
     model = finish_model(params, Split(summary.fit, summary.valid), summary.train, config, genres, watch)
+    del params, watch
+    give_back_freed_memory()  # what finishing freed, before the model is scored and saved
     result = FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
     return result, summary
 
@@ -209,7 +211,11 @@ def train_sharded(
     (``train/sharded_gibbs.py``), on the shard folder ``shards``, across torchrun's processes with
     ``config.distributed`` (else in this process alone, world size 1): each rank reads only its parts. With
     ``checkpoints`` every rank saves its rows (and its chain) each epoch (``shard_checkpoint``), and continues from
-    the last complete epoch when they are to be resumed. Only rank 0 shows progress and hears ``on_epoch``."""
+    the last complete epoch when they are to be resumed. Only rank 0 shows progress and hears ``on_epoch``. In a
+    process of its own (``config.distributed``) a rank hands large freed blocks straight back to the system for
+    the rest of the process (``hold_little``): it exists to hold little."""
+    if config.distributed:
+        hold_little()
     ranks = distributed.join(config.device, config.distributed)
     fit_own, val_own = held_out(shards.read_owned(ranks.rank, ranks.world), config)
     n_ratings = int(distributed.all_sum([float(len(fit_own))], ranks.device)[0])
@@ -344,10 +350,10 @@ def finish_params(
     factors = fitted if fitted is not None else fit_configured(train, config, params.global_mean)
     finished = replace(
         params,
-        user_bias=np.where(user_known, params.user_bias, 0.0).astype(np.float32),
-        item_bias=np.where(item_known, params.item_bias, 0.0).astype(np.float32),
-        user_factors=(params.user_factors * user_known[:, None]).astype(np.float32),
-        item_factors=(params.item_factors * item_known[:, None]).astype(np.float32),
+        user_bias=np.where(user_known, params.user_bias, 0.0).astype(np.float32, copy=False),
+        item_bias=np.where(item_known, params.item_bias, 0.0).astype(np.float32, copy=False),
+        user_factors=(params.user_factors * user_known[:, None]).astype(np.float32, copy=False),
+        item_factors=(params.item_factors * item_known[:, None]).astype(np.float32, copy=False),
         user_known=user_known,
         item_known=item_known,
         item_prior=popularity_prior(train),

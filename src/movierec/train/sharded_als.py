@@ -232,30 +232,32 @@ class ShardedAls(Solver):
 
     def gather(self, best: dict[str, torch.Tensor] | None) -> FactorParams | None:
         """Every rank's rows (the best epoch's, when given) gathered on rank 0 into the registry's module, built
-        there (``build``), and exported; None on the other ranks. Every rank must call it."""
+        there (``build``), and exported; None on the other ranks. Every rank must call it. Each side's table is let
+        go of once it is in the module, so rank 0 holds at most the module, one table and then the export."""
         if best is not None:
             self.rows.load_state_dict(best)
-        users, items, dim = self.rows.users, self.rows.items, self.rows.user_factors.shape[1]
+        users, items = self.rows.users, self.rows.items
+        module = self.build() if self.exchange.rank == 0 else None
         user_table = self.exchange.gather_rows(
             torch.cat([users.factors[:-1], users.bias[:-1, None]], 1), self.template.user_factors.num_embeddings
         )
+        if module is not None:
+            _copy_rows(user_table, module.user_factors, module.user_bias)
+        del user_table
         item_table = self.exchange.gather_rows(
             torch.cat([items.factors[:-1], items.bias[:-1, None], self.trained[:, None]], 1),
             self.template.item_factors.num_embeddings,
         )
-        if user_table is None or item_table is None:
+        if module is None or item_table is None:
             return None
-        module = self.build()
+        _copy_rows(item_table, module.item_factors, module.item_bias)
         with torch.no_grad():
-            for table, factors, bias in ((user_table, module.user_factors, module.user_bias),
-                                         (item_table, module.item_factors, module.item_bias)):  # fmt: skip
-                factors.weight.copy_(table[:, :dim])
-                bias.weight.copy_(table[:, dim : dim + 1])
             if isinstance(module, HybridMF):  # the movies trained here, whatever ratings the module was built from
                 module.item_trained.copy_(item_table[:, -1] > 0)
             if self.with_features:
                 module.feature_factors.weight.copy_(self.rows.feature_rows[:, :-1])
                 module.feature_bias.weight.copy_(self.rows.feature_rows[:, -1:])
+        del item_table
         module.init_from_mean(self.mean)
         params: FactorParams = module.export()
         return params
@@ -311,3 +313,12 @@ def stable_normal(rows: np.ndarray, dim: int, seed: int) -> np.ndarray:
     keys = rows.astype(np.uint64)[:, None] * np.uint64(dim) + np.arange(dim, dtype=np.uint64)[None, :]
     radius = np.sqrt(-2.0 * np.log1p(-stable_uniform(keys, 2 * seed)))
     return (radius * np.cos(2 * np.pi * stable_uniform(keys, 2 * seed + 1))).astype(np.float32)
+
+
+def _copy_rows(table: torch.Tensor | None, factors: torch.nn.Embedding, bias: torch.nn.Embedding) -> None:
+    """A gathered side's ``table`` (factors, then the bias, then anything else) into the module's embeddings."""
+    assert table is not None, "rank 0 receives every gathered table"
+    dim = factors.weight.shape[1]
+    with torch.no_grad():
+        factors.weight.copy_(table[:, :dim])
+        bias.weight.copy_(table[:, dim : dim + 1])
