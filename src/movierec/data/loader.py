@@ -167,7 +167,11 @@ def write_cache(folder: Path, dataset: Dataset, report: ParseReport | None = Non
     r = dataset.ratings
     with atomic.atomic_directory(folder) as tmp:
         table = pa.table({"user": r.users, "item": r.items, "rating": r.ratings, "timestamp": r.timestamps})
-        pq.write_table(table, tmp / RATINGS_FILE, compression="lz4", row_group_size=max(1, len(r)))
+        # no dictionary pages: building them hashes every value (ML-25M: 1.6 s CPU to write, 0.8 without), and
+        # the file reads back faster without them (2.8 -> 1.6 s) for 30% more bytes
+        pq.write_table(
+            table, tmp / RATINGS_FILE, compression="lz4", use_dictionary=False, row_group_size=max(1, len(r))
+        )
         pq.write_table(pa.table({"id": r.user_vocab.ids}), tmp / "users.parquet")
         pq.write_table(pa.table({"id": r.item_vocab.ids}), tmp / "items.parquet")
         dataset.movies.to_parquet(tmp / "movies.parquet", index=False)

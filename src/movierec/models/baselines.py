@@ -25,18 +25,21 @@ def bias_params(
 def fit_biases(
     train: Ratings, user_reg: float = 5.0, item_reg: float = 5.0, passes: int = 10
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Alternate ``b_i = sum(r - mean - b_u) / (reg + n_i)`` and the same for users."""
+    """Alternate ``b_i = sum(r - mean - b_u) / (reg + n_i)`` and the same for users. The sums of ``r - mean`` are
+    made once: a pass then sums only the other side's biases (one gather and one ``bincount`` per side, where
+    subtracting them from every rating first cost a third more)."""
     mean = float(train.ratings.mean())
     residual_base = train.ratings.astype(np.float64) - mean
-    user_count = train.user_counts()
-    item_count = train.item_counts()
+    item_base = np.bincount(train.items, residual_base, minlength=train.n_items)
+    user_base = np.bincount(train.users, residual_base, minlength=train.n_users)
+    del residual_base
+    item_room = item_reg + train.item_counts()
+    user_room = user_reg + train.user_counts()
     user_bias = np.zeros(train.n_users)
     item_bias = np.zeros(train.n_items)
     for _ in range(passes):
-        item_sum = np.bincount(train.items, residual_base - user_bias[train.users], minlength=train.n_items)
-        item_bias = item_sum / (item_reg + item_count)
-        user_sum = np.bincount(train.users, residual_base - item_bias[train.items], minlength=train.n_users)
-        user_bias = user_sum / (user_reg + user_count)
+        item_bias = (item_base - np.bincount(train.items, user_bias[train.users], minlength=train.n_items)) / item_room
+        user_bias = (user_base - np.bincount(train.users, item_bias[train.items], minlength=train.n_users)) / user_room
     return user_bias.astype(np.float32), item_bias.astype(np.float32), mean
 
 

@@ -22,6 +22,7 @@ only its curvature ``|Y_u d|^2 + d'Sd`` (the residual it would update is not use
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -46,16 +47,16 @@ class Eigenbasis:
         eigenvalues, basis = torch.linalg.eigh(gram.double())
         return cls(basis.to(gram.dtype), eigenvalues.clamp_min(0.0).to(gram.dtype), unobserved, reg)
 
-    @property
+    @functools.cached_property
     def shared(self) -> torch.Tensor:
-        """``S`` in the eigenbasis: its diagonal, ``(dim,)``."""
+        """``S`` in the eigenbasis: its diagonal, ``(dim,)`` (made once: every slice of a half-step reads it)."""
         return self.unobserved * self.eigenvalues + self.reg
 
     def inverse_preconditioner(self, share: torch.Tensor) -> torch.Tensor:
         """``M_u^-1`` in the eigenbasis for rows whose ``trace(Y_u'Y_u)`` is ``share`` times ``trace(Y'Y)``:
         its diagonals, ``(rows, dim)``."""
-        scale = (self.unobserved + share).unsqueeze(1) * self.eigenvalues + self.reg
-        return 1.0 / scale.clamp_min(_TINY)
+        scale = torch.outer(share + self.unobserved, self.eigenvalues).add_(self.reg)
+        return scale.clamp_min_(_TINY).reciprocal_()  # in place: one table, not four
 
 
 def cg_rows(
@@ -98,7 +99,7 @@ def cg_steps(
     eigenbasis (``x``: ``(rows, length, dim)`` with zero padding rows, ``targets``: ``(rows, length)``, ``share``
     each row's ``c_u``); ``p`` is updated in place and returned."""
     shared, inverse = basis.shared, basis.inverse_preconditioner(share)
-    r = transposed_times(x, targets - times(x, p)).sub_(shared * p)
+    r = transposed_times(x, times(x, p).neg_().add_(targets)).sub_(shared * p)
     d = inverse * r
     rz = (r * d).sum(1)
     for step in range(steps):
