@@ -5,6 +5,7 @@
     python benchmarks/time_to_accuracy.py --ratings 2500000  # a smaller run (users and movies scale down)
     python benchmarks/time_to_accuracy.py --oracle           # also fit a model of the true rank (not timed)
     python benchmarks/time_to_accuracy.py --gibbs            # also --solver gibbs at ALS's wall-clock budget
+    python benchmarks/time_to_accuracy.py --gibbs --gibbs-draws cg   # ... its rows drawn by CG (see train_speed.py)
 
 Ratings come from a known rank-8 model ``mean + b_u + b_i + U_u.V_i + N(0, 0.5^2)``
 (``synthetic.generate_low_rank``), so the floor, the RMSE of the true model, is the noise standard deviation.
@@ -15,6 +16,7 @@ the rest (the hybrid: this data has no genres, years or tags, so it trains as bi
 With ``--gibbs`` the same model is then sampled (``--solver gibbs``, same dim; the first sweep is burn-in, the
 rest averaged) for as long as the ALS fit took, and on to ``GIBBS_BUDGETS`` times that: the test RMSE of the
 posterior mean at each budget shows where the sampler lands against ALS at the same wall-clock time (issue 15).
+``--gibbs-draws`` chooses how the sampler draws its rows, as in ``train_speed.py`` (default: the size rules).
 
 Printed: seconds to generate the data and to fit, test RMSE, the floor and the gap, and the process's peak
 resident memory (``ru_maxrss``: data generation, splits and training together). Bars: within 2% of the floor
@@ -49,6 +51,7 @@ from movierec.models import registry
 from movierec.models.factors import FactorModel
 from movierec.models.registry import DEFAULT_MODEL
 from movierec.train.driver import EpochStats, fit, make_solver, resolve_device
+from train_speed import GIBBS_DRAWS, force_gibbs_draws
 
 TIME_BAR_S = 300.0
 MEMORY_BAR_GB = 4.0
@@ -97,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--oracle", action="store_true", help="also fit a model with the true rank (not timed)")
     parser.add_argument("--gibbs", action="store_true", help="also sample with --solver gibbs at ALS's time budget")
+    parser.add_argument(
+        "--gibbs-draws",
+        choices=GIBBS_DRAWS,
+        default="auto",
+        help="gibbs rows: cholesky, cg, coordinate or the size rules",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     args = parser.parse_args(argv)
     if args.threads:
@@ -152,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         oracle_gap = 100 * (oracle_rmse / floor - 1)
         print(f"oracle (dim {args.rank}, reg {ORACLE_REG}): test RMSE {oracle_rmse:.4f}, gap {oracle_gap:+.2f}%")
     if args.gibbs:
+        force_gibbs_draws(args.gibbs_draws)
         summary["gibbs"] = gibbs_at_budgets(config.replace(solver="gibbs"), data, train, test, seconds)
     if args.json:
         print(json.dumps(summary))

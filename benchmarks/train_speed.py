@@ -15,9 +15,11 @@
   the fast path must stay within ``EXACT_RMSE_BAR`` of at the same number of epochs (issue 16); ``--cg-steps``
   sets the fast path's steps (default: ``als_cg_steps``'s).
 - gibbs (``--gibbs``): the same number of sweeps of ``--solver gibbs`` (no burn-in: every sweep costs the same),
-  and one sweep's cost in ALS epochs (issue 15's bar: at most 2 at ML-25M size), with the process's CPU seconds per
-  sweep and the CG steps of its row draws (``gibbs_cg``). ``--gibbs-draws cholesky`` or ``cg`` forces one way of
-  drawing the rows (default: ``gibbs_cg.draws_by_cg``'s size rule).
+  taking turns with the ALS epochs (so that both meet the same load on a shared machine), and one sweep's cost in
+  ALS epochs (issue 15's bar: at most 2 at ML-25M size): wall seconds (medians) and the process's CPU seconds
+  (minima) per sweep, the CG steps of its row draws (``gibbs_cg``) if any, and the validation RMSE of the sweeps'
+  average. ``--gibbs-draws cholesky``, ``cg`` or ``coordinate`` forces one way of drawing the rows (default: the
+  size rules, ``gibbs_coordinate.draws_by_coordinates`` then ``gibbs_cg.draws_by_cg``).
 
 With ``--json`` the last line is ``{"fast_ratings_per_s", "reference_ratings_per_s", "ratio"}`` (and
 ``"exact_ratings_per_s", "rmse_gap"`` with ``--exact``).
@@ -54,7 +56,7 @@ from movierec.data.split import validation_split
 from movierec.data.synthetic import ML25M_ITEMS, ML25M_RATINGS, ML25M_USERS, generate_ratings, synthetic_movies
 from movierec.models import registry
 from movierec.models.features import build_item_features
-from movierec.train import driver, gibbs, gibbs_cg, sgd
+from movierec.train import driver, gibbs, gibbs_cg, gibbs_coordinate, sgd
 
 FAST_BAR = 3_000_000
 CG_BAR = 10_000_000
@@ -66,7 +68,7 @@ RATIO_BAR = 25.0
 REFERENCE = {"optimizer": "adam", "weight_decay": 1e-5, "batch_size": 8192, "lr": 0.005}
 SPARSE = {"optimizer": "sparse-adam", "batch_size": 65536, "lr": 0.005}
 MODELS = ("biased-mf", "hybrid")
-GIBBS_DRAWS = ("auto", "cholesky", "cg")
+GIBBS_DRAWS = ("auto", "cholesky", "cg", "coordinate")
 TAGS_PER_MOVIE = 3.0
 TAG_NAMES = 1000
 
@@ -112,31 +114,41 @@ def measure_fast(config: TrainConfig, data: Dataset, epochs: int, solver: str = 
     The run's one-time work is timed apart: the validation split and grouping the ratings both ways on the
     device (the fit's closing choice of the ranking weight, shared with the loop, is left out).
     """
+    return measure_interleaved(config, data, epochs, (solver,))[solver]
+
+
+def measure_interleaved(config: TrainConfig, data: Dataset, epochs: int, solvers: tuple[str, ...]) -> dict[str, Any]:
+    """``measure_fast`` for each of ``solvers`` on one validation split, their epochs taking turns (epoch 1 of each,
+    then epoch 2, ...): on a shared machine the ratio of their times is then measured under the same load."""
     started = time.perf_counter()
     device = driver.resolve_device(config.device)
     split = validation_split(data.ratings, fraction=config.val_fraction, seed=config.seed)
-    config = config.replace(solver=solver, epochs=max(config.epochs, epochs), gibbs_burn_in=0)
-    fast = driver.make_solver(config, data, split.train, split.test, device)
-    fast.start()
-    _synchronize(device)
-    setup = time.perf_counter() - started
-    seconds, cpu_seconds, val_rmse = [], [], []
-    for epoch in range(1, epochs + 1):
-        tick, cpu_tick = time.perf_counter(), time.process_time()
-        fast.run_epoch(epoch)
-        val_rmse.append(fast.validation_rmse())
+    split_seconds = time.perf_counter() - started
+    built = {}
+    for name in solvers:
+        started = time.perf_counter()
+        solver = driver.make_solver(
+            config.replace(solver=name, epochs=max(config.epochs, epochs), gibbs_burn_in=0),
+            data, split.train, split.test, device,
+        )  # fmt: skip
+        solver.start()
         _synchronize(device)
-        seconds.append(time.perf_counter() - tick)
-        cpu_seconds.append(time.process_time() - cpu_tick)
-    rates = [len(split.train) / s for s in seconds]
-    return {
-        "epoch_seconds": seconds,
-        "cpu_seconds": cpu_seconds,
-        "ratings_per_s": statistics.median(rates),
-        "setup_seconds": setup,
-        "val_rmse": val_rmse,
-        "ratings": len(split.train),
-    }
+        stats: dict[str, Any] = {
+            "setup_seconds": split_seconds + time.perf_counter() - started,
+            "ratings": len(split.train),
+        }
+        built[name] = solver, stats | {"epoch_seconds": [], "cpu_seconds": [], "val_rmse": []}
+    for epoch in range(1, epochs + 1):
+        for solver, stats in built.values():
+            tick, cpu_tick = time.perf_counter(), time.process_time()
+            solver.run_epoch(epoch)
+            stats["val_rmse"].append(solver.validation_rmse())
+            _synchronize(device)
+            stats["epoch_seconds"].append(time.perf_counter() - tick)
+            stats["cpu_seconds"].append(time.process_time() - cpu_tick)
+    for _, stats in built.values():
+        stats["ratings_per_s"] = statistics.median(len(split.train) / s for s in stats["epoch_seconds"])
+    return {name: stats for name, (_, stats) in built.items()}
 
 
 class BoundedBatches:
@@ -174,7 +186,12 @@ def measure_loop(config: TrainConfig, data: Dataset, n_batches: int) -> dict[str
 
 
 def force_gibbs_draws(way: str) -> None:
-    """``--gibbs-draws``: every side's rows by CG, or none (``gibbs_cg``'s size rule moved), or the rule as it is."""
+    """``--gibbs-draws``: every side's rows coordinate-wise, or by CG, or by Cholesky (the size rules moved), or the
+    rules as they are."""
+    if way == "coordinate":
+        gibbs_coordinate.COORDINATE_FROM_RATINGS = gibbs_coordinate.COORDINATE_FROM_WIDTH = 0
+    elif way in ("cg", "cholesky"):
+        gibbs_coordinate.COORDINATE_FROM_RATINGS = sys.maxsize
     if way == "cg":
         gibbs_cg.CG_FROM_RATINGS = gibbs_cg.CG_FROM_WIDTH = 0
     elif way == "cholesky":
@@ -217,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exact", action="store_true", help="also time exact row solves and compare RMSE")
     parser.add_argument("--gibbs", action="store_true", help="also time sweeps of --solver gibbs (issue 15)")
     parser.add_argument(
-        "--gibbs-draws", choices=GIBBS_DRAWS, default="auto", help="gibbs rows by cholesky, cg or the size rule"
+        "--gibbs-draws",
+        choices=GIBBS_DRAWS,
+        default="auto",
+        help="gibbs rows: cholesky, cg, coordinate or the size rules",
     )
     parser.add_argument("--reference-batches", type=int, default=40, help="reference batches to time")
     parser.add_argument("--no-sparse", action="store_true", help="skip the sparse-gradient loop")
@@ -248,11 +268,15 @@ def main(argv: list[str] | None = None) -> int:
         groups = ", ".join(f"{len(features.group(g))} {g}s" for g in ("genre", "year", "tag"))
         print(f"hybrid features: {groups}; {features.weights.size:,} movie-feature entries", flush=True)
 
-    quick = measure_fast(base, data, args.epochs)
+    force_gibbs_draws(args.gibbs_draws)
+    cg_steps = counted_cg_steps()
+    timed = measure_interleaved(base, data, args.epochs, ("als", "gibbs") if args.gibbs else ("als",))
+    quick, gibbs = timed["als"], timed.get("gibbs")
     epochs = ", ".join(f"{s:.2f}" for s in quick["epoch_seconds"])
     print(
         f"fast (als)        : {quick['ratings_per_s']:>12,.0f} ratings/s  (median of {args.epochs} epochs, "
-        f"{base.als_cg_steps} CG steps; epoch seconds {epochs}; one-time setup {quick['setup_seconds']:.1f} s; "
+        f"{base.als_cg_steps} CG steps; epoch seconds {epochs}, CPU seconds "
+        f"{', '.join(f'{s:.2f}' for s in quick['cpu_seconds'])}; one-time setup {quick['setup_seconds']:.1f} s; "
         f"validation RMSE {quick['val_rmse'][-1]:.4f})",
         flush=True,
     )
@@ -264,18 +288,17 @@ def main(argv: list[str] | None = None) -> int:
             f"RMSE {exact['val_rmse'][-1]:.4f}; fast - exact = {gap:+.4f}, bar {EXACT_RMSE_BAR})",
             flush=True,
         )
-    force_gibbs_draws(args.gibbs_draws)
-    cg_steps = counted_cg_steps()
-    gibbs = measure_fast(base, data, args.epochs, solver="gibbs") if args.gibbs else None
     if gibbs is not None:
         sweep = statistics.median(gibbs["epoch_seconds"])
         als_epoch = statistics.median(quick["epoch_seconds"])
-        steps = f"median {statistics.median(cg_steps):.0f}, max {max(cg_steps)}" if cg_steps else "none: Cholesky"
+        cpu_ratio = min(gibbs["cpu_seconds"]) / min(quick["cpu_seconds"])
+        steps = f"median {statistics.median(cg_steps):.0f}, max {max(cg_steps)}" if cg_steps else "none (no CG draws)"
         print(
             f"gibbs (sampler)   : {gibbs['ratings_per_s']:>12,.0f} ratings/s  (median of {args.epochs} sweeps; sweep "
             f"seconds {', '.join(f'{s:.2f}' for s in gibbs['epoch_seconds'])}, CPU seconds "
-            f"{', '.join(f'{s:.2f}' for s in gibbs['cpu_seconds'])}; CG steps a block {steps}; one sweep / one ALS "
-            f"epoch = {sweep / als_epoch:.2f}, bar {GIBBS_SWEEP_BAR})",
+            f"{', '.join(f'{s:.2f}' for s in gibbs['cpu_seconds'])}; CG steps a block {steps}; validation RMSE of the "
+            f"average {gibbs['val_rmse'][-1]:.4f}; one sweep / one ALS epoch = {sweep / als_epoch:.2f} in wall "
+            f"seconds (medians), {cpu_ratio:.2f} in CPU seconds (minima), bar {GIBBS_SWEEP_BAR})",
             flush=True,
         )
     reference = measure_loop(base.replace(**REFERENCE), data, args.reference_batches)

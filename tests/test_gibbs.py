@@ -19,7 +19,8 @@ from movierec.data.split import random_split
 from movierec.errors import MovieRecError
 from movierec.models import registry
 from movierec.train import als
-from movierec.train.driver import EpochStats, FitResult, fit
+from movierec.train.driver import EpochStats, FitResult, fit, make_solver
+from movierec.train.gibbs import GibbsSolver
 from movierec.train.gibbs_draws import draw_noise_precision, draw_normal_gamma, draw_rows
 from movierec.train.gibbs_features import Colour, colour_classes, colour_features, draw_features
 from movierec.train.gibbs_samples import KeptSamples
@@ -165,6 +166,18 @@ def test_stored_samples_are_evenly_spaced_and_their_tables_average_the_predictio
     expected = np.mean([(u.factors[:-1] @ i.factors[:-1].T).numpy() for u, i in stored], 0)
     np.testing.assert_allclose(tables["user_factors"] @ tables["item_factors"].T, expected, atol=1e-5)
     np.testing.assert_allclose(tables["item_bias"], np.mean([i.bias[:-1].numpy() for _, i in drawn], 0), atol=1e-6)
+
+
+def test_a_fresh_chain_draws_its_first_priors_from_the_initial_rows() -> None:
+    """As myFM does: small initial factors (``init_std``) and zero biases make tight first priors (a cold start)."""
+    dataset, _ = low_rank_dataset()
+    config = registry.config_for("biased-mf", **{**GIBBS, "epochs": 1, "gibbs_burn_in": 0, "init_std": 0.1})
+    solver = make_solver(config, dataset, dataset.ratings, dataset.ratings, torch.device("cpu"), None)
+    assert isinstance(solver, GibbsSolver)
+    solver.start()
+    solver.run_epoch(1)
+    precision = solver.chain.hyper["user"][1]
+    assert (precision[:-1] > 30).all() and precision[-1] > 50  # factors ~ N(0, 0.01), biases all zero
 
 
 def test_a_chain_that_keeps_no_sample_is_refused() -> None:

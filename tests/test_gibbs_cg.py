@@ -12,7 +12,7 @@ import torch
 from movierec.models import registry
 from movierec.train import als, gibbs_cg
 from movierec.train.driver import fit
-from movierec.train.gibbs_cg import draw_side_cg
+from movierec.train.gibbs_cg import RowConditional, draw_side_cg
 from test_gibbs import killed_and_resumed
 
 from models_fixtures import low_rank_dataset, rmse
@@ -20,7 +20,7 @@ from models_fixtures import low_rank_dataset, rmse
 GIBBS = {"solver": "gibbs", "dim": 3, "epochs": 12, "gibbs_burn_in": 4, "device": "cpu", "watch_dim": 0}
 
 
-def _exact_conditional(
+def exact_conditional(
     design: np.ndarray, targets: np.ndarray, alpha: float, mean: np.ndarray, precision: np.ndarray, less: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of ``N(P^-1 c, P^-1)``, ``P = alpha A'A + diag(lambda)``, ``c = alpha (A'y - less) +
@@ -50,14 +50,15 @@ def test_cg_draws_have_the_exact_conditionals_mean_and_covariance(n_rated: int) 
     alpha, mean = 1.7, torch.tensor([0.2, -0.1, 0.0, 0.3, 0.1])
     precision, shift = torch.tensor([3.0, 8.0, 0.5, 20.0, 1.0]), torch.tensor([0.1, 0.0, -0.2, 0.0, 0.4])
     fixed = torch.tensor([0.5, -1.0, 0.0, 2.0, -0.3])
-    steps = draw_side_cg(
-        side, own, movies, alpha, (mean, precision), torch.Generator().manual_seed(0),
-        shift.expand(n_users + 1, -1), fixed.expand(n_users + 1, -1),
+    conditional = RowConditional(
+        alpha, (mean, precision), torch.Generator().manual_seed(0), shift.expand(n_users + 1, -1),
+        fixed.expand(n_users + 1, -1),
     )  # fmt: skip
+    steps = draw_side_cg(side, own, movies, conditional)
     assert max(steps) < gibbs_cg.MAX_STEPS  # every block met the tolerance
     design = np.concatenate([movies.factors[items].numpy(), np.ones((n_rated, 1))], 1).astype(np.float64)
     targets = ratings - movies.bias[items].numpy()
-    exact_mean, exact_cov = _exact_conditional(
+    exact_mean, exact_cov = exact_conditional(
         design, targets, alpha, (mean + shift).numpy(), precision.numpy(), fixed.numpy()
     )
     drawn = torch.cat([own.factors[:-1], own.bias[:-1, None]], 1).double().numpy()

@@ -11,14 +11,30 @@ whole side at once), then every movie's own row, then (hybrid) the feature rows 
 with ``use_implicit``) myFM's flipped implicit block (``gibbs_implicit``: each movie's row adds a scaled sum of rows of
 the users who rated it, which the movie's own draw sees as a fixed part beside its features), then (with
 ``use_time``) the time effects (``gibbs_time``: a movie bias per time bin and a drifting user bias, which the row draws
-see as a fixed part of each rating), then each block's hyperparameters and the noise precision from their conjugate
-posteriors. Under ``--solver gibbs`` ``use_implicit`` means that flipped block, not the SVD++ term (which the module is
-built without, as under ALS; drawn by the chain it did not pay: see ``gibbs_implicit``).
+see as a fixed part of each rating), then the noise precision from its conjugate posterior. Under ``--solver gibbs``
+``use_implicit`` means that flipped block, not the SVD++ term (which the module is built without, as under ALS; drawn
+by the chain it did not pay: see ``gibbs_implicit``).
+
+Each block's hyperparameters are drawn first, at the start of the sweep, from the rows as they stand (myFM's order),
+so a fresh chain starts cold: its first priors come from the initial rows (factors of ``init_std``; zero biases,
+feature, flipped and time rows) and are tight, and they loosen as the rows grow. Started from unit precisions instead
+(rows first, the order before), the chain spent its sweeps where movie rows are loose (precision 2-3, against 15-60
+from the cold start) and users' tight, and predicted worse: on ``benchmarks/bayes.py --validation`` (hybrid, dim 16,
+250 sweeps, split seeds 0 and 1) 0.8175 and 0.7995 against 0.8086 and 0.7993 cold; after 600 sweeps that warm chain's
+average had only come down to 0.8158 on split seed 0. Other starts (``registry.GIBBS_DEFAULTS`` has the chosen
+length): unit precisions raised to 100, 0.8163 and 0.7971 (250 sweeps); factor columns at ``1/init_std^2`` and the
+rest at 1000, 0.8133 and 0.7960 (150 sweeps, against 0.8083 and 0.7977 cold). Tried and dropped on split seed 0
+(warm start, 250 sweeps, 0.8175): Adler's over-relaxation of the row draws (``x' = m + a (x - m) + sqrt(1 - a^2)
+(draw - m)`` with ``a = -0.5``, which keeps every conditional) 0.8187; two chains of 125 sweeps averaged 0.8196 (and
+0.8014 on split seed 1); the rows' conditional means averaged instead of the rows (Rao-Blackwellised) 0.8171.
 
 On the CPU a sweep on a small data set runs on one torch thread (``RATINGS_PER_THREAD``).
 
-On large data with wide rows (``gibbs_cg.draws_by_cg``) a side whose draw collects no Gram matrices (users, and
-biased MF's movies) is drawn matrix-free instead, by perturb-and-solve conjugate gradients (``gibbs_cg``).
+On large data with wide rows (``gibbs_coordinate.draws_by_coordinates``) a side whose draw collects no Gram matrices
+(users, and biased MF's movies) is drawn matrix-free instead, one coordinate at a time with a cached residual
+(``gibbs_coordinate``; perturb-and-solve CG, ``gibbs_cg``, is the alternative the size rules can choose); the movies'
+draw then leaves the training residuals, whose sum of squares the noise precision takes without predicting every
+rating again.
 
 Sweeps after ``gibbs_burn_in``, every ``gibbs_thin``-th, are kept: predictions average them (``gibbs_samples``),
 and the history's validation RMSE is that of the running average (of the current sample during the burn-in). A
@@ -48,7 +64,8 @@ from movierec.models.factors import FactorParams
 from movierec.models.features import build_item_features
 from movierec.train import als
 from movierec.train.als_solver import AlsSolver, AlsState
-from movierec.train.gibbs_cg import draw_side_cg, draws_by_cg
+from movierec.train.gibbs_cg import RowConditional, draw_side_cg, draws_by_cg
+from movierec.train.gibbs_coordinate import draw_side_coordinates, draws_by_coordinates
 from movierec.train.gibbs_draws import draw_noise_precision, draw_normal_gamma, draw_rows
 from movierec.train.gibbs_features import colour_classes, draw_features
 from movierec.train.gibbs_implicit import FLIPPED, FlippedBlock
@@ -126,6 +143,9 @@ class GibbsState(AlsState):
     """``collected``'s tables, once allocated."""
     flipped: FlippedBlock | None = None
     """The hybrid's flipped block, None without it."""
+    drawn_squares: float | None = None
+    """The training residuals' sum of squares that the last side's draw left (coordinate-wise draws have them at
+    hand: ``gibbs_coordinate``), None when it had none."""
 
     def __init__(self, setup: Setup, chain: Chain, groups: np.ndarray | None) -> None:
         super().__init__(setup.module, setup.train, setup.device, setup.config.reg)
@@ -187,10 +207,13 @@ class GibbsState(AlsState):
         movies' ``(G_i, g_i)`` when ``offset`` is given (``collected``'s tables, overwritten by the next call)."""
         mean, precision = self.block_prior(block)
         k = own.factors.shape[1] + 1
+        self.drawn_squares = None
+        conditional = RowConditional(self.chain.noise_precision, (mean, precision), self.chain.generator, shift, fixed)
+        if offset is None and draws_by_coordinates(side, k):
+            self.drawn_squares = draw_side_coordinates(side, own, other, conditional)
+            return None, None
         if offset is None and draws_by_cg(side, k):
-            draw_side_cg(
-                side, own, other, self.chain.noise_precision, (mean, precision), self.chain.generator, shift, fixed
-            )
+            draw_side_cg(side, own, other, conditional)
             return None, None
         grams, gradient = self.collected(side.n_rows, k) if offset is not None else (None, None)
         for rows, parts, rhs in merged_systems(als.row_systems(side, other, offset), DRAWN_ENTRIES // (k * k)):
@@ -218,9 +241,11 @@ class GibbsState(AlsState):
 
     @torch.no_grad()
     def sweep(self) -> tuple[float, float]:
-        """Draw users, movies, features, the flipped block, then the hyperparameters; return the sample's (train MSE,
-        train RMSE)."""
+        """Draw the hyperparameters, then users, movies, features, the flipped block and the noise precision; return
+        the sample's (train MSE, train RMSE)."""
         chain = self.chain
+        for block, rows in self.block_rows():  # first, as myFM does: a fresh chain starts cold (see the module doc)
+            chain.hyper[block] = draw_normal_gamma(rows, chain.rng)
         users, items, ratings = self.train_ratings
         terms = chain.time.terms(chain.time.train) if chain.time is not None else None
         fixed = row_shift(users, self.items, items, terms, self.by_user.n_rows) if terms is not None else None
@@ -246,14 +271,15 @@ class GibbsState(AlsState):
             prior = self.block_prior(FLIPPED)
             self.flipped.draw(self.users, residual, chain.noise_precision, prior, chain.generator)
             self._combine()  # rebuilt, not moved by the change: a resumed chain rebuilds them alike
-        residual = ratings - als.predict(self.users, self.items, self.mean, users, items)
-        if chain.time is not None and terms is not None:
-            priors = {name: self.block_prior(name) for name in TIME_BLOCKS}
-            residual = chain.time.draw(residual - terms, chain.noise_precision, priors, chain.generator)
-        squared = float(residual.square().sum())
+        if self.drawn_squares is not None and self.flipped is None and chain.time is None:
+            squared = self.drawn_squares  # the movies' draw, the last, left every training residual
+        else:
+            residual = ratings - als.predict(self.users, self.items, self.mean, users, items)
+            if chain.time is not None and terms is not None:
+                priors = {name: self.block_prior(name) for name in TIME_BLOCKS}
+                residual = chain.time.draw(residual - terms, chain.noise_precision, priors, chain.generator)
+            squared = float(residual.square().sum())
         chain.noise_precision = draw_noise_precision(squared, self.n_ratings, chain.rng)
-        for block, rows in self.block_rows():
-            chain.hyper[block] = draw_normal_gamma(rows, chain.rng)
         mse = squared / max(1, self.n_ratings)
         return mse, math.sqrt(mse)
 

@@ -14,9 +14,16 @@ sample. The draw is as close to exact as the solve: CG stops once every row of t
 ``P``-norm of the draw's error, and a draw's own spread about the mean has squared ``P``-norm ``k`` on average (a
 chi-square with ``k`` degrees of freedom): so the error is about ``TOLERANCE`` of a posterior standard deviation
 (``M`` stands in for ``P`` there, as CG's own measure). ``MAX_STEPS`` bounds a block's steps.
+
+Where ``gibbs_coordinate``'s size rule holds (today wherever this one does) the sampler draws its rows coordinate-wise
+instead, at a fixed cost that is lower once the rows carry signal (CG then takes 8 steps a block at the median, up to
+19); on ratings with little low-rank signal, where CG converges in 1-3 steps, these draws cost less (see there).
+They stay selectable by moving the rules (``train_speed.py --gibbs-draws cg``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -30,8 +37,8 @@ fails from about 1.0)."""
 MAX_STEPS = 60
 """At most this many CG steps a block (rows that have not met ``TOLERANCE`` by then keep their last iterate)."""
 CG_FROM_RATINGS = 2_000_000
-"""A side's rows are drawn by CG (``draws_by_cg``) from this many (padded) ratings on, so that data sets up to
-ML-1M's size keep the Cholesky draws, and their chains, as they were."""
+"""A side's rows are drawn by CG (``draws_by_cg``, unless ``gibbs_coordinate.draws_by_coordinates``) from this many
+(padded) ratings on, so that data sets up to ML-1M's size keep the Cholesky draws, and their chains, as they were."""
 CG_FROM_WIDTH = 57
 """... and from this row width (``dim + 1``) on. CG's steps cost ``n k`` each where the Cholesky draw's Gram costs
 ``n k^2`` once, and the steps a row needs hardly shrink with ``k`` (10-20 at 2.5M ratings). Both
@@ -40,26 +47,35 @@ and 1.6 s, dim 32 3.2 s and 3.7 s, dim 48 3.8 s and 3.9 s, dim 64 6.9 s and 5.6 
 _TINY = 1e-30
 
 
+@dataclass(frozen=True)
+class RowConditional:
+    """What a side's matrix-free row draws condition on beside the other side's rows: the noise precision, the
+    block's prior ``(mean, precision)`` (``(k,)`` each), the generator, and per row (``(n_rows + 1, k)`` tables, or
+    None) a move of the prior mean (``shift``) and a part taken off ``A'y`` (``fixed``: the time terms' part,
+    ``gibbs_time.row_shift``), as ``GibbsState.draw_side`` passes them."""
+
+    noise_precision: float
+    prior: tuple[torch.Tensor, torch.Tensor]
+    generator: torch.Generator
+    shift: torch.Tensor | None = None
+    fixed: torch.Tensor | None = None
+
+    def of_block(self, block: als.Block, own: als.Factors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A block slice's current rows ``[factors, bias]`` ``(B, k)``, prior means and ``fixed`` parts (or None)."""
+        mean = self.prior[0] if self.shift is None else self.prior[0] + self.shift.index_select(0, block.rows)
+        less = None if self.fixed is None else self.fixed.index_select(0, block.rows)
+        current = torch.cat([own.factors.index_select(0, block.rows), own.bias.index_select(0, block.rows)[:, None]], 1)
+        return current, mean, less
+
+
 def draws_by_cg(side: als.Side, k: int) -> bool:
     """Whether the rows of ``side`` (width ``k``) are drawn by CG (``CG_FROM_RATINGS``, ``CG_FROM_WIDTH``)."""
     return k >= CG_FROM_WIDTH and side.padded_size >= CG_FROM_RATINGS
 
 
-def draw_side_cg(
-    side: als.Side,
-    own: als.Factors,
-    other: als.Factors,
-    noise_precision: float,
-    prior: tuple[torch.Tensor, torch.Tensor],
-    generator: torch.Generator,
-    shift: torch.Tensor | None = None,
-    fixed: torch.Tensor | None = None,
-) -> list[int]:
+def draw_side_cg(side: als.Side, own: als.Factors, other: als.Factors, conditional: RowConditional) -> list[int]:
     """Draw every row of ``own`` (``[factors, bias]``) that has ratings from its conditional, in place, by
-    perturb-and-solve CG from the current rows. ``prior`` is the block's ``(mean, precision)``, ``(k,)`` each; row
-    ``b``'s mean is moved by ``shift[b]`` and its ``A'y`` lessened by ``fixed[b]`` when given (as in
-    ``GibbsState.draw_side``). Returns the CG steps each block slice took."""
-    mean, precision = prior
+    perturb-and-solve CG from the current rows. Returns the CG steps each block slice took."""
     slices, buffer = als.sliced(side, other.factors)
     steps = []
     with torch.no_grad():
@@ -67,14 +83,11 @@ def draw_side_cg(
             x = als.gathered_into(buffer, other.factors, block.cols)
             mask = (block.cols != side.n_cols).to(x.dtype)
             target = als.row_targets(block, x, mask, other.bias, None)
-            row_mean = mean if shift is None else mean + shift.index_select(0, block.rows)
-            less = None if fixed is None else fixed.index_select(0, block.rows)
-            current = torch.cat(
-                [own.factors.index_select(0, block.rows), own.bias.index_select(0, block.rows)[:, None]], 1
-            )
+            current, mean, less = conditional.of_block(block, own)
             drawn, taken = perturbed_solve(
-                x, mask, target, current, noise_precision, row_mean, precision, generator, less
-            )
+                x, mask, target, current, conditional.noise_precision, mean, conditional.prior[1],
+                conditional.generator, less,
+            )  # fmt: skip
             own.factors.index_copy_(0, block.rows, drawn[:, :-1])
             own.bias.index_copy_(0, block.rows, drawn[:, -1])
             steps.append(taken)

@@ -3,15 +3,16 @@
 ``ShardedGibbs`` is ``ShardedAls`` (the same ownership, ratings grouped both ways, row fetches, feature matrix and
 gather) with each row drawn instead of solved, as ``GibbsSolver`` is ``AlsSolver``. A sweep:
 
+0. shared: each block's Normal-Gamma hyperparameters from all-reduced sufficient statistics of the rows as they
+   stand (count, per-column sums and sums of squares: ``draw_normal_gamma_from``), on NumPy's generator seeded
+   alike on every rank; first, as in ``gibbs.py``, so a fresh chain starts cold;
 1. local: every user of this rank drawn from its Gaussian conditional given the movie rows it rated (fetched as
    ALS fetches them), with the single-process sampler's own functions (``als.row_systems``, ``draw_rows``,
    through ``GibbsState.draw_side``); then the user rows that rated its movies are fetched and its movies drawn;
 2. shared, the hybrid: the feature rows, colour by colour as ``gibbs_features`` draws them, each colour's
    right-hand sides and each feature's Gram matrix summed over the ranks (all-reduce), so that every rank draws
    the same rows from the same generator;
-3. shared: the noise precision from the all-reduced squared residual of every training rating, and each block's
-   Normal-Gamma hyperparameters from all-reduced sufficient statistics (count, per-column sums and sums of
-   squares: ``draw_normal_gamma_from``), on NumPy's generator seeded alike on every rank.
+3. shared: the noise precision from the all-reduced squared residual of every training rating.
 
 Row draws use a generator seeded by ``(seed, rank)``, the shared draws generators seeded by ``seed`` (and the
 sweep, for the feature rows), so every rank keeps the same hyperparameters and feature rows without sending them.
@@ -111,6 +112,8 @@ class ShardedGibbs(ShardedAls):
     def run_epoch(self, epoch: int) -> tuple[float, float]:
         chain, users, items = self.chain, self.rows.users, self.rows.items
         with torch.no_grad():
+            for block, stats in self._block_stats():  # first, as ``GibbsState.sweep``: a fresh chain starts cold
+                chain.hyper[block] = draw_normal_gamma_from(stats, chain.rng)
             self.draws.draw_side(self.by_user, users, self.movies, "user", None)
             needed_users = self._fetch(self.user_rows, users)
             if not self.with_features:
@@ -124,8 +127,6 @@ class ShardedGibbs(ShardedAls):
             residual = ratings - als.predict(users, self.movies, self.mean, fit_users, fit_items)
             squared = float(self.exchange.all_sum(residual.double().square().sum().reshape(1)).cpu()[0])
             chain.noise_precision = draw_noise_precision(squared, int(self.n_ratings), chain.rng)
-            for block, stats in self._block_stats():
-                chain.hyper[block] = draw_normal_gamma_from(stats, chain.rng)
             valid_users, valid_items, _ = self.valid
             self.current_valid = als.predict(users, self.movies, self.mean, valid_users, valid_items)
             if self.kept(epoch):
