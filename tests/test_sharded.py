@@ -128,13 +128,14 @@ def test_the_sharded_watch_fit_in_one_process_is_the_single_process_fit_exactly(
     mean = float(np.float32(ratings.ratings.mean()))
     with distributed.group(config.device, False) as ranks:
         exchange = Exchange(ranks)
-        sharded = fit_sharded_watch(ratings, config, mean, exchange).gathered(np.arange(ratings.n_users), exchange)
-    assert sharded is not None
+        fits = fit_sharded_watch(ratings, config, mean, exchange)
+        gathered = fits.fit_gathered(np.arange(ratings.n_users), exchange), fits.refit_gathered(exchange)
     taste = configured_taste(config, mean)
     start = starting_items(np.arange(ratings.n_items), config.watch_dim, config.seed)
     fit = fit_watch(held_out(ratings, config).train, configured_settings(config), taste, start=start)
     refit = fit_watch(ratings, configured_settings(config, refit=True), taste, start=fit.item)
-    for got, want in ((sharded.fit, fit), (sharded.refit, refit)):
+    for got, want in zip(gathered, (fit, refit), strict=True):
+        assert got is not None
         np.testing.assert_array_equal(got.user, want.user)
         np.testing.assert_array_equal(got.item, want.item)
     assert np.abs(refit.user).sum() > 0 and not np.array_equal(refit.item, fit.item)

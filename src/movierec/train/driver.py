@@ -42,7 +42,7 @@ from movierec.train.shard_exchange import Exchange
 from movierec.train.sharded_als import ShardedAls, ShardRows, feature_count, meta_template
 from movierec.train.sharded_finish import WEIGHT_USERS, ShardSummary, gather_summary
 from movierec.train.sharded_gibbs import ShardedGibbs
-from movierec.train.sharded_watch import WatchFits, fit_sharded_watch
+from movierec.train.sharded_watch import fit_sharded_watch
 from movierec.train.solver import Setup, Solver
 from movierec.train.watch import WatchFactors, fit_configured
 
@@ -171,8 +171,14 @@ def finish_sharded(
     It lets go of ``trained``'s ratings first (the solver keeps its rows; the caller should hold no other name for
     it), reads the rank's own ratings again (training held them grouped, not as read) for the component, fitted
     across the ranks (``sharded_watch``: no rank ever holds every rating) and the summary, and lets go of them
-    then. Rank 0 gathers the first fit's rows of only the users that choose the ranking weights, and the
-    model's tables last."""
+    then. Rank 0 gathers the first fit's rows of only the users that choose the ranking weights and the model's
+    tables, finishes the model and chooses its ranking weights, and only then receives the refit (the others wait
+    for it in the gather), so it never holds both fits, nor the exported tables beside the finished ones. In a
+    process of its own (``config.distributed``) a rank hands large freed blocks straight back to the system from
+    here on (``hold_little``): every rank's peak is in this end, not in the epochs, which keep the C library's
+    default (mapping their per-block temporaries afresh cost them ~20% more CPU)."""
+    if config.distributed:
+        hold_little()
     solver, state, history = trained.solver, trained.state, trained.history
     del trained
     solver.let_go_of_ratings()
@@ -185,15 +191,22 @@ def finish_sharded(
     n_items = own.n_items
     del own
     weighed = exchange.broadcast(None if summary is None else weight_users(summary.valid, WEIGHT_USERS))
-    watch = fits.gathered(weighed, exchange) if fits is not None else None
-    del fits
+    fitted = fits.fit_gathered(weighed, exchange) if fits is not None else None
     params = solver.gather(state.best_state)
     del solver
-    if params is None or summary is None:
+    model = None
+    if params is not None and summary is not None:  # rank 0 ranks, while the others wait to send the refit
+        genres = movie_genres(shards.movies, n_items)  # rank 0 alone reads the movies
+        finished = finish_params(params, summary.fit, config, fitted)
+        del params, fitted
+        model = choose_rank_weight(FactorModel(finished, config.model), summary.fit, summary.valid, genres)
+        del finished
+    refitted = fits.refit_gathered(exchange) if fits is not None else None
+    del fits
+    if model is None or summary is None:
         return None
-    genres = movie_genres(shards.movies, n_items)  # rank 0 alone reads the movies
-    model = finish_model(params, Split(summary.fit, summary.valid), summary.train, config, genres, watch)
-    del params, watch
+    model = with_watch_refit(model, summary.train, config, refitted)
+    del refitted
     give_back_freed_memory()  # what finishing freed, before the model is scored and saved
     result = FitResult(model, history, state.best_epoch, state.best_val_rmse, time.perf_counter() - started)
     return result, summary
@@ -211,11 +224,7 @@ def train_sharded(
     (``train/sharded_gibbs.py``), on the shard folder ``shards``, across torchrun's processes with
     ``config.distributed`` (else in this process alone, world size 1): each rank reads only its parts. With
     ``checkpoints`` every rank saves its rows (and its chain) each epoch (``shard_checkpoint``), and continues from
-    the last complete epoch when they are to be resumed. Only rank 0 shows progress and hears ``on_epoch``. In a
-    process of its own (``config.distributed``) a rank hands large freed blocks straight back to the system for
-    the rest of the process (``hold_little``): it exists to hold little."""
-    if config.distributed:
-        hold_little()
+    the last complete epoch when they are to be resumed. Only rank 0 shows progress and hears ``on_epoch``."""
     ranks = distributed.join(config.device, config.distributed)
     fit_own, val_own = held_out(shards.read_owned(ranks.rank, ranks.world), config)
     n_ratings = int(distributed.all_sum([float(len(fit_own))], ranks.device)[0])
@@ -293,19 +302,14 @@ def run_epochs(
 
 
 def finish_model(
-    params: FactorParams,
-    parts: Split,
-    train: Ratings,
-    config: TrainConfig,
-    genres: np.ndarray | None,
-    watch: WatchFits | None = None,
+    params: FactorParams, parts: Split, train: Ratings, config: TrainConfig, genres: np.ndarray | None
 ) -> FactorModel:
     """The fitted ``params`` finished for scoring (``finish_params`` on the fit part of ``parts``), with ranking
     weights chosen on its validation part (``genres``: each movie's) and "likely to watch" refitted on ``train``.
-    ``watch`` gives both fits of that component when they were made elsewhere (sharded: ``sharded_watch``)."""
-    model = FactorModel(finish_params(params, parts.train, config, watch.fit if watch else None), config.model)
+    ``finish_sharded`` takes the same steps with both fits of that component made across the ranks."""
+    model = FactorModel(finish_params(params, parts.train, config), config.model)
     model = choose_rank_weight(model, parts.train, parts.test, genres)
-    return with_watch_refit(model, train, config, watch.refit if watch else None)
+    return with_watch_refit(model, train, config)
 
 
 def make_solver(

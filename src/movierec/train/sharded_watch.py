@@ -8,8 +8,9 @@ fetch only the other side's rows a rank's ratings touch (``RowFetch``) and sum `
 own rows' ``Y'Y``, all-reduced). The signed final user solve needs nothing more (a user's targets are a function
 of that user's ratings). Starting movie vectors are ``stable_normal`` of their global index, so every world size
 fits the same factors, up to the order of float sums; world size 1 gives exactly ``watch.fit_watch`` from those
-starting vectors. Rank 0 receives the gathered tables (users x dim and movies x dim) once it knows which users'
-rows of the first fit it needs (``ShardedWatchFits.gathered``).
+starting vectors. Rank 0 receives the gathered tables (users x dim and movies x dim): of the first fit only the
+rows that choosing the ranking weights reads (``ShardedWatchFits.fit_gathered``), the refit once those weights are
+chosen (``refit_gathered``).
 """
 
 from __future__ import annotations
@@ -46,41 +47,34 @@ START_SCALE = 0.1
 
 
 @dataclass(frozen=True)
-class WatchFits:
-    """The component on rank 0: ``fit`` fitted on the fit part (it chooses the ranking weights), ``refit`` on every
-    training rating from ``fit``'s movie vectors (the model keeps it)."""
-
-    fit: WatchFactors
-    refit: WatchFactors
-
-
-@dataclass(frozen=True)
 class ShardedWatchFits:
     """Both fits as each rank holds them: its own user and movie rows (the zero padding row last), until
-    ``gathered``."""
+    gathered (``fit_gathered``, ``refit_gathered``)."""
 
     fit: tuple[torch.Tensor, torch.Tensor]
     refit: tuple[torch.Tensor, torch.Tensor]
     n_users: int
     n_items: int
 
-    def gathered(self, fit_users: np.ndarray, exchange: Exchange) -> WatchFits | None:
-        """``WatchFits`` on rank 0 (None elsewhere), every rank taking part: the refit whole, and of the first fit
-        the movies whole but only the users ``fit_users`` (global indices, the same on every rank), the other
-        users' rows zero. Choosing the ranking weights reads no other rows of it, and a zero table's untouched
-        pages take no memory."""
+    def fit_gathered(self, fit_users: np.ndarray, exchange: Exchange) -> WatchFactors | None:
+        """The first fit on rank 0 (None elsewhere), every rank taking part: the movies whole but only the users
+        ``fit_users`` (global indices, the same on every rank), the other users' rows zero. Choosing the ranking
+        weights reads no other rows of it, and a zero table's untouched pages take no memory."""
         users, items = self.fit
         mine = np.asarray(fit_users, dtype=np.int64)
         mine = mine[mine % exchange.world == exchange.rank]
         own_rows = users.index_select(0, torch.from_numpy(mine // exchange.world).to(users.device))
         index, rows = exchange.to_first(mine, own_rows.cpu().numpy())
         item_table = exchange.gather_rows(items[:-1], self.n_items)
-        refit = _gathered(*self.refit, self.n_users, self.n_items, exchange)
-        if item_table is None or refit is None:
+        if item_table is None:
             return None
         user_table = np.zeros((self.n_users, users.shape[1]), np.float32)
         user_table[index] = rows
-        return WatchFits(WatchFactors(user_table, item_table.cpu().numpy()), refit)
+        return WatchFactors(user_table, item_table.cpu().numpy())
+
+    def refit_gathered(self, exchange: Exchange) -> WatchFactors | None:
+        """The refit whole on rank 0 (None elsewhere), every rank taking part."""
+        return _gathered(*self.refit, self.n_users, self.n_items, exchange)
 
 
 def fit_sharded_watch(own: Ratings, config: TrainConfig, global_mean: float, exchange: Exchange) -> ShardedWatchFits:
