@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from movierec.models.factors import PREDICT_BUDGET
-from movierec.train.grouping import stable_order
+from movierec.train.grouping import in_own_order
 
 CPU_BLOCK_RATINGS = 1 << 16  # padded ratings per block on the CPU: X stays in the last-level cache
 GPU_BLOCK_RATINGS = 1 << 22  # larger blocks keep a GPU busy
@@ -112,10 +112,8 @@ def build_side(
     # the k-th rating in row order goes to its row's place plus k less the row's start in that order
     where = np.repeat((place - np.cumsum(counts) + counts).astype(index), counts)
     where += np.arange(where.size, dtype=index)
-    order = stable_order(rows)
-    destination = np.empty_like(where)
-    destination[order] = where  # each rating's place, in the ratings' own order
-    del order, where
+    destination = in_own_order(rows, where)  # each rating's place, in the ratings' own order
+    del where
     padded_cols = np.full(sum(sizes), n_cols, np.int32)
     padded_values = np.zeros(sum(sizes), np.float32)
     padded_cols[destination] = cols
