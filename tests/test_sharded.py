@@ -19,9 +19,10 @@ from movierec.data.split import Split, random_split
 from movierec.errors import DataError, MovieRecError
 from movierec.evaluate import report
 from movierec.evaluate.genres import movie_genres
+from movierec.models.factors import FactorParams
 from movierec.recommend import Recommender
 from movierec.train import distributed, sharded_finish
-from movierec.train.driver import finish_model, held_out, train_sharded
+from movierec.train.driver import finish_model, finish_params, held_out, train_sharded
 from movierec.train.shard_exchange import Exchange
 from movierec.train.sharded_watch import fit_sharded_watch, starting_items
 from movierec.train.watch import configured_settings, configured_taste, fit_watch
@@ -222,3 +223,29 @@ def test_two_ranks_train_the_hybrid_one_rank_trains(tmp_path: Path, capsys: pyte
     cold = load_run(tmp_path / "two").train.item_vocab.index_many(np.array(COLD))
     assert params.item_known[cold].all() and np.abs(params.item_factors[cold]).sum() > 0  # from features alone
     assert len(Recommender.load(tmp_path / "two", min_ratings=1).recommend_user(0, n=5)) == 5
+
+
+def test_finishing_owned_tables_in_place_gives_the_copies_values() -> None:
+    """``finish_params(owned=True)`` (sharded rank 0, which lets go of the gathered tables) zeroes the untrained
+    rows in the tables themselves: the same finished values as the copies, and no copy of the factor tables."""
+    ratings = low_rank_dataset()[0].ratings
+    config = TrainConfig(model="biased-mf", solver="als", watch_dim=0)
+    fit = held_out(ratings, config).train
+    fit = fit.take(np.flatnonzero(fit.users != 3))  # user 3 untrained: a row to zero
+    rng = np.random.default_rng(0)
+    params = FactorParams(
+        global_mean=3.5,
+        user_bias=rng.normal(size=ratings.n_users).astype(np.float32),
+        item_bias=rng.normal(size=ratings.n_items).astype(np.float32),
+        user_factors=rng.normal(size=(ratings.n_users, 4)).astype(np.float32),
+        item_factors=rng.normal(size=(ratings.n_items, 4)).astype(np.float32),
+        low=0.5,
+        high=5.0,
+    )
+    copied = finish_params(params, fit, config)
+    owned = replace(params, user_factors=params.user_factors.copy(), user_bias=params.user_bias.copy())
+    in_place = finish_params(owned, fit, config, owned=True)
+    assert in_place.user_factors is owned.user_factors and not np.any(in_place.user_factors[3])
+    for name in ("user_bias", "item_bias", "user_factors", "item_factors", "fold_in_mean", "fold_in_precision"):
+        np.testing.assert_array_equal(getattr(in_place, name), getattr(copied, name), err_msg=name)
+    assert np.any(params.user_factors[3])  # the copies left the caller's tables alone

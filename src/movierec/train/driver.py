@@ -192,7 +192,7 @@ def finish_sharded(
     model = None
     if params is not None and summary is not None:  # rank 0 ranks, while the others wait to send the refit
         genres = movie_genres(shards.movies, n_items)  # rank 0 alone reads the movies
-        finished = finish_params(params, summary.fit, config, fitted)
+        finished = finish_params(params, summary.fit, config, fitted, owned=True)
         del params, fitted
         model = choose_rank_weight(FactorModel(finished, config.model), summary.fit, summary.valid, genres)
         del finished
@@ -345,20 +345,26 @@ def last_gain_epoch(history: list[EpochStats], min_improvement: float) -> int:
 
 
 def finish_params(
-    params: FactorParams, train: Ratings, config: TrainConfig, fitted: WatchFactors | None = None
+    params: FactorParams,
+    train: Ratings,
+    config: TrainConfig,
+    fitted: WatchFactors | None = None,
+    owned: bool = False,
 ) -> FactorParams:
     """Add what scoring needs beyond the weights: which rows were trained (untrained rows are zeroed, so they
     score as the fallback), the popularity prior, the "likely to watch" component fitted on ``train``, and the
-    population prior that new users are folded in from. ``fitted`` is that component when it was fitted elsewhere."""
+    population prior that new users are folded in from. ``fitted`` is that component when it was fitted elsewhere.
+    With ``owned`` (the caller lets go of ``params``) the untrained rows are zeroed in ``params``' own tables
+    instead of in copies."""
     user_known = train.user_counts() > 0
     item_known = params.item_known if params.item_known.size else train.item_counts() > 0
     factors = fitted if fitted is not None else fit_configured(train, config, params.global_mean)
     finished = replace(
         params,
-        user_bias=np.where(user_known, params.user_bias, 0.0).astype(np.float32, copy=False),
-        item_bias=np.where(item_known, params.item_bias, 0.0).astype(np.float32, copy=False),
-        user_factors=(params.user_factors * user_known[:, None]).astype(np.float32, copy=False),
-        item_factors=(params.item_factors * item_known[:, None]).astype(np.float32, copy=False),
+        user_bias=_trained_rows(params.user_bias, user_known, owned),
+        item_bias=_trained_rows(params.item_bias, item_known, owned),
+        user_factors=_trained_rows(params.user_factors, user_known, owned),
+        item_factors=_trained_rows(params.item_factors, item_known, owned),
         user_known=user_known,
         item_known=item_known,
         item_prior=popularity_prior(train),
@@ -372,6 +378,16 @@ def finish_params(
     )
     prior_mean, prior_precision = population_prior(finished, weights=train.user_counts())
     return replace(finished, fold_in_mean=prior_mean, fold_in_precision=prior_precision)
+
+
+def _trained_rows(values: np.ndarray, known: np.ndarray, owned: bool) -> np.ndarray:
+    """``values`` (float32) with the rows whose ``known`` is False set to zero: in place when ``owned``."""
+    if owned and values.dtype == np.float32 and values.flags.writeable:
+        values[~known] = 0.0
+        return values
+    if values.ndim == 1:
+        return np.where(known, values, 0.0).astype(np.float32, copy=False)
+    return (values * known[:, None]).astype(np.float32, copy=False)
 
 
 def with_watch_refit(

@@ -22,7 +22,7 @@ they read a full ``Ratings``. The "likely to watch" component is fitted across t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -97,7 +97,7 @@ def gather_summary(
     mean, user_bias, item_bias = sharded_biases(own, exchange)
     liked = np.flatnonzero(held & (own.ratings >= RELEVANT))
     valid = _ratings(exchange.to_first(*_columns(own.take(liked))), own)
-    test = shards.read_ratings("test.parquet") if exchange.rank == 0 else None
+    test = _undated(shards.read_ratings("test.parquet")) if exchange.rank == 0 else None
     wanted = exchange.broadcast(
         None if test is None else np.union1d(ranked_sample(test, RANKED_USERS), weight_users(valid, WEIGHT_USERS))
     )
@@ -171,6 +171,12 @@ def _summed(values: np.ndarray, exchange: Exchange) -> np.ndarray:
 def _columns(ratings: Ratings) -> tuple[np.ndarray, ...]:
     """What is sent of ``ratings``: not their dates (sharded training has no time effects)."""
     return ratings.users, ratings.items, ratings.ratings
+
+
+def _undated(ratings: Ratings) -> Ratings:
+    """``ratings`` without their dates, which scoring a sharded run never reads (no time effects): 16 MB less on
+    rank 0 for 2M test ratings."""
+    return replace(ratings, timestamps=no_timestamps(len(ratings)))
 
 
 def _ratings(columns: list[np.ndarray], like: Ratings) -> Ratings:
