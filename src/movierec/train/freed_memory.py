@@ -19,7 +19,8 @@ M_MMAP_THRESHOLD = -3
 LARGE_ALLOCATION_BYTES = 4 << 20
 """The threshold ``hold_little`` sets: 4 MB, the smallest whole-table or per-chunk array of a sharded
 rank at ML-25M size and above; glibc's own starts at 128 KB and rises with every mapped block freed, up to 32 MB.
-At 18M ratings in 4 ranks it lowered the largest rank's peak from 1.43 to 1.16 GB (and 2.29 to 2.25 GB in one)."""
+At 18M training ratings (``benchmarks/distributed_scale.py``, 8 epochs) the largest rank's peak at world 4 was
+1.054 GB with it set from the end of training and 0.962 from the start (``docs/distributed.md``)."""
 
 
 @functools.cache
