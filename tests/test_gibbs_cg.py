@@ -9,13 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from movierec.models import registry
 from movierec.train import als, gibbs_cg
-from movierec.train.driver import fit
 from movierec.train.gibbs_cg import RowConditional, draw_side_cg
-from test_gibbs import killed_and_resumed
-
-from models_fixtures import low_rank_dataset, rmse
+from test_gibbs import assert_low_rank_chain_is_deterministic_and_recovers_the_model, assert_low_rank_chain_resumes
 
 GIBBS = {"solver": "gibbs", "dim": 3, "epochs": 12, "gibbs_burn_in": 4, "device": "cpu", "watch_dim": 0}
 
@@ -71,25 +67,14 @@ def test_cg_draws_have_the_exact_conditionals_mean_and_covariance(n_rated: int) 
 def test_a_chain_drawn_by_cg_is_deterministic_and_recovers_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gibbs_cg, "CG_FROM_RATINGS", 0)
     monkeypatch.setattr(gibbs_cg, "CG_FROM_WIDTH", 0)
-    dataset, truth = low_rank_dataset(noise=0.3)
-    config = registry.config_for("biased-mf", **{**GIBBS, "epochs": 60, "gibbs_burn_in": 20})
-    first, second = (fit(config, dataset, dataset.ratings, progress=False) for _ in range(2))
-    np.testing.assert_array_equal(first.model.params.user_factors, second.model.params.user_factors)
-    assert [h.val_rmse for h in first.history] == [h.val_rmse for h in second.history]
-    ratings = dataset.ratings
-    assert rmse(first.model.predict(ratings.users, ratings.items), truth.predict(ratings.users, ratings.items)) < 0.25
+    assert_low_rank_chain_is_deterministic_and_recovers_the_model(GIBBS)
 
 
 def test_a_resumed_chain_drawn_by_cg_continues_the_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """CG starts from the current rows, which the checkpoint holds: a resumed chain draws what an unbroken one does."""
     monkeypatch.setattr(gibbs_cg, "CG_FROM_RATINGS", 0)
     monkeypatch.setattr(gibbs_cg, "CG_FROM_WIDTH", 0)
-    dataset, _ = low_rank_dataset()
-    config = registry.config_for("biased-mf", **GIBBS)
-    straight = fit(config, dataset, dataset.ratings, progress=False)
-    resumed = killed_and_resumed(config, dataset, dataset.ratings, tmp_path)
-    assert [h.val_rmse for h in resumed.history] == [h.val_rmse for h in straight.history]
-    np.testing.assert_array_equal(resumed.model.params.user_factors, straight.model.params.user_factors)
+    assert_low_rank_chain_resumes(GIBBS, tmp_path)
 
 
 def test_the_size_rule_keeps_the_cholesky_draws_on_small_data_or_narrow_rows(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,13 +13,13 @@ import torch
 from movierec.data.split import random_split
 from movierec.models import registry
 from movierec.train import als, gibbs, gibbs_coordinate
-from movierec.train.driver import fit, make_solver
+from movierec.train.driver import make_solver
 from movierec.train.gibbs_cg import RowConditional
 from movierec.train.gibbs_coordinate import draw_side_coordinates
-from test_gibbs import killed_and_resumed
+from test_gibbs import assert_low_rank_chain_is_deterministic_and_recovers_the_model, assert_low_rank_chain_resumes
 from test_gibbs_cg import GIBBS, exact_conditional
 
-from models_fixtures import low_rank_dataset, rmse
+from models_fixtures import low_rank_dataset
 
 N_USERS, N_ITEMS, DIM = 20_000, 60, 4
 ALPHA = 1.7
@@ -88,25 +88,14 @@ def _coordinate_draws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_chain_drawn_coordinate_wise_is_deterministic_and_recovers_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     _coordinate_draws(monkeypatch)
-    dataset, truth = low_rank_dataset(noise=0.3)
-    config = registry.config_for("biased-mf", **{**GIBBS, "epochs": 60, "gibbs_burn_in": 20})
-    first, second = (fit(config, dataset, dataset.ratings, progress=False) for _ in range(2))
-    np.testing.assert_array_equal(first.model.params.user_factors, second.model.params.user_factors)
-    assert [h.val_rmse for h in first.history] == [h.val_rmse for h in second.history]
-    ratings = dataset.ratings
-    assert rmse(first.model.predict(ratings.users, ratings.items), truth.predict(ratings.users, ratings.items)) < 0.25
+    assert_low_rank_chain_is_deterministic_and_recovers_the_model(GIBBS)
 
 
 def test_a_resumed_chain_drawn_coordinate_wise_continues_the_chain(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _coordinate_draws(monkeypatch)
-    dataset, _ = low_rank_dataset()
-    config = registry.config_for("biased-mf", **GIBBS)
-    straight = fit(config, dataset, dataset.ratings, progress=False)
-    resumed = killed_and_resumed(config, dataset, dataset.ratings, tmp_path)
-    assert [h.val_rmse for h in resumed.history] == [h.val_rmse for h in straight.history]
-    np.testing.assert_array_equal(resumed.model.params.user_factors, straight.model.params.user_factors)
+    assert_low_rank_chain_resumes(GIBBS, tmp_path)
 
 
 def test_the_noise_precision_sees_the_residuals_the_movie_draw_left(monkeypatch: pytest.MonkeyPatch) -> None:
