@@ -24,6 +24,7 @@ import numpy as np
 from movierec.errors import MovieRecError
 from movierec.recommend import DEFAULT_MIN_RATINGS, Recommender
 from movierec.serve.search import TitleIndex
+from movierec.train.freed_memory import give_back_freed_memory
 
 log = logging.getLogger("movierec.serve")
 MAX_PATH_CHARS = 1024
@@ -178,8 +179,7 @@ def release_memory() -> None:
     """Collect cycles, then ask glibc to return freed heap pages (large arrays freed after a swap otherwise
     stay in the process's arenas and its resident memory only grows with each reload)."""
     gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    give_back_freed_memory()
 
 
 class ReloadBusy(MovieRecError):

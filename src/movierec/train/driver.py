@@ -223,7 +223,8 @@ def train_sharded(
     process of its own (``config.distributed``) a rank hands large freed blocks straight back to the system for the
     rest of the process (``hold_little``): it exists to hold little, and what the epochs leave in the heaps would
     still be there at the end, where every rank's peak is (20M ratings, 4 ranks: the largest rank's peak 1.054 GB
-    with it set from the end on, 0.962 from the start; the epochs' seconds alike on an idle machine)."""
+    with it set from the end on, 0.962 from the start; mean epoch seconds at world 1, idle machine, 1.87-2.16 with
+    it against 1.85-1.89 without)."""
     if config.distributed:
         hold_little()
     ranks = distributed.join(config.device, config.distributed)
