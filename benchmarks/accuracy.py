@@ -40,10 +40,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "global-mean": {"model": "global-mean"},
     "biases": {"model": "biases"},
     "sigmoid-mf": {"model": "sigmoid-mf"},
-    "biased-mf (L2 on touched rows)": {"model": "biased-mf"},
-    "biased-mf (weight_decay 1e-5, no L2)": {"model": "biased-mf", "reg": 0.0, "weight_decay": 1e-5},
-    "biased-mf (weight_decay 1e-4, no L2)": {"model": "biased-mf", "reg": 0.0, "weight_decay": 1e-4},
-    f"default ({DEFAULT_MODEL})": {"model": DEFAULT_MODEL},
+    "biased-mf (L2 on touched rows)": {"model": "biased-mf", "solver": "loop"},
+    "biased-mf (weight_decay 1e-5, no L2)": {"model": "biased-mf", "solver": "loop", "reg": 0.0, "weight_decay": 1e-5},
+    "biased-mf (weight_decay 1e-4, no L2)": {"model": "biased-mf", "solver": "loop", "reg": 0.0, "weight_decay": 1e-4},
+    f"default ({DEFAULT_MODEL}, --solver auto)": {"model": DEFAULT_MODEL},
+    f"{DEFAULT_MODEL}, --solver loop": {"model": DEFAULT_MODEL, "solver": "loop"},
     "biased-mf, --solver als": {"model": "biased-mf", "solver": "als"},
     "hybrid, --solver als": {"model": "hybrid", "solver": "als"},
 }
@@ -70,7 +71,8 @@ def movierec_row(
 ) -> dict[str, float]:
     started = time.perf_counter()
     options = {key: value for key, value in settings.items() if key != "model"}
-    model = fit(registry.config_for(settings["model"], **options), dataset, train, progress=False).model
+    config = registry.config_for_data(settings["model"], lambda: len(dataset.ratings), **options)
+    model = fit(config, dataset, train, progress=False).model
     seconds = time.perf_counter() - started
     return {**_columns(evaluate_model(model, train, test, genres=genres)), "seconds": seconds}
 

@@ -2,7 +2,7 @@
 
     python benchmarks/coldstart_table.py                       # ml-latest-small, the default model, k = 5, 10, 20
     python benchmarks/coldstart_table.py --model hybrid --order random --seed 1
-    python benchmarks/coldstart_table.py --solver gibbs        # the same model trained by block Gibbs sampling
+    python benchmarks/coldstart_table.py --solver loop         # the same model trained by the gradient loop
 
 Runs ``movierec.evaluate.coldstart.cold_start`` (the protocol behind `movierec evaluate --protocol
 cold-start`) and prints, for every k, the model beside the bias-only baseline (user bias folded in from the
@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="ml-latest-small")
     parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--solver", default=None, help="train with this solver (default: the model's own)")
+    parser.add_argument("--solver", default=None, help="train with this solver (default auto, as `movierec train`)")
     parser.add_argument("--given", default="5,10,20")
     parser.add_argument("--fraction", type=float, default=ColdStartOptions.holdout_fraction)
     parser.add_argument("--order", default="time", choices=["time", "random"])
@@ -39,10 +39,11 @@ def main() -> None:
         given=parse_given(args.given), holdout_fraction=args.fraction, order=args.order, seed=args.seed
     )
     started = time.perf_counter()
-    overrides = {} if args.solver is None else {"solver": args.solver}
-    rows = cold_start(registry.config_for(args.model, device="cpu", **overrides), load_dataset(args.data), options)
+    dataset = load_dataset(args.data)
+    config = registry.config_for_data(args.model, lambda: len(dataset.ratings), device="cpu", solver=args.solver)
+    rows = cold_start(config, dataset, options)
     seconds = time.perf_counter() - started
-    solver = "" if args.solver is None else f" (--solver {args.solver})"
+    solver = f" (--solver {config.solver})"
     print(
         f"{args.data}: {rows[0]['n_users']} held-out users ({args.fraction:.0%}, seed {args.seed}), first k by "
         f"{args.order}; {args.model}{solver} trained on the rest with its defaults ({seconds:.0f} s in all)"

@@ -86,7 +86,7 @@ def main() -> None:
     questions = parse_given(args.questions, "--questions")
     seeds = tuple(int(seed) for seed in args.seeds.split(","))
     dataset = load_dataset("ml-latest-small")
-    config = registry.config_for(registry.DEFAULT_MODEL, device="cpu")
+    config = registry.config_for_data(registry.DEFAULT_MODEL, lambda: len(dataset.ratings), device="cpu")
     if args.validation:
         reports = validation_reports(config, dataset, InterviewOptions(questions=questions))
         print_side_by_side(reports, [f"fold {f}" for f in range(len(reports))], questions)

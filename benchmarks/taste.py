@@ -20,7 +20,7 @@ from typing import Any
 from movierec.artifact.run import load_run
 from movierec.cli.console import make_console
 from movierec.cli.taste import print_taste
-from movierec.data.source import DataOptions
+from movierec.data.source import DataOptions, count_ratings
 from movierec.models import registry
 from movierec.recommend.taste import run_taste
 from movierec.train.session import train_run
@@ -39,14 +39,18 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the protocol's JSON object as the last line")
     args = parser.parse_args()
 
-    config = registry.config_for(registry.DEFAULT_MODEL)
+    data = DataOptions(split_seed=args.seed)
+    config = registry.config_for_data(registry.DEFAULT_MODEL, lambda: count_ratings(data))  # as `movierec train`
     with tempfile.TemporaryDirectory() as folder:
         run_dir = Path(folder) / "run"
         started = time.perf_counter()
-        train_run(config, DataOptions(split_seed=args.seed), run_dir, progress=False)
+        train_run(config, data, run_dir, progress=False)
         trained = time.perf_counter() - started
         report = run_taste(load_run(run_dir))
-    print(f"ml-latest-small, random 90/10 split seed {args.seed}: {config.model} trained in {trained:.0f} s")
+    print(
+        f"ml-latest-small, random 90/10 split seed {args.seed}: {config.model} (--solver {config.solver}) trained in "
+        f"{trained:.0f} s"
+    )
     print_taste(report, make_console())
     print()
     for label, check in BARS:

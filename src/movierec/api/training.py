@@ -37,10 +37,11 @@ def fit(
 
     ``settings`` are the fields of ``movierec.config.TrainConfig`` (the flags of `movierec train`: ``epochs``,
     ``dim``, ``lr``, ``reg``, ``solver``, ...) on top of the model's shipped defaults. An unknown one is a
-    ``MovieRecError`` naming it and the valid ones.
+    ``MovieRecError`` naming it and the valid ones. ``solver`` defaults to ``"auto"``: gibbs on data of up to
+    ``registry.GIBBS_UP_TO`` ratings, als on more, for the models that have them (loop for the others).
     """
-    config = _config(model, settings, "fit")
     data = data if isinstance(data, Data) else load_data(data)
+    config = _config(model, settings, "fit", data)
     run_dir = Path(out) if out is not None else _new_run_dir(config.model)
     train_run(config, data.options, run_dir, loaded=(data.dataset, data.split), progress=progress)
     return load_run(run_dir)
@@ -89,8 +90,8 @@ def sweep(
 ) -> Sweep:
     """Train one run per value of ``param`` (a ``fit`` setting such as ``"lr"``, or ``"train_share"``), the other
     settings as ``fit`` takes them, and write the comparison report (``report.html``) into ``out``."""
-    config = _config(model, settings, "sweep")
     data = data if isinstance(data, Data) else load_data(data)
+    config = _config(model, settings, "sweep", data)
     folder = Path(out) if out is not None else _new_run_dir(f"sweep-{param}")
     result = run_sweep(param, list(values), config, data.options, folder, progress=progress)
     runs = tuple(Run.of(summary) for summary in result.runs)
@@ -98,9 +99,11 @@ def sweep(
     return Sweep(param, runs, best, dict(result.failures), result.report)
 
 
-def _config(model: str, settings: dict[str, Any], function: str) -> TrainConfig:
+def _config(model: str, settings: dict[str, Any], function: str, data: Data) -> TrainConfig:
+    """The shipped defaults of ``model`` with ``settings`` on top; ``solver="auto"`` (the default) picks by the
+    size of ``data`` (``registry.auto_solver``)."""
     check_names(settings, TRAIN_SETTINGS, function)
-    return registry.check(registry.config_for(model, **settings))
+    return registry.check(registry.config_for_data(model, lambda: len(data.dataset.ratings), **settings))
 
 
 def _new_run_dir(name: str) -> Path:

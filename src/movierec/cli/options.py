@@ -18,7 +18,7 @@ from movierec.cli.flags import FlagGroup, field_flags, field_help, flag
 from movierec.config import SOLVERS, TrainConfig
 from movierec.data.movielens import DUPLICATE_POLICIES, ParseOptions, ParseReport
 from movierec.data.ratings import RatingScale
-from movierec.data.source import DataOptions
+from movierec.data.source import DataOptions, count_ratings
 from movierec.errors import MovieRecError
 from movierec.models import registry
 
@@ -93,24 +93,41 @@ class TrainFlags:
     file: Path | None
     given: dict[str, Any]
 
-    def config(self) -> TrainConfig:
+    def config(self, data: DataOptions | None = None) -> TrainConfig:
         """The config file's settings (else the shipped defaults of the model and solver given) with the flags
-        given on top, checked against the model registry before any data is read."""
-        model, solver = self.given.get("model"), self.given.get("solver")
-        base = TrainConfig.from_file(self.file) if self.file else registry.config_for(model, solver=solver)
-        return registry.check(base.replace(**self.given))
+        given on top, checked against the model registry before any data is read.
+
+        ``--solver auto`` (the default without a config file) picks by the size of ``data``
+        (``registry.auto_solver``, counting the lines of its ratings files); without ``data`` it means loop.
+        """
+        base = TrainConfig.from_file(self.file) if self.file else None
+        given = dict(self.given)
+        if given.get("solver", "auto" if base is None else None) == "auto":
+            settings = {**(dataclasses.asdict(base) if base else {}), **given}
+            given["solver"] = "loop" if data is None else registry.auto_solver(settings, lambda: count_ratings(data))
+        if base is None:
+            return registry.check(registry.config_for(given.pop("model", None), **given))
+        return registry.check(base.replace(**given))
 
 
-def config_flags(models: Collection[str], *, omit: Collection[str] = (), model_default: str | None = None) -> FlagGroup:
+def config_flags(
+    models: Collection[str], *, omit: Collection[str] = (), model_default: str | None = None, auto: bool = True
+) -> FlagGroup:
     """A flag per ``TrainConfig`` field but ``omit``, then --config, as the ``TrainFlags`` they make. --model
-    offers ``models`` and defaults to ``model_default`` (None: the config file's model, else the default one)."""
+    offers ``models`` and defaults to ``model_default`` (None: the config file's model, else the default one).
+    ``auto``: --solver defaults to auto (``TrainFlags.config`` with the data), else to loop."""
     names = tuple(field.name for field in dataclasses.fields(TrainConfig) if field.name not in omit)
     default = "" if model_default else f" Default: {registry.DEFAULT_MODEL}, or --config's."
     helps = {
         "model": f"{field_help(TrainConfig)['model']} One of: {registry.help_text(models)}.{default}",
         "solver": f"{field_help(TrainConfig)['solver']} "
         + "; ".join(f"{solver} trains {', '.join(registry.trained_by(solver))}" for solver in SOLVERS)
-        + ".",
+        + (
+            f". Default auto: gibbs on data of up to {registry.GIBBS_UP_TO:,} ratings, als on more, for the models "
+            "that have them; loop for the others."
+            if auto
+            else ". Default loop."
+        ),
     }
     flags = field_flags(TrainConfig, names, unset=True, spelled=CONFIG_FLAG_NAMES, helps=helps)
     if model_default is not None:

@@ -81,7 +81,7 @@ def sweep(
     if given is not None:
         raise MovieRecError(f"--{param} {given} was given while sweeping {param}; drop it or --param {param}.")
     swept = parse_values(param, values)
-    base = settings.config()
+    base = settings.config(data)
     out_dir = out or Path("sweeps") / f"{param}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def progress(name: str, value: float, metrics: dict[str, Any] | None, error: str | None) -> None:

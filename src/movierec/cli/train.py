@@ -92,7 +92,7 @@ def train(
     from movierec.train import distributed as ranks
     from movierec.train.session import train_run
 
-    config = settings.config()
+    config = settings.config(data)
     run_dir = out or Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     main = not config.distributed or ranks.setup(config.device).is_main  # only rank 0 of torchrun's processes speaks
     try:

@@ -28,7 +28,7 @@ console = Console(highlight=False, soft_wrap=True)
 SEARCHED = {param.name for model in registry.tunable_names() for param in registry.get(model).search_space}
 """Settings some model's search space covers: tune draws them, so they have no flag here."""
 TUNE_SETTINGS = config_flags(
-    registry.tunable_names(), omit={"seed", "distributed", *SEARCHED}, model_default=registry.DEFAULT_MODEL
+    registry.tunable_names(), omit={"seed", "distributed", *SEARCHED}, model_default=registry.DEFAULT_MODEL, auto=False
 )
 """The settings every trial shares (--seed here seeds the sampler; --config can fix the training seed)."""
 

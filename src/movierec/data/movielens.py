@@ -101,6 +101,23 @@ def detect_format(path: Path) -> Format:
     raise DataError(f"The folder {path} holds no MovieLens ratings; expected ratings.csv, ratings.dat or u.data in it.")
 
 
+RATINGS_FILES: dict[Format, str] = {"csv": "ratings.csv", "dat": "ratings.dat", "100k": "u.data"}
+"""The file holding the ratings in each release layout (a user's CSV is itself that file)."""
+
+
+def count_rating_lines(path: Path) -> int:
+    """The lines of ratings in a release folder or a user's ratings CSV, without reading them: the lines of its
+    ratings file, less a CSV's header (lines that parsing would skip or merge are counted)."""
+    fmt = detect_format(path)
+    source = path if fmt == "user-csv" else path / RATINGS_FILES[fmt]
+    lines, last = 0, b"\n"
+    with source.open("rb") as handle:
+        while chunk := handle.read(1 << 24):
+            lines, last = lines + chunk.count(b"\n"), chunk[-1:]
+    lines += last != b"\n"  # a last line without its newline
+    return max(lines - (fmt in ("csv", "user-csv")), 0)
+
+
 def read_source(path: Path, options: ParseOptions | None = None) -> RawTables:
     """Parse a release folder or a user's ratings CSV into raw tables."""
     options = options or ParseOptions()

@@ -10,8 +10,21 @@ from typing import Any
 import numpy as np
 
 from movierec.checks import check_fields, one_of, valid, within
-from movierec.data.loader import DEFAULT_SCALE, CachedFile, align_movies, cached_ratings, load_dataset_with_report
-from movierec.data.movielens import ParseOptions, ParseReport, read_movies_csv, read_ratings_csv
+from movierec.data.loader import (
+    DEFAULT_SCALE,
+    CachedFile,
+    align_movies,
+    cached_ratings,
+    load_dataset_with_report,
+    resolve_source,
+)
+from movierec.data.movielens import (
+    ParseOptions,
+    ParseReport,
+    count_rating_lines,
+    read_movies_csv,
+    read_ratings_csv,
+)
 from movierec.data.ratings import Dataset, Ratings, RatingScale, Vocabulary
 from movierec.data.split import Split, global_temporal_split, random_split, user_temporal_split
 from movierec.errors import MovieRecError
@@ -64,6 +77,20 @@ def load_split(
     """The dataset and its train/test split, as the options say, the training side cut to ``train_share``."""
     dataset, split = _full_split(options, parse or ParseOptions(scale=DEFAULT_SCALE), on_report)
     return dataset, keep_share(split, options)
+
+
+def count_ratings(options: DataOptions) -> int:
+    """About how many ratings ``load_split(options)`` would read, counted before reading them: the lines of the
+    ratings files (``--train-file`` and ``--test-file``, or ``--data``'s), so duplicates and invalid lines count."""
+    if options.train_file is not None and options.test_file is not None:
+        return sum(_counted(Path(name)) for name in (options.train_file, options.test_file))
+    return count_rating_lines(resolve_source(options.data)[1])
+
+
+def _counted(path: Path) -> int:
+    if not path.is_file():
+        raise MovieRecError(f"The file {path} does not exist.")
+    return count_rating_lines(path)
 
 
 def keep_share(split: Split, options: DataOptions) -> Split:
