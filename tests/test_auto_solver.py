@@ -14,6 +14,7 @@ from movierec.data.movielens import count_rating_lines
 from movierec.data.source import DataOptions, count_ratings
 from movierec.errors import DataError
 from movierec.models import registry
+from movierec.reports.sweep_values import swept_solver
 from test_cli_errors import HEADER, ratings_text
 
 from conftest import write
@@ -107,3 +108,9 @@ def test_train_without_a_solver_samples_small_data_and_records_gibbs(tmp_path: P
     assert main([*args, "--quiet", "--out", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())["train"]
     assert (config["model"], config["solver"], config["gibbs_burn_in"]) == ("hybrid", "gibbs", 3)
+
+
+def test_a_sweep_of_a_loop_setting_trains_the_loop_unless_a_solver_is_given() -> None:
+    assert swept_solver("lr", None) == swept_solver("batch_size", "auto") == "loop"
+    assert swept_solver("lr", "als") == "als"
+    assert swept_solver("dim", None) is None  # auto stands: dim matters to every solver

@@ -16,6 +16,7 @@ from movierec.api.runs import Comparison, Run, load_run
 from movierec.config import TrainConfig
 from movierec.models import registry
 from movierec.reports.sweep import run_sweep
+from movierec.reports.sweep_values import swept_solver
 from movierec.train.session import train_run
 
 if TYPE_CHECKING:
@@ -91,7 +92,8 @@ def sweep(
     """Train one run per value of ``param`` (a ``fit`` setting such as ``"lr"``, or ``"train_share"``), the other
     settings as ``fit`` takes them, and write the comparison report (``report.html``) into ``out``."""
     data = data if isinstance(data, Data) else load_data(data)
-    config = _config(model, settings, "sweep", data)
+    solver = swept_solver(param, settings.get("solver"))
+    config = _config(model, {**settings, "solver": solver} if solver else settings, "sweep", data)
     folder = Path(out) if out is not None else _new_run_dir(f"sweep-{param}")
     result = run_sweep(param, list(values), config, data.options, folder, progress=progress)
     runs = tuple(Run.of(summary) for summary in result.runs)

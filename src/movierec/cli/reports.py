@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +18,7 @@ from movierec.data.movielens import ParseOptions
 from movierec.data.source import DataOptions
 from movierec.errors import MovieRecError
 from movierec.models import registry
-from movierec.reports.sweep_values import DATA_PARAMS, PARAMS, parse_param, parse_values
+from movierec.reports.sweep_values import DATA_PARAMS, PARAMS, parse_param, parse_values, swept_solver
 
 console = Console(highlight=False)
 
@@ -81,7 +82,9 @@ def sweep(
     if given is not None:
         raise MovieRecError(f"--{param} {given} was given while sweeping {param}; drop it or --param {param}.")
     swept = parse_values(param, values)
-    base = settings.config(data)
+    solver = swept_solver(name, settings.given.get("solver"))
+    flags = dataclasses.replace(settings, given={**settings.given, "solver": solver}) if solver else settings
+    base = flags.config(data)
     out_dir = out or Path("sweeps") / f"{param}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def progress(name: str, value: float, metrics: dict[str, Any] | None, error: str | None) -> None:

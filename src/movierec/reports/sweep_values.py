@@ -20,6 +20,14 @@ PARAMS = {flag_of(name)[2:]: name for name, kind in _TYPES.items() if kind in (i
 """Sweepable settings: their flag without the dashes (``batch-size``) to the field (``batch_size``)."""
 
 Value = int | float
+LOOP_SETTINGS = ("lr", "weight_decay", "batch_size", "patience")
+"""Sweepable settings of the gradient loop (``--solver loop``) that the sampler ignores (ALS reads patience too)."""
+
+
+def swept_solver(name: str, solver: str | None) -> str | None:
+    """The solver a sweep of the field ``name`` trains with: the loop for one of its settings where no solver was
+    chosen (``--solver auto`` samples small data, which ignores them: every run would be the same), else ``solver``."""
+    return "loop" if name in LOOP_SETTINGS and solver in (None, "auto") else solver
 
 
 def parse_param(param: str) -> str:
