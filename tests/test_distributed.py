@@ -25,7 +25,20 @@ from movierec.train.driver import fit
 
 from models_fixtures import low_rank_dataset
 
-TRAIN_ARGS = ["--model", "biased-mf", "--dim", "8", "--epochs", "12", "--batch-size", "256", "--lr", "0.01"]
+TRAIN_ARGS = [
+    "--model",
+    "biased-mf",
+    "--solver",
+    "loop",
+    "--dim",
+    "8",
+    "--epochs",
+    "12",
+    "--batch-size",
+    "256",
+    "--lr",
+    "0.01",
+]
 
 
 def free_port() -> int:
