@@ -12,7 +12,7 @@ from movierec.cli import main
 from movierec.cli.options import TrainFlags
 from movierec.data.movielens import count_rating_lines
 from movierec.data.source import DataOptions, count_ratings
-from movierec.errors import DataError
+from movierec.errors import DataError, MovieRecError
 from movierec.models import registry
 from movierec.reports.sweep_values import swept_solver
 from test_cli_errors import HEADER, ratings_text
@@ -114,3 +114,10 @@ def test_a_sweep_of_a_loop_setting_trains_the_loop_unless_a_solver_is_given() ->
     assert swept_solver("lr", None) == swept_solver("batch_size", "auto") == "loop"
     assert swept_solver("lr", "als") == "als"
     assert swept_solver("dim", None) is None  # auto stands: dim matters to every solver
+
+
+def test_an_unknown_solver_is_refused_naming_auto_among_the_valid_ones() -> None:
+    with pytest.raises(MovieRecError, match=r"--solver 'fast' is not valid; choose one of: auto, loop, als, gibbs\."):
+        TrainFlags(None, {"solver": "fast"}).config(DataOptions())
+    with pytest.raises(MovieRecError, match="choose one of: auto, loop"):
+        registry.config_for_data("hybrid", never_counted, solver="fast")

@@ -102,9 +102,9 @@ class TrainFlags:
         """
         base = TrainConfig.from_file(self.file) if self.file else None
         given = dict(self.given)
-        if given.get("solver", "auto" if base is None else None) == "auto":
+        if base is None or "solver" in given:  # a config file's solver stands unless --solver is given
             settings = {**(dataclasses.asdict(base) if base else {}), **given}
-            given["solver"] = "loop" if data is None else registry.auto_solver(settings, lambda: count_ratings(data))
+            given["solver"] = registry.chosen_solver(settings, None if data is None else lambda: count_ratings(data))
         if base is None:
             return registry.check(registry.config_for(given.pop("model", None), **given))
         return registry.check(base.replace(**given))

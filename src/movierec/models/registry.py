@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from movierec.config import TrainConfig
+from movierec.checks import one_of
+from movierec.config import SOLVERS, TrainConfig
 from movierec.data.ratings import Dataset, Ratings, RatingScale
 from movierec.errors import MovieRecError
 from movierec.models.factors import FactorParams
@@ -171,12 +172,20 @@ def auto_solver(settings: Mapping[str, Any], ratings: Callable[[], int]) -> str:
     return "als" if "als" in solvers else solvers[0]
 
 
+def chosen_solver(settings: Mapping[str, Any], ratings: Callable[[], int] | None) -> str:
+    """The solver ``settings["solver"]`` names, checked (``auto`` or left out: ``auto_solver``'s choice for data of
+    ``ratings()`` ratings, or the loop where no data are given to size it)."""
+    solver = settings.get("solver") or "auto"
+    one_of(("auto", *SOLVERS))("--solver", solver)
+    if solver != "auto":
+        return str(solver)
+    return "loop" if ratings is None else auto_solver(settings, ratings)
+
+
 def config_for_data(model: str | None, ratings: Callable[[], int], **overrides: Any) -> TrainConfig:
     """``config_for`` with ``solver`` left out or ``"auto"`` chosen by ``auto_solver`` for data of ``ratings()``
     ratings: what ``movierec train`` trains by default."""
-    if overrides.get("solver") in (None, "auto"):
-        overrides = {**overrides, "solver": auto_solver({**overrides, "model": model}, ratings)}
-    return config_for(model, **overrides)
+    return config_for(model, **{**overrides, "solver": chosen_solver({**overrides, "model": model}, ratings)})
 
 
 def trained_by(solver: str) -> tuple[str, ...]:
