@@ -33,8 +33,14 @@ def top_columns(scores: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
     take = min(k + 1, n_cols)  # one more than asked: a tie at the k-th place shows as a tie with the next
     if n_cols == 0 or n_rows == 0:
         return out, False
+    if take < n_cols:
+        s = np.require(s, requirements=["C", "W"])  # what torch can read
+    if n_cols >= GROUPED_FROM and s.dtype in (np.float32, np.float64):
+        grouped = _grouped_top(s, k)
+        if grouped is not None:
+            return grouped, False
     if take < n_cols:  # the take largest, unordered: torch's top-k is many times numpy's argpartition here
-        chosen = torch.topk(torch.from_numpy(np.require(s, requirements=["C", "W"])), take, dim=1, sorted=False)
+        chosen = torch.topk(torch.from_numpy(s), take, dim=1, sorted=False)
         part_scores, part = chosen.values.numpy(), chosen.indices.numpy()
     else:
         part = np.broadcast_to(np.arange(n_cols), s.shape)
@@ -49,6 +55,57 @@ def top_columns(scores: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
             top[row, :k] = _lowest_at_tie(s[row], top[row, :k], top_scores[row, k])
     out[:, : min(k, take)] = np.where(top_scores[:, :k] == -np.inf, -1, top[:, :k])
     return out, False
+
+
+TOPK_GROUP = 128
+"""Columns per group of ``_grouped_top``."""
+GROUPED_FROM = 8 * TOPK_GROUP
+"""Least number of columns that ``top_columns`` ranks from groups' maxima (below it torch's top-k is as quick)."""
+
+
+def _grouped_top(s: np.ndarray, k: int) -> np.ndarray | None:
+    """``topk_items`` of a C-ordered float matrix with many more columns than ``k``, from the maxima of groups of
+    ``TOPK_GROUP`` columns; None when it holds NaN (the caller's path handles it).
+
+    The ``k + 1``-th largest of a row's group maxima is at most its ``k + 1``-th largest score (those groups hold
+    ``k + 1`` entries at least as large). So the entries at or above it are a prefix of the row in the order of
+    ``topk_items`` (by descending score, then index) that holds its first ``k``, and they lie in the groups whose
+    maximum reaches it (or in the last, shorter group): only those are sorted. One pass for the maxima, then a few
+    groups a row: on 71 users x 59,047 movies of the 25M whole job's model (one thread) 0.7 ms for the rank scores
+    and 1.6 ms for the predicted ratings (many tie at the top of the scale), against 4.1 and 5.0 ms for torch's
+    top-k and the tie-breaking after it."""
+    n_rows, n_cols = s.shape
+    n_groups, take = n_cols // TOPK_GROUP, k + 1
+    width = n_groups * TOPK_GROUP
+    if n_groups < take:
+        return None
+    grouped = s[:, :width].reshape(n_rows, n_groups, TOPK_GROUP)
+    tail = s[:, width:]
+    maxima = np.empty((n_rows, n_groups + 1), s.dtype)
+    torch.amax(torch.from_numpy(grouped), dim=2, out=torch.from_numpy(maxima[:, :n_groups]))
+    maxima[:, n_groups] = tail.max(axis=1) if tail.shape[1] else -np.inf
+    if np.isnan(maxima).any():
+        return None
+    bound = np.partition(maxima, n_groups + 1 - take, axis=1)[:, n_groups + 1 - take]
+    group_rows, groups = _at_least(maxima[:, :n_groups], bound)
+    in_groups = grouped[group_rows, groups]  # (groups reaching the bound, TOPK_GROUP)
+    pairs, offsets = _at_least(in_groups, bound[group_rows])
+    rows, columns, values = group_rows[pairs], groups[pairs] * TOPK_GROUP + offsets, in_groups[pairs, offsets]
+    if tail.shape[1]:  # after the groups' entries: each row's entries stay in column order
+        tail_rows, tail_offsets = _at_least(tail, bound)
+        rows = np.concatenate([rows, tail_rows])
+        columns = np.concatenate([columns, tail_offsets + width])
+        values = np.concatenate([values, tail[tail_rows, tail_offsets]])
+    order = np.lexsort((-values, rows))  # by row, then descending score; stable, so equal scores by column
+    counts = np.bincount(rows, minlength=n_rows)  # at least take a row
+    first = order[((np.cumsum(counts) - counts)[:, None] + np.arange(k)).ravel()].reshape(n_rows, k)
+    return np.where(values[first] == -np.inf, -1, columns[first])
+
+
+def _at_least(matrix: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of the entries of a C-ordered ``matrix`` at or above their row's ``bound``, in row-major order
+    (one flat search: NumPy's two-dimensional ``nonzero`` is several times slower)."""
+    return np.divmod(np.flatnonzero(matrix >= bound[:, None]), matrix.shape[1])
 
 
 def _lowest_at_tie(row: np.ndarray, top: np.ndarray, tied: float) -> np.ndarray:

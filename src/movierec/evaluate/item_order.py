@@ -87,16 +87,20 @@ class _GlobalOrder:
         return int(self.items.size)
 
 
-def rank_in_item_order(score: ItemOrderedScore, train: Ratings, users: np.ndarray, k: int) -> np.ndarray:
+def rank_in_item_order(
+    score: ItemOrderedScore, train: Ratings, users: np.ndarray, k: int, candidates: Candidates | None = None
+) -> np.ndarray:
     """Each user's top-k candidate items [len(users), k], best first, ``-1`` padded: ``rank_candidates`` for an
-    item-ordered scorer, the same lists from the first movies of its order."""
+    item-ordered scorer, the same lists from the first movies of its order. ``candidates``: those of ``users``,
+    when made already."""
     item_counts = train.item_counts()
     order = _GlobalOrder(np.asarray(score.key), item_counts)
     users = np.asarray(users, dtype=np.int64).ravel()
     out = np.full((users.size, k), -1, dtype=np.int64)
     if order.size == 0:
         return out
-    candidates = Candidates(train, users, item_counts)
+    if candidates is None:
+        candidates = Candidates(train, users, item_counts)
     pending = np.arange(users.size)
     length = max(FIRST_PREFIX, 4 * k)
     while pending.size:

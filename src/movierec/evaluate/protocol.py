@@ -97,15 +97,27 @@ Ranker = Callable[[np.ndarray, int], list[np.ndarray]]
 order of the scorers."""
 
 
-def _relevant_by_user(test: Ratings, threshold: float) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Test users with at least one relevant movie (sorted) and each one's relevant item indices."""
-    mask = test.ratings >= threshold
-    users = test.users[mask].astype(np.int64)
-    items = test.items[mask].astype(np.int64)
-    order = np.argsort(users, kind="stable")
-    users, items = users[order], items[order]
-    ranked, starts = np.unique(users, return_index=True)
-    return ranked, np.split(items, starts[1:]) if ranked.size else []
+@dataclass(frozen=True)
+class _Relevant:
+    """The test users with at least one relevant movie (sorted), and the relevant movies of each, by user."""
+
+    users: np.ndarray  # int64 [users]
+    bounds: np.ndarray  # int64 [users + 1]: user j's movies are items[bounds[j] : bounds[j + 1]]
+    items: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, test: Ratings, threshold: float) -> _Relevant:
+        mask = test.ratings >= threshold
+        users = test.users[mask].astype(np.int64)
+        items = test.items[mask].astype(np.int64)
+        order = np.argsort(users, kind="stable")
+        users, items = users[order], items[order]
+        ranked, starts = np.unique(users, return_index=True)
+        return cls(ranked, np.r_[starts, users.size], items)
+
+    def lists(self, positions: np.ndarray) -> list[np.ndarray]:
+        """The relevant movies of the users at ``positions``, one array each."""
+        return [self.items[self.bounds[j] : self.bounds[j + 1]] for j in positions]
 
 
 @dataclass(frozen=True)
@@ -121,14 +133,17 @@ class CandidateChunk:
         self.candidates.exclude(scores, self.users)
 
 
-def candidate_chunks(train: Ratings, users: np.ndarray, chunk_size: int) -> Iterator[CandidateChunk]:
+def candidate_chunks(
+    train: Ratings, users: np.ndarray, chunk_size: int, candidates: Candidates | None = None
+) -> Iterator[CandidateChunk]:
     """``users`` in chunks of at most ``chunk_size`` users and ``SCORE_BUDGET`` scores (at least ``MIN_CHUNK``
-    users), with their candidates."""
+    users), with their candidates (``candidates``, when given, must have been made for ``users``)."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size is {chunk_size}; it must be at least 1.")
     user_index = np.asarray(users, dtype=np.int64).ravel()
     chunk_size = min(chunk_size, max(MIN_CHUNK, SCORE_BUDGET // max(1, train.n_items)))
-    candidates = Candidates(train, user_index, train.item_counts())
+    if candidates is None:
+        candidates = Candidates(train, user_index, train.item_counts())
     for start in range(0, user_index.size, chunk_size):
         yield CandidateChunk(start, user_index[start : start + chunk_size], candidates)
 
@@ -151,16 +166,23 @@ def rank_candidates(score: ScoreFn, train: Ratings, users: np.ndarray, k: int, c
 
 
 def rank_candidates_many(
-    scores: ScoresFn, count: int, train: Ratings, users: np.ndarray, k: int, chunk_size: int = 1024
+    scores: ScoresFn,
+    count: int,
+    train: Ratings,
+    users: np.ndarray,
+    k: int,
+    chunk_size: int = 1024,
+    candidates: Candidates | None = None,
 ) -> list[np.ndarray]:
     """``rank_candidates`` for ``count`` scorers in one pass over the users: ``scores(chunk)`` yields each
     scorer's matrix for the chunk in turn (see ``ScoresFn``). Returns one top-k array per scorer. A chunk holds at
-    most ``chunk_size`` users and ``SCORE_BUDGET`` scores. A NaN among a user's candidates is an error."""
+    most ``chunk_size`` users and ``SCORE_BUDGET`` scores. A NaN among a user's candidates is an error.
+    ``candidates``: those of ``users``, when made already."""
     if k < 1:
         raise ValueError(f"k is {k}; it must be at least 1.")
     n_users = np.asarray(users).size
     topks = [np.empty((n_users, k), dtype=np.int64) for _ in range(count)]
-    for chunk in candidate_chunks(train, users, chunk_size):
+    for chunk in candidate_chunks(train, users, chunk_size, candidates):
         produced = 0
         for raw_scores in scores(chunk.users.astype(np.int32)):
             if produced == count:
@@ -260,16 +282,15 @@ def evaluate_ranked(
         raise ValueError(f"k is {k}; it must be at least 1.")
     if genres is not None and np.shape(genres)[:1] != (train.n_items,):
         raise ValueError(f"genres has shape {np.shape(genres)}; expected one row per movie ({train.n_items}).")
-    ranked_users, relevant = _relevant_by_user(test, relevance_threshold)
-    if ranked_users.size == 0:
+    everyone = _Relevant.of(test, relevance_threshold)
+    if everyone.users.size == 0:
         raise DataError(
             f"No test user has a held-out rating of at least {relevance_threshold:g}; "
             "lower the relevance threshold or use a larger test set."
         )
-    rankable = int(ranked_users.size)
+    rankable = int(everyone.users.size)
     keep = sample_positions(rankable, settings.max_users)
-    if keep.size < rankable:
-        ranked_users, relevant = ranked_users[keep], [relevant[i] for i in keep]
+    ranked_users, relevant = everyone.users[keep], everyone.lists(keep)
     topks = rank(ranked_users, k)
     profiles = None
     if genres is not None:

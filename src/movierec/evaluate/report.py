@@ -15,7 +15,8 @@ import numpy as np
 
 from movierec.data.ratings import Ratings, RatingScale
 from movierec.errors import DataError
-from movierec.evaluate.item_order import model_item_orders
+from movierec.evaluate.candidates import Candidates
+from movierec.evaluate.item_order import ItemOrderedScore, model_item_orders, rank_in_item_order
 from movierec.evaluate.protocol import (
     Ranker,
     RankingSettings,
@@ -42,16 +43,51 @@ def evaluate_model(
 
     ``genres`` is the movies x genres matrix (``evaluate.genres.genre_matrix``) that ``miscalibration@k`` needs.
     """
-    metrics: dict[str, Any] = {"model": model.name, **evaluate_ratings(model.predict, train, test)}
-    metrics["n_train"] = len(train)
+    return evaluate_models([model], {}, train, test, k, genres)[0]
+
+
+def evaluate_models(
+    models: list[FactorModel],
+    ranking_only: dict[str, ScoreFn],
+    train: Ratings,
+    test: Ratings,
+    k: int = 10,
+    genres: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
+    """``evaluate_model`` of each of ``models``, then ``ranking_row`` of each scorer of ``ranking_only`` (by name),
+    the same rows, with every list made in one ranking pass over the sampled users: which test movies are
+    relevant, each user's candidates and the genre mixes of what they liked are worked out once for all."""
+    rows: list[dict[str, Any]] = []
+    for model in models:
+        rows.append({"model": model.name, **evaluate_ratings(model.predict, train, test), "n_train": len(train)})
+    rows += [{"model": name} for name in ranking_only]
+    settings = RankingSettings(k=k, max_users=RANKED_USERS, genres=genres)
+
+    def rank(users: np.ndarray, top: int) -> list[np.ndarray]:
+        candidates = Candidates(train, users, train.item_counts())
+        lists = [
+            ranked
+            for model in models
+            for ranked in _both_orders(model, train, settings.chunk_size, candidates)(users, top)
+        ]
+        for score in ranking_only.values():
+            if isinstance(score, ItemOrderedScore):  # popularity
+                lists.append(rank_in_item_order(score, train, users, top, candidates))
+            else:
+                lists.append(rank_candidates(score, train, users, top, settings.chunk_size))
+        return lists
+
     try:
-        settings = RankingSettings(k=k, max_users=RANKED_USERS, genres=genres)
-        ranked, by_rating = evaluate_ranked(_both_orders(model, train, settings.chunk_size), train, test, settings)
-        metrics.update(ranked)
-        metrics.update({f"rating_order_{key}": by_rating[key] for key in (f"ndcg@{k}", f"recall@{k}")})
+        results = evaluate_ranked(rank, train, test, settings)
     except DataError:
-        pass  # no test user has a relevant movie: the ranking metrics are left out rather than invented
-    return metrics
+        return rows  # no test user has a relevant movie: the ranking metrics are left out rather than invented
+    by_score, by_rating = results[0 : 2 * len(models) : 2], results[1 : 2 * len(models) : 2]
+    for row, ranked, rated in zip(rows[: len(models)], by_score, by_rating, strict=True):
+        row.update(ranked)
+        row.update({f"rating_order_{key}": rated[key] for key in (f"ndcg@{k}", f"recall@{k}")})
+    for row, ranked in zip(rows[len(models) :], results[2 * len(models) :], strict=True):
+        row.update(ranked)
+    return rows
 
 
 def ranking_row(
@@ -88,29 +124,30 @@ def compare_with_baselines(
 
     ``genres`` (the movies x genres matrix of ``evaluate.genres.genre_matrix``) adds ``miscalibration@k``.
     """
-    metrics = evaluate_model(model, train, test, k, genres)
-    metrics["baselines"] = {
-        "global-mean": evaluate_model(
-            FactorModel(global_mean_params(train, scale), "global-mean"), train, test, k, genres
-        ),
-        "biases": evaluate_model(FactorModel(bias_params(train, scale), "biases"), train, test, k, genres),
-        "popularity": ranking_row("popularity", popularity_scores(train), train, test, k, genres),
-        "ease": ease_row(train, test, k, genres),
-    }
+    baselines = [
+        FactorModel(global_mean_params(train, scale), "global-mean"),
+        FactorModel(bias_params(train, scale), "biases"),
+    ]
+    metrics, *rows = evaluate_models(
+        [model, *baselines], {"popularity": popularity_scores(train)}, train, test, k, genres
+    )
+    metrics["baselines"] = {row["model"]: row for row in rows}
+    metrics["baselines"]["ease"] = ease_row(train, test, k, genres)
     return metrics
 
 
-def _both_orders(model: FactorModel, train: Ratings, chunk_size: int) -> Ranker:
-    """The lists by the ranking score, then by predicted rating alone (the known pitfall, reported beside it):
-    from one prediction per chunk of users, or from the movies' order when the model's scores are a function of
-    the movie's bias alone (``model_item_orders``: the global-mean and bias baselines)."""
+def _both_orders(model: FactorModel, train: Ratings, chunk_size: int, candidates: Candidates) -> Ranker:
+    """The lists by the ranking score, then by predicted rating alone (the known pitfall, reported beside it), of
+    the users ``candidates`` were made for: from one prediction per chunk of users, or from the movies' order when
+    the model's scores are a function of the movie's bias alone (``model_item_orders``: the global-mean and bias
+    baselines)."""
     orders = model_item_orders(model)
     if orders is not None:
-        return lambda users, k: [rank_candidates(order, train, users, k) for order in orders]
+        return lambda users, k: [rank_in_item_order(order, train, users, k, candidates) for order in orders]
 
     def scores(users: np.ndarray) -> Iterator[np.ndarray]:
         predicted = model.score_items(users)
         yield model.rank_scores_from(users, predicted)
         yield predicted
 
-    return lambda users, k: rank_candidates_many(scores, 2, train, users, k, chunk_size)
+    return lambda users, k: rank_candidates_many(scores, 2, train, users, k, chunk_size, candidates)

@@ -85,18 +85,22 @@ class _Grid:
         return self.plain.rank_scores(users), p.watch_user[users] @ p.watch_item.T if p.has_watch else None
 
     def scores(self, rating: np.ndarray, watch: np.ndarray | None) -> Iterator[np.ndarray]:
-        """Each pair's rank scores from the ``parts`` of some users, in grid order, in one buffer that the next
-        pair overwrites."""
-        buffer, scaled = np.empty_like(rating), np.empty_like(rating)
+        """Each pair's rank scores from the ``parts`` of some users, in grid order, each valid until the next is
+        asked for: the popularity term added once per run of pairs with the same weight, and the "likely to
+        watch" score scaled once per watch weight."""
+        with_prior, summed, scaled = np.empty_like(rating), np.empty_like(rating), {}
+        base, current = rating, None
         for weight, watch_weight in self.grid:
-            with_prior = rating
-            if weight in self.prior_terms:
-                with_prior = np.add(rating, self.prior_terms[weight], out=buffer)
+            if weight != current:
+                prior = self.prior_terms.get(weight)
+                base = rating if prior is None else np.add(rating, prior, out=with_prior)
+                current = weight
             if watch_weight and watch is not None:
-                np.add(with_prior, np.multiply(watch, watch_weight, out=scaled), out=buffer)
-                yield buffer
+                if watch_weight not in scaled:
+                    scaled[watch_weight] = np.multiply(watch, watch_weight)
+                yield np.add(base, scaled[watch_weight], out=summed)
             else:
-                yield with_prior
+                yield base
 
     def rank(self, train: Ratings, users: np.ndarray, k: int, chunk_size: int) -> list[np.ndarray]:
         """Each pair's top-k lists of ``users`` (``rank_candidates``'s): the parts of a chunk once, with the
