@@ -1,9 +1,10 @@
 """Coordinate-wise row draws (``gibbs_coordinate``): each row's exact conditional is their stationary distribution, the
-residuals they leave are the training residuals, and a chain that draws its rows so is deterministic (one seed, one
-chain; resume continues it) and recovers the model."""
+residuals they leave are the training residuals, the draws do not depend on torch's threads, and a chain that draws its
+rows so is deterministic (one seed, one chain; resume continues it) and recovers the model."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,36 @@ def test_coordinate_scans_keep_the_exact_conditional(
         np.testing.assert_allclose(correlation, exact_cov / np.outer(scale, scale), atol=0.04)
         residuals = targets[None, :] - drawn @ design.T
         np.testing.assert_allclose(squared, np.square(residuals).sum(), rtol=1e-4)
+
+
+def test_the_draws_do_not_depend_on_the_threads() -> None:
+    """Slices drawn side by side by worker threads (``slice_workers``) give the very draws of one thread drawing them
+    in turn, and leave torch's thread setting as it was."""
+    side, movies, _, _ = _identical_users(40)
+    side = replace(side, blocks=[part for block in side.blocks for part in als.cache_slices(block, 64)])
+    assert len(side.blocks) > 4  # several slices, so that the workers share them
+    threads = torch.get_num_threads()
+    drawn = []
+    for count in (1, 3):
+        torch.set_num_threads(count)
+        try:
+            own = als.Factors(torch.zeros(N_USERS + 1, DIM), torch.zeros(N_USERS + 1))
+            conditional = RowConditional(ALPHA, (MEAN, PRECISION), torch.Generator().manual_seed(0))
+            squared = draw_side_coordinates(side, own, movies, conditional)
+            assert torch.get_num_threads() == count
+        finally:
+            torch.set_num_threads(threads)
+        drawn.append((own.factors, own.bias, squared))
+    assert torch.equal(drawn[0][0], drawn[1][0]) and torch.equal(drawn[0][1], drawn[1][1])
+    assert drawn[0][2] == drawn[1][2]
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (3, 5, 7), (40, 2, 65), (2, 300, 64)])
+def test_transposed_is_the_transpose(shape: tuple[int, int, int]) -> None:
+    values = torch.randn(shape)
+    rows = shape[0]
+    expected = values.reshape(rows, -1).T.reshape(-1)
+    assert torch.equal(gibbs_coordinate.transposed(values, rows), expected)
 
 
 def _coordinate_draws(monkeypatch: pytest.MonkeyPatch) -> None:

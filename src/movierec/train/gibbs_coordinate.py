@@ -12,27 +12,39 @@ more slowly per sweep than a whole-row draw where a row's coordinates are strong
 on the data below), but costs a fixed amount, where the CG draws (``gibbs_cg``) take more steps as the rows carry
 more signal.
 
-The work is vectorised across a slice of a block's rows (``als.cache_slices``), laid out by position: ``(L, B)``
-for the ``B`` rows' ``L`` ratings, so that each per-row sum adds up rows of ``B`` values (a slice of few, long rows
-is laid out by row instead: ``BY_POSITION_FROM``). The other side's vectors are gathered whole (one access per
-rating, as ALS gathers them) and transposed into ``(d, L, B)`` planes, one contiguous plane per coordinate. Every
-``P_kk`` and the part of each move that stays fixed during the scan are computed before it, so a coordinate costs
-three torch calls: its dot product with the residual, its move, the residual's update. A side's scan passes over
-its gathered vectors about six times (transpose, squares, residual, a dot and an update per coordinate), bound by
-memory, at a fixed cost. Biased MF, dim 64, one thread, CPU seconds of a whole sweep (both sides, the noise precision,
-the hyperparameters, the validation predictions) taking turns with ALS epochs (``train_speed.py --gibbs``) on a
-loaded 2-core machine: at 25M ML-25M-shaped ratings 7.4 against 7.6 with CG draws, 2.0-2.4 ALS epochs against
-2.5-2.7 (run by run); on rank-8 data of ML-25M's shape, 2.5M ratings, 0.92 against about 1.3 (CG then takes 8
-steps a block at the median, 17-19 at most), with the same test RMSE sweep for sweep (0.5402 and 0.5391 after 25),
-so a lower one at the same CPU time (0.539 at 25 s against 0.544). On ratings with little low-rank signal the prior
-dominates every row and CG converges in 1-3 steps: there CG costs less (``train_speed.py``'s synthetic ratings, 25M,
-the first sweeps from the chain's cold start: 1.5 ALS epochs against 2.0). The residuals left after the scan are the
-training residuals of the drawn side's ratings: the draw returns their sum of squares, for the noise precision.
+The work is vectorised across a slice of a block's rows (``als.cache_slices``). A slice gathers the other side's vectors
+as ALS does (``als.gathered_into``: ``(B, L, d)`` for its ``B`` rows' ``L`` ratings, one access per rating), takes each
+row's residual at the current coordinates from them in one batched product (``als.times``) and the squared norms of the
+columns in one reduction, then transposes them (``transposed``) into one plane per coordinate: ``(L, B)`` by position,
+so that each per-row sum adds up rows of ``B`` values (strided views of one ``(L, d, B)`` array), or ``(B, L)`` by row
+for a slice of few, long rows (``BY_POSITION_FROM``). Every ``P_kk`` and the part of each move that stays fixed during
+the scan are computed before it, so a coordinate costs three torch calls: its dot product with the residual, its move,
+the residual's update. On a CPU with more than one torch thread the slices are drawn side by side by as many Python
+threads, one torch thread each (``slice_workers``). Biased MF, dim 64, at 25M ML-25M-shaped ratings (``train_speed.py
+--gibbs --gibbs-draws coordinate``, sweeps taking turns with ALS epochs), CPU seconds of a whole sweep (both sides, the
+noise precision, the hyperparameters, the validation predictions) at one thread, on the 2-core machine loaded by other
+jobs (load 3-9): 4.6-6.2 s, 1.58-1.83 ALS epochs, where the draws before (gathered rows transposed by ``copy_``, element
+by element; the residual built plane by plane; one core whatever the threads) took 6.1-7.9 s, 2.19-2.23 (2.11 on the
+idle machine, and 2.99 at two threads there). At two threads (load 1.6-3.9) the best sweep took 4.1 s wall and 6.2 s of
+CPU against the best ALS epoch's 2.0 and 3.8: 2.08 and 1.62 ALS epochs, 3.11 and 3.06 before; under load 5-9 a sweep
+took 8.6-11.3 s, where the draws before took 25-46 s a side (3.2-3.7 at one thread). Against the CG draws, measured
+before: on rank-8 data of ML-25M's shape, 2.5M ratings, 0.92 ALS epochs against about 1.3 (CG then takes 8 steps a block
+at the median, 17-19 at most), with the same test RMSE sweep for sweep (0.5402 and 0.5391 after 25), so a lower one at
+the same CPU time (0.539 at 25 s against 0.544); on ratings with little low-rank signal the prior dominates every row
+and CG converges in 1-3 steps, and there CG cost less (``train_speed.py``'s synthetic ratings, the first sweeps from the
+chain's cold start: 1.5 ALS epochs against 2.0). The residuals left after the scan are the training residuals of the
+drawn side's ratings: the draw returns their sum of squares, for the noise precision.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
 import torch
+import torch.nn.functional as F
 
 from movierec.train import als
 from movierec.train.gibbs_cg import RowConditional
@@ -58,63 +70,96 @@ def draw_side_coordinates(side: als.Side, own: als.Factors, other: als.Factors, 
     the rows' predictions; ``conditional.fixed`` not counted)."""
     dim = other.factors.shape[1]
     slices = [part for block in side.blocks for part in als.cache_slices(block, dim)]
-    with torch.no_grad():
-        most = max((part.cols.numel() for part in slices), default=0) * dim
-        buffer, rows = other.factors.new_empty(most), other.factors.new_empty(most)
-        squared = torch.zeros((), dtype=torch.float64, device=other.factors.device)
-        for block in slices:
-            by_position = block.cols.shape[0] >= BY_POSITION_FROM
-            cols = (block.cols.T if by_position else block.cols).contiguous()
-            planes = _planes_into(buffer, rows, other.factors, cols)
-            mask = (cols != side.n_cols).to(planes.dtype)
-            values = block.values.T.contiguous() if by_position else block.values
-            target = values - other.bias.index_select(0, cols.view(-1)).view(cols.shape)
+    most = max((part.cols.numel() for part in slices), default=0) * dim
+    buffers = threading.local()
+
+    def draw_slice(block: als.Block, noise: torch.Tensor) -> torch.Tensor:
+        """One slice's rows drawn and written back; the 0-d sum of squares of its residuals (float64)."""
+        if not hasattr(buffers, "rows"):
+            buffers.rows = other.factors.new_empty(most)
+        with torch.no_grad():
+            x = als.gathered_into(buffers.rows, other.factors, block.cols)
+            mask = (block.cols != side.n_cols).to(x.dtype)
             current, mean, less = conditional.of_block(block, own)
-            drawn, residual = scan(planes, mask, target, current, mean, less, conditional, by_position)
+            residual = als.row_targets(block, x, mask, other.bias, None) - als.times(x, current[:, :-1])
+            residual -= current[:, -1:] * mask
+            drawn, residual = scan(x, mask, residual, current, mean, less, conditional, noise)
             own.factors.index_copy_(0, block.rows, drawn[:, :-1])
             own.bias.index_copy_(0, block.rows, drawn[:, -1])
-            squared += torch.linalg.vecdot(residual.view(-1), residual.view(-1)).to(torch.float64)
-    return float(squared)
+            return torch.linalg.vecdot(residual.view(-1), residual.view(-1)).to(torch.float64)
+
+    with torch.no_grad():
+        sizes = [int(part.rows.shape[0]) for part in slices]
+        shape, like = (sum(sizes), dim + 1), other.factors
+        noise = torch.randn(shape, generator=conditional.generator, device=like.device, dtype=like.dtype).split(sizes)
+        with slice_workers(like.device) as run:
+            squares = run(draw_slice, slices, noise)
+    return float(torch.stack(squares).sum()) if squares else 0.0
+
+
+@contextmanager
+def slice_workers(device: torch.device) -> Iterator[Callable[..., list[torch.Tensor]]]:
+    """A ``map`` over a side's slices (``draw_side_coordinates``): on a CPU with torch's intra-op threads above one,
+    that many Python threads each drawing whole slices on one torch thread (restored after), else a plain loop.
+
+    A slice's ops are too small for torch to split across threads (each coordinate's touches ``L B`` values, below its
+    grain of 32K), so the second core sat idle, and on a busy machine waiting for it cost far more than it gave (see the
+    module docstring); Python threads running slices side by side share the cores instead (torch releases the GIL in its
+    ops). Each slice's draws run on one torch thread either way, from noise drawn beforehand in slice order: the samples
+    do not depend on the threads."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield lambda function, *args: list(map(function, *args))
+        return
+    torch.set_num_threads(1)  # threads started from here on run torch on one thread
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            yield lambda function, *args: list(pool.map(function, *args))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def scan(
-    planes: torch.Tensor,
+    x: torch.Tensor,
     mask: torch.Tensor,
-    target: torch.Tensor,
+    residual: torch.Tensor,
     start: torch.Tensor,
     mean: torch.Tensor,
     fixed: torch.Tensor | None,
     conditional: RowConditional,
-    by_position: bool = True,
+    noise: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One Gibbs scan over the coordinates of each row ``b`` of ``start`` (``(B, d + 1)``, bias last) for the
     conditional ``N(P_b^-1 c_b, P_b^-1)``, ``P_b = alpha A_b'A_b + diag(lambda)``, ``c_b = alpha (A_b'y_b - fixed_b) +
-    lambda mu_b``, ``A_b = [X_b, 1]``: ``planes`` ``(d, L, B)`` holds ``X_b``'s columns by position (``(d, B, L)``
-    by row when not ``by_position``), ``mask`` and ``target`` ``(L, B)`` (``(B, L)``), zero on padding; the prior
+    lambda mu_b``, ``A_b = [X_b, 1]``: ``x`` ``(B, L, d)`` holds the rows of ``X_b``, ``mask`` ``(B, L)`` is zero on
+    padding (where ``x`` is too), ``residual`` ``(B, L)`` holds ``y_b - A_b start_b`` (zero on padding); the prior
     means ``mean`` and ``fixed`` are ``(d + 1,)`` or ``(B, d + 1)`` (``fixed`` may be None), the rest is
-    ``conditional``'s. Returns the new rows and the residuals ``y - A x`` after the scan, laid out as ``target``."""
+    ``conditional``'s; ``noise`` ``(B, d + 1)`` standard normal. Returns the new rows and the residuals ``y - A x``
+    after the scan (``(L, B)`` by position from ``BY_POSITION_FROM`` rows, else ``(B, L)``)."""
     alpha, precision = conditional.noise_precision, conditional.prior[1]
-    over = 0 if by_position else 1  # the ratings' axis of mask, target and each plane
+    rows, length, dim = x.shape
+    by_position = rows >= BY_POSITION_FROM
+    over = 0 if by_position else 1  # the ratings' axis of mask, residual and each plane
 
     def per_row(values: torch.Tensor) -> torch.Tensor:  # (B,) against a (L, B) or (B, L) array
         return values if by_position else values[:, None]
 
     current = start.T.contiguous()  # (d + 1, B)
-    squares = torch.cat([torch.linalg.vecdot(planes, planes, dim=over + 1), mask.sum(over)[None]])
-    residual = target - per_row(current[-1]) * mask
-    columns, values = planes.unbind(0), current.unbind(0)
-    for k, plane in enumerate(columns):
-        residual.addcmul_(plane, per_row(values[k]), value=-1)
+    squares = torch.cat([torch.linalg.vecdot(x, x, dim=1).T, mask.sum(1)[None]])
+    if by_position:  # planes (d, L, B), each a strided view of x's rows transposed to (L, d, B)
+        planes = transposed(x, rows).view(length, dim, rows).permute(1, 0, 2)
+        residual, mask = residual.T.contiguous(), mask.T
+    else:
+        planes = transposed(x, rows * length).view(dim, rows, length)
     # Coordinate k's draw moves it by weight_k * (a_k'e) + (a part that stays fixed during the scan).
     diagonal = alpha * squares + _by_row(precision, current)
     weight = alpha / diagonal
     prior_part = _by_row(precision * mean, current)
     if fixed is not None:
         prior_part = prior_part - alpha * fixed.T
-    noise = torch.randn(start.shape, generator=conditional.generator, device=start.device, dtype=start.dtype).T
-    step = (alpha * squares * current + prior_part) / diagonal + noise * diagonal.rsqrt() - current
+    step = (alpha * squares * current + prior_part) / diagonal + noise.T * diagonal.rsqrt() - current
     steps, weights = step.unbind(0), weight.unbind(0)
-    for k, plane in enumerate(columns):
+    for k, plane in enumerate(planes.unbind(0)):
         steps[k].addcmul_(weights[k], torch.linalg.vecdot(plane, residual, dim=over))
         residual.addcmul_(plane, per_row(steps[k]), value=-1)
     steps[-1].addcmul_(weights[-1], residual.sum(over))
@@ -122,17 +167,17 @@ def scan(
     return (current + step).T, residual
 
 
+def transposed(values: torch.Tensor, groups: int) -> torch.Tensor:
+    """``values``' memory read as ``(groups, n / groups)`` and transposed, flat (``n / groups`` runs of ``groups``).
+
+    It is ``channel_shuffle`` of a channels-last ``(1, n, 1, 1)`` view: torch transposes each pixel's channels there
+    with vectorised tiles, 4-7x faster than ``copy_`` of a transposed view (element by element), which took a third of
+    the sampler's time. Any layout torch picks gives the same values."""
+    n = values.numel()
+    channels_last = values.reshape(1, 1, 1, n).permute(0, 3, 1, 2)
+    return F.channel_shuffle(channels_last, groups).reshape(n)
+
+
 def _by_row(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A prior's ``(k,)`` or ``(B, k)`` values as ``(k, B)``, like ``like``."""
     return values[:, None].expand_as(like) if values.dim() == 1 else values.T
-
-
-def _planes_into(buffer: torch.Tensor, rows: torch.Tensor, table: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """``table``'s rows (``(n, d)``) at ``cols``, as ``(d, *cols.shape)`` planes in the front of ``buffer``: gathered
-    whole into ``rows`` (one access per rating), then transposed (gathering each plane apart costs ``d`` accesses
-    per rating: several times slower once the table outgrows the cache)."""
-    dim = table.shape[1]
-    gathered = als.gathered_into(rows, table, cols).view(-1, dim)
-    out = buffer[: dim * cols.numel()].view(dim, -1)
-    out.copy_(gathered.T)
-    return out.view(dim, *cols.shape)
