@@ -47,15 +47,22 @@ def _identical_users(n_rated: int) -> tuple[als.Side, als.Factors, np.ndarray, n
 
 
 @pytest.mark.parametrize(
-    ("n_rated", "by_position_from"),  # fewer ratings than the row's width (the prior decides), and many; both layouts
-    [(2, gibbs_coordinate.BY_POSITION_FROM), (40, gibbs_coordinate.BY_POSITION_FROM), (40, 10**9)],
+    ("n_rated", "by_position_from", "compiled"),  # fewer ratings than the row's width (the prior decides), and many;
+    [  # the compiled loop, and the torch ops (a GPU's) in both layouts
+        (2, gibbs_coordinate.BY_POSITION_FROM, True),
+        (40, gibbs_coordinate.BY_POSITION_FROM, True),
+        (2, gibbs_coordinate.BY_POSITION_FROM, False),
+        (40, gibbs_coordinate.BY_POSITION_FROM, False),
+        (40, 10**9, False),
+    ],
 )
 def test_coordinate_scans_keep_the_exact_conditional(
-    n_rated: int, by_position_from: int, monkeypatch: pytest.MonkeyPatch
+    n_rated: int, by_position_from: int, compiled: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rows drawn from the exact conditional stay so distributed through scans (invariance), and rows started far
     off reach it (mean and covariance over the many users that share it); the residuals left are the ratings'."""
     monkeypatch.setattr(gibbs_coordinate, "BY_POSITION_FROM", by_position_from)
+    monkeypatch.setattr(gibbs_coordinate, "COMPILED", compiled)
     side, movies, items, ratings = _identical_users(n_rated)
     design = np.concatenate([movies.factors[items].numpy(), np.ones((n_rated, 1))], 1).astype(np.float64)
     targets = ratings - movies.bias[items].numpy()
@@ -102,6 +109,23 @@ def test_the_draws_do_not_depend_on_the_threads() -> None:
         drawn.append((own.factors, own.bias, squared))
     assert torch.equal(drawn[0][0], drawn[1][0]) and torch.equal(drawn[0][1], drawn[1][1])
     assert drawn[0][2] == drawn[1][2]
+
+
+def test_the_compiled_scan_draws_what_the_torch_ops_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One scan from the same rows and noise by the compiled loop and by the torch ops (a GPU's path): the same rows
+    and residuals up to float32 rounding (the sums run in another order)."""
+    side, movies, _, _ = _identical_users(40)
+    drawn = []
+    for compiled in (True, False):
+        monkeypatch.setattr(gibbs_coordinate, "COMPILED", compiled)
+        own = als.Factors(torch.zeros(N_USERS + 1, DIM), torch.zeros(N_USERS + 1))
+        conditional = RowConditional(ALPHA, (MEAN, PRECISION), torch.Generator().manual_seed(0))
+        squared = draw_side_coordinates(side, own, movies, conditional)
+        drawn.append((own.factors, own.bias, squared))
+    torch.testing.assert_close(drawn[0][0], drawn[1][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(drawn[0][1], drawn[1][1], rtol=1e-4, atol=1e-5)
+    assert drawn[0][2] == pytest.approx(drawn[1][2], rel=1e-4)
+    assert not torch.equal(drawn[0][0], torch.zeros_like(drawn[0][0]))
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (3, 5, 7), (40, 2, 65), (2, 300, 64)])

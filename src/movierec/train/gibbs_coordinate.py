@@ -19,21 +19,25 @@ columns in one reduction, then transposes them (``transposed``) into one plane p
 so that each per-row sum adds up rows of ``B`` values (strided views of one ``(L, d, B)`` array), or ``(B, L)`` by row
 for a slice of few, long rows (``BY_POSITION_FROM``). Every ``P_kk`` and the part of each move that stays fixed during
 the scan are computed before it, so a coordinate costs three torch calls: its dot product with the residual, its move,
-the residual's update. On a CPU with more than one torch thread the slices are drawn side by side by as many Python
-threads, one torch thread each (``slice_workers``). Biased MF, dim 64, at 25M ML-25M-shaped ratings (``train_speed.py
---gibbs --gibbs-draws coordinate``, sweeps taking turns with ALS epochs), CPU seconds of a whole sweep (both sides, the
-noise precision, the hyperparameters, the validation predictions) at one thread, on the 2-core machine loaded by other
-jobs (load 3-9): 4.6-6.2 s, 1.58-1.83 ALS epochs, where the draws before (gathered rows transposed by ``copy_``, element
-by element; the residual built plane by plane; one core whatever the threads) took 6.1-7.9 s, 2.19-2.23 (2.11 on the
-idle machine, and 2.99 at two threads there). At two threads (load 1.6-3.9) the best sweep took 4.1 s wall and 6.2 s of
-CPU against the best ALS epoch's 2.0 and 3.8: 2.08 and 1.62 ALS epochs, 3.11 and 3.06 before; under load 5-9 a sweep
-took 8.6-11.3 s, where the draws before took 25-46 s a side (3.2-3.7 at one thread). Against the CG draws, measured
-before: on rank-8 data of ML-25M's shape, 2.5M ratings, 0.92 ALS epochs against about 1.3 (CG then takes 8 steps a block
-at the median, 17-19 at most), with the same test RMSE sweep for sweep (0.5402 and 0.5391 after 25), so a lower one at
-the same CPU time (0.539 at 25 s against 0.544); on ratings with little low-rank signal the prior dominates every row
-and CG converges in 1-3 steps, and there CG cost less (``train_speed.py``'s synthetic ratings, the first sweeps from the
-chain's cold start: 1.5 ALS epochs against 2.0). The residuals left after the scan are the training residuals of the
-drawn side's ratings: the draw returns their sum of squares, for the noise precision.
+the residual's update. On a CPU the scan itself runs as one compiled loop per slice instead (``COMPILED``,
+``gibbs_coordinate_kernel``: each row's columns copied once to contiguous memory, both passes vectorised, the GIL
+released), which took the sweep at two threads on the quiet machine from 4.1-4.4 s (2.05-2.20 ALS epochs in wall
+seconds, 1.81-1.98 in CPU) to 3.0-4.0 s (1.43-1.57 and 1.49-1.50), and at one thread to 1.46 (wall) and 1.49 (CPU), with
+the same validation RMSE after 8 sweeps (0.8984). On a CPU with more than one torch thread the slices are drawn side by
+side by as many Python threads, one torch thread each (``slice_workers``). Biased MF, dim 64, at 25M ML-25M-shaped
+ratings (``train_speed.py --gibbs --gibbs-draws coordinate``, sweeps taking turns with ALS epochs), CPU seconds of a
+whole sweep (both sides, the noise precision, the hyperparameters, the validation predictions) at one thread, on the
+2-core machine loaded by other jobs (load 3-9): 4.6-6.2 s, 1.58-1.83 ALS epochs, where the draws before (gathered rows
+transposed by ``copy_``, element by element; the residual built plane by plane; one core whatever the threads) took
+6.1-7.9 s, 2.19-2.23 (2.11 on the idle machine, and 2.99 at two threads there). At two threads (load 1.6-3.9) the best
+sweep took 4.1 s wall and 6.2 s of CPU against the best ALS epoch's 2.0 and 3.8: 2.08 and 1.62 ALS epochs, 3.11 and 3.06
+before; under load 5-9 a sweep took 8.6-11.3 s, where the draws before took 25-46 s a side (3.2-3.7 at one thread).
+Against the CG draws, measured before: on rank-8 data of ML-25M's shape, 2.5M ratings, 0.92 ALS epochs against about 1.3
+(CG then takes 8 steps a block at the median, 17-19 at most), with the same test RMSE sweep for sweep (0.5402 and 0.5391
+after 25), so a lower one at the same CPU time (0.539 at 25 s against 0.544); on ratings with little low-rank signal the
+prior dominates every row and CG converges in 1-3 steps, and there CG cost less (``train_speed.py``'s synthetic ratings,
+the first sweeps from the chain's cold start: 1.5 ALS epochs against 2.0). The residuals left after the scan are the
+training residuals of the drawn side's ratings: the draw returns their sum of squares, for the noise precision.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ from movierec.train.gibbs_cg import RowConditional
 COORDINATE_FROM_RATINGS = 2_000_000
 """A side's rows are drawn coordinate-wise (``draws_by_coordinates``) from this many (padded) ratings on: data sets up
 to ML-1M's size keep the Cholesky draws, and their chains, as they were."""
+COMPILED = True
+"""On a CPU a slice's scan runs as one compiled loop (``gibbs_coordinate_kernel``); on a GPU, or False, as torch ops
+(three calls a coordinate over the whole slice)."""
 COORDINATE_FROM_WIDTH = 57
 """... and from this row width (``dim + 1``) on (as ``gibbs_cg.CG_FROM_WIDTH``, which these draws replace)."""
 BY_POSITION_FROM = 16
@@ -135,7 +142,7 @@ def scan(
     padding (where ``x`` is too), ``residual`` ``(B, L)`` holds ``y_b - A_b start_b`` (zero on padding); the prior
     means ``mean`` and ``fixed`` are ``(d + 1,)`` or ``(B, d + 1)`` (``fixed`` may be None), the rest is
     ``conditional``'s; ``noise`` ``(B, d + 1)`` standard normal. Returns the new rows and the residuals ``y - A x``
-    after the scan (``(L, B)`` by position from ``BY_POSITION_FROM`` rows, else ``(B, L)``)."""
+    after the scan (``(B, L)``; by the torch ops ``(L, B)`` by position from ``BY_POSITION_FROM`` rows)."""
     alpha, precision = conditional.noise_precision, conditional.prior[1]
     rows, length, dim = x.shape
     by_position = rows >= BY_POSITION_FROM
@@ -146,11 +153,6 @@ def scan(
 
     current = start.T.contiguous()  # (d + 1, B)
     squares = torch.cat([torch.linalg.vecdot(x, x, dim=1).T, mask.sum(1)[None]])
-    if by_position:  # planes (d, L, B), each a strided view of x's rows transposed to (L, d, B)
-        planes = transposed(x, rows).view(length, dim, rows).permute(1, 0, 2)
-        residual, mask = residual.T.contiguous(), mask.T
-    else:
-        planes = transposed(x, rows * length).view(dim, rows, length)
     # Coordinate k's draw moves it by weight_k * (a_k'e) + (a part that stays fixed during the scan).
     diagonal = alpha * squares + _by_row(precision, current)
     weight = alpha / diagonal
@@ -158,6 +160,18 @@ def scan(
     if fixed is not None:
         prior_part = prior_part - alpha * fixed.T
     step = (alpha * squares * current + prior_part) / diagonal + noise.T * diagonal.rsqrt() - current
+    if COMPILED and x.device.type == "cpu":
+        from movierec.train.gibbs_coordinate_kernel import scan_rows  # numba loads only for chains that need it
+
+        step, residual = step.contiguous(), residual.contiguous()
+        arrays = (x.contiguous(), mask.contiguous(), residual, step, weight.contiguous())
+        scan_rows(*(array.numpy() for array in arrays))
+        return (current + step).T, residual
+    if by_position:  # planes (d, L, B), each a strided view of x's rows transposed to (L, d, B)
+        planes = transposed(x, rows).view(length, dim, rows).permute(1, 0, 2)
+        residual, mask = residual.T.contiguous(), mask.T
+    else:
+        planes = transposed(x, rows * length).view(dim, rows, length)
     steps, weights = step.unbind(0), weight.unbind(0)
     for k, plane in enumerate(planes.unbind(0)):
         steps[k].addcmul_(weights[k], torch.linalg.vecdot(plane, residual, dim=over))
