@@ -52,6 +52,10 @@ def test_train_and_test_files_count_together(tmp_path: Path) -> None:
     train = write(tmp_path / "train.csv", HEADER + "1,1,4.0,1\n2,1,3.0,2\n")
     test = write(tmp_path / "test.csv", HEADER + "1,2,4.0,3\n")
     assert count_ratings(DataOptions(train_file=str(train), test_file=str(test))) == 3
+    with pytest.raises(MovieRecError, match="is a folder; expected a CSV file there"):
+        count_ratings(DataOptions(train_file=str(tmp_path), test_file=str(test)))
+    with pytest.raises(MovieRecError, match="does not exist"):
+        count_ratings(DataOptions(train_file=str(tmp_path / "missing.csv"), test_file=str(test)))
 
 
 @pytest.mark.parametrize(

@@ -83,14 +83,17 @@ def count_ratings(options: DataOptions) -> int:
     """About how many ratings ``load_split(options)`` would read, counted before reading them: the lines of the
     ratings files (``--train-file`` and ``--test-file``, or ``--data``'s), so duplicates and invalid lines count."""
     if options.train_file is not None and options.test_file is not None:
-        return sum(_counted(Path(name)) for name in (options.train_file, options.test_file))
+        return sum(count_rating_lines(_csv_file(Path(name))) for name in (options.train_file, options.test_file))
     return count_rating_lines(resolve_source(options.data)[1])
 
 
-def _counted(path: Path) -> int:
+def _csv_file(path: Path) -> Path:
+    """``path``, a file; else one sentence saying what is there instead."""
+    if path.is_dir():
+        raise MovieRecError(f"{path} is a folder; expected a CSV file there.")
     if not path.is_file():
         raise MovieRecError(f"The file {path} does not exist.")
-    return count_rating_lines(path)
+    return path
 
 
 def keep_share(split: Split, options: DataOptions) -> Split:
@@ -140,10 +143,7 @@ def _from_files(
     train_path: Path, test_path: Path, movies_path: str | None, parse: ParseOptions, on_report: ReportSink | None
 ) -> tuple[Dataset, Split]:
     for path in (train_path, test_path, *([Path(movies_path)] if movies_path else [])):
-        if path.is_dir():
-            raise MovieRecError(f"{path} is a folder; expected a CSV file there.")
-        if not path.is_file():
-            raise MovieRecError(f"The file {path} does not exist.")
+        _csv_file(path)
     train_frame, train_report = read_ratings_csv(train_path, parse)
     test_frame, test_report = read_ratings_csv(test_path, parse)
     if on_report is not None:
