@@ -101,6 +101,10 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3, help="folds of the validation users (with --validation)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if args.folds < 2:
+        parser.error(
+            f"--folds {args.folds} is not valid; give 2 or more (a model trained on the other folds interviews each)."
+        )
     torch.set_num_threads(args.threads)
     questions = parse_given(args.questions, "--questions")
     seeds = tuple(int(seed) for seed in args.seeds.split(","))
