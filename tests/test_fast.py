@@ -115,10 +115,13 @@ def test_every_solver_name_has_a_solver() -> None:
     assert set(driver.SOLVERS) == set(SOLVERS)
 
 
-@pytest.mark.parametrize("steps", [4, 0], ids=["cg", "exact"])
-def test_one_sweep_matches_an_exact_ridge_solve(steps: int) -> None:
-    """Enough CG steps (dim + 1), and the exact solve (steps 0), reproduce the closed-form ridge solution for
-    each user."""
+@pytest.mark.parametrize(
+    ("steps", "compiled"), [(4, True), (4, False), (0, False)], ids=["cg-compiled", "cg-torch", "exact"]
+)
+def test_one_sweep_matches_an_exact_ridge_solve(steps: int, compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enough CG steps (dim + 1), by the compiled rows and by the torch ops, and the exact solve (steps 0),
+    reproduce the closed-form ridge solution for each user."""
+    monkeypatch.setattr(als, "COMPILED", compiled)
     rng = np.random.default_rng(0)
     n_users, n_items, dim, reg = 7, 5, 3, 0.1
     users = np.repeat(np.arange(n_users), 4).astype(np.int32)
@@ -210,7 +213,9 @@ def test_als_on_cuda_matches_the_cpu(data) -> None:
 
 
 def test_cache_slices_solve_the_same_rows_as_whole_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Slicing a block's rows to fit the cache budget solves the very same ridge regressions."""
+    """Slicing a block's rows to fit the cache budget solves the very same ridge regressions (the torch ops slice;
+    the compiled rows solve whole blocks)."""
+    monkeypatch.setattr(als, "COMPILED", False)
     rng = np.random.default_rng(3)
     users = rng.integers(0, 40, 3_000).astype(np.int32)
     items = rng.integers(0, 25, 3_000).astype(np.int32)
@@ -230,3 +235,40 @@ def test_cache_slices_solve_the_same_rows_as_whole_blocks(monkeypatch: pytest.Mo
         als.solve_side(side, users_table, item_table, scale, 0.1, 0.5, 3)
         solved.append(users_table.factors.clone())
     torch.testing.assert_close(solved[0], solved[1], rtol=1e-4, atol=1e-5)
+
+
+def test_the_compiled_rows_solve_what_the_torch_ops_solve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled CG rows (``als_kernel``) and the torch ops take the same steps from the same start: the hybrid's
+    movie half (a fixed offset, a prior, the recorded sums) and the errors returned agree to float32 rounding, on
+    one worker thread and on three."""
+    rng = np.random.default_rng(5)
+    n_users, n_items, dim = 60, 30, 7
+    users = rng.integers(0, n_users, 4_000).astype(np.int32)
+    items = (rng.pareto(1.0, 4_000) * 3).astype(np.int64).clip(0, n_items - 2).astype(np.int32)  # one movie unrated
+    values = rng.normal(0, 1, 4_000).astype(np.float32)
+    side = als.build_side(items, users, values, n_items, n_users, torch.device("cpu"), block_ratings=256)
+    assert len(side.blocks) > 3 and max(b.cols.shape[1] for b in side.blocks) > 200  # short and long rows
+
+    def table(rows: int) -> als.Factors:
+        factors, bias = torch.from_numpy(rng.normal(0, 0.5, (rows + 1, dim)).astype(np.float32)), torch.randn(rows + 1)
+        factors[-1], bias[-1] = 0.0, 0.0
+        return als.Factors(factors, bias)
+
+    user_rows, start, offset = table(n_users), table(n_items), table(n_items)
+    scale = als.mean_square(user_rows.factors, torch.ones(n_users))
+    threads = torch.get_num_threads()
+    solved = {}
+    for compiled, count in ((False, 1), (True, 1), (True, 3)):
+        monkeypatch.setattr(als, "COMPILED", compiled)
+        torch.set_num_threads(count)
+        own = als.Factors(start.factors.clone(), start.bias.clone())
+        sums = als.RowSums.zeros(n_items, dim, torch.device("cpu"))
+        error = als.solve_side(side, own, user_rows, scale, 0.1, 0.3, 3, offset, (1.0, 5.0), sums)
+        solved[compiled, count] = (own.factors, own.bias, sums.gradient, sums.squares, error)
+    torch.set_num_threads(threads)
+    for compiled_run in (solved[True, 1], solved[True, 3]):
+        for got, expected in zip(compiled_run, solved[False, 1], strict=True):
+            torch.testing.assert_close(got, expected, rtol=2e-4, atol=2e-4)
+    for got, expected in zip(solved[True, 1], solved[True, 3], strict=True):
+        assert torch.equal(got, expected)  # the threads share whole blocks: the same sums in the same order
+    assert not torch.equal(solved[True, 1][0], start.factors)  # rows did move

@@ -106,8 +106,12 @@ def test_feature_solve_matches_an_exact_ridge_solve() -> None:
     np.testing.assert_allclose(table.numpy(), exact, rtol=1e-3, atol=1e-4)
 
 
-def test_the_movie_solve_leaves_the_sums_the_feature_solve_needs() -> None:
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+def test_the_movie_solve_leaves_the_sums_the_feature_solve_needs(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``solve_side(..., sums=)`` records, per movie, the same sums a fresh pass over the updated rows gives."""
+    monkeypatch.setattr(als, "COMPILED", compiled)
     rng = np.random.default_rng(2)
     n_users, n_items, dim = 12, 7, 3
     users = np.repeat(np.arange(n_users), 4).astype(np.int32)

@@ -24,6 +24,9 @@ How it is fast:
   ridge regressions together with a few steps of preconditioned conjugate gradients, warm-started from the
   current vectors. Every step is two batched matrix-vector products over ``X``, so the work is linear in
   ``dim`` (forming and factorising Gram matrices would be quadratic and cubic) and stays in cache.
+- On a CPU those steps run as one compiled loop per block instead (``COMPILED``, ``als_kernel``): each row gathers
+  its ``X`` once into a scratch of its own and takes every step on it, whole blocks on worker threads (the same
+  steps: the torch ops stay for a GPU). At 5M ratings, dim 81, two threads, an epoch takes 0.26 s against 0.63 s.
 - The hybrid's feature rows are one system for all features together, so each of its CG steps is one pass over
   the movie blocks (gathering ``X`` again) with the same two products; the movie x feature matrix maps a
   direction onto the movies and the products back onto the features (``embedding_bag`` sums). The starting
@@ -41,12 +44,16 @@ import torch.nn.functional as F
 
 from movierec.models.factors import PREDICT_BUDGET
 from movierec.train.grouping import in_own_order
+from movierec.train.workers import slice_workers
 
 CPU_BLOCK_RATINGS = 1 << 16  # padded ratings per block on the CPU: X stays in the last-level cache
 GPU_BLOCK_RATINGS = 1 << 22  # larger blocks keep a GPU busy
 CPU_CACHE_FLOATS = 1 << 21
 """Most floats of gathered rows (``X``) that a CPU solve holds at once, 8 MB: a block whose ``X`` is wider (long rows,
 or wide vectors such as the watch component's 128) is solved in slices of its rows (``cache_slices``)."""
+COMPILED = True
+"""On a CPU, ``solve_side``'s CG rows run as one compiled loop per block (``als_kernel``); on a GPU, or False, as
+batched torch ops over cache-sized slices."""
 MAX_PADDING = 0.1  # a block's rows are at most this much (plus one) shorter than its longest row
 _TINY = 1e-30
 _JITTER = 1e-6
@@ -174,6 +181,8 @@ def solve_side(
     exact solve with 0 (a Cholesky factorisation of each row's Gram matrix: ``dim`` times the work).
     """
     features, other_bias, pad = other.factors, other.bias, side.n_cols
+    if COMPILED and steps > 0 and features.device.type == "cpu":
+        return _solve_side_compiled(side, own, other, mean_square, (reg, reg * bias_scale, *prior), steps, offset, sums)
     slices, buffer = sliced(side, features)
 
     def solve_block(block: Block) -> torch.Tensor:
@@ -201,6 +210,48 @@ def solve_side(
         for part in slices:
             squared_error += solve_block(part)
     return squared_error
+
+
+def _solve_side_compiled(
+    side: Side,
+    own: Factors,
+    other: Factors,
+    mean_square: torch.Tensor,
+    ridge: tuple[float, float, float, float],
+    steps: int,
+    offset: Factors | None,
+    sums: RowSums | None,
+) -> torch.Tensor:
+    """``solve_side``'s CG rows by the compiled loop (``als_kernel``), whole blocks on worker threads."""
+    from movierec.train.als_kernel import cg_block  # numba loads only where a CPU solves by CG
+
+    def array(tensor: torch.Tensor | None, width: int = 1) -> np.ndarray:
+        return np.empty((0,) * width, np.float32) if tensor is None else tensor.detach().contiguous().numpy()
+
+    for table in (own.factors, own.bias, *((sums.gradient, sums.squares) if sums is not None else ())):
+        assert table.is_contiguous(), "the compiled rows write in place"
+    own_factors, own_bias, other_factors, other_bias = map(array, (own.factors, own.bias, other.factors, other.bias))
+    fixed_factors, fixed_bias = (
+        (array(offset.factors), array(offset.bias)) if offset is not None else (array(None, 2), array(None))
+    )
+    gradient, squares = (
+        (array(sums.gradient), array(sums.squares)) if sums is not None else (array(None, 2), array(None, 2))
+    )
+    scale, weights = array(mean_square), np.asarray(ridge, np.float32)
+
+    def solve_block(block: Block) -> float:
+        rows, cols, values, counts = (
+            t.contiguous().numpy() for t in (block.rows, block.cols, block.values, block.counts)
+        )
+        error = cg_block(
+            rows, cols, values, counts, own_factors, own_bias, other_factors, other_bias, fixed_factors, fixed_bias,
+            weights, scale, steps, gradient, squares,
+        )  # fmt: skip
+        return float(error)
+
+    with torch.no_grad(), slice_workers(own.factors.device) as run:
+        errors = run(solve_block, side.blocks)
+    return torch.tensor(sum(errors), dtype=torch.float32)
 
 
 def sliced(side: Side, table: torch.Tensor) -> tuple[list[Block], torch.Tensor]:

@@ -43,15 +43,13 @@ training residuals of the drawn side's ratings: the draw returns their sum of sq
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
 from movierec.train import als
 from movierec.train.gibbs_cg import RowConditional
+from movierec.train.workers import slice_workers
 
 COORDINATE_FROM_RATINGS = 2_000_000
 """A side's rows are drawn coordinate-wise (``draws_by_coordinates``) from this many (padded) ratings on: data sets up
@@ -102,28 +100,6 @@ def draw_side_coordinates(side: als.Side, own: als.Factors, other: als.Factors, 
         with slice_workers(like.device) as run:
             squares = run(draw_slice, slices, noise)
     return float(torch.stack(squares).sum()) if squares else 0.0
-
-
-@contextmanager
-def slice_workers(device: torch.device) -> Iterator[Callable[..., list[torch.Tensor]]]:
-    """A ``map`` over a side's slices (``draw_side_coordinates``): on a CPU with torch's intra-op threads above one,
-    that many Python threads each drawing whole slices on one torch thread (restored after), else a plain loop.
-
-    A slice's ops are too small for torch to split across threads (each coordinate's touches ``L B`` values, below its
-    grain of 32K), so the second core sat idle, and on a busy machine waiting for it cost far more than it gave (see the
-    module docstring); Python threads running slices side by side share the cores instead (torch releases the GIL in its
-    ops). Each slice's draws run on one torch thread either way, from noise drawn beforehand in slice order: the samples
-    do not depend on the threads."""
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
-        yield lambda function, *args: list(map(function, *args))
-        return
-    torch.set_num_threads(1)  # threads started from here on run torch on one thread
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            yield lambda function, *args: list(pool.map(function, *args))
-    finally:
-        torch.set_num_threads(threads)
 
 
 def scan(

@@ -1,0 +1,152 @@
+"""The compiled loop behind ``als.solve_side``'s conjugate-gradient rows on a CPU: one block's rows solved in turn.
+
+Each row gathers the other side's vectors of its ratings once, into a contiguous scratch (its ratings come first in
+the block's padded tables, so padding is never touched), then runs the same preconditioned CG steps as
+``als._cg_rows`` on them while they sit in the core's own cache, and writes its vector and bias back. The torch ops
+gather a cache-sized slice of rows into one buffer and pass over it as batched matrix-vector products, a dozen calls
+a step; here a step is two loops over the row's ``(L, d)`` scratch. Rows are independent and each row's sums run in
+one fixed order, so the result does not depend on the threads that run the blocks (``als.solve_side`` runs whole
+blocks on worker threads, the GIL released).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_TINY = np.float32(1e-30)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def cg_block(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    values: np.ndarray,
+    counts: np.ndarray,
+    own_factors: np.ndarray,
+    own_bias: np.ndarray,
+    other_factors: np.ndarray,
+    other_bias: np.ndarray,
+    fixed_factors: np.ndarray,
+    fixed_bias: np.ndarray,
+    ridge: np.ndarray,
+    mean_square: np.ndarray,
+    steps: int,
+    gradient: np.ndarray,
+    squares: np.ndarray,
+) -> float:
+    """Solve the ridge regression of each row ``rows[b]`` of ``own_*`` in place by ``steps`` CG steps.
+
+    ``cols`` / ``values`` ``(B, L)``: the row's columns and centred ratings, its ``counts[b]`` ratings first.
+    ``fixed_*``: a fixed part of each own row added to its prediction (the hybrid's feature part), or empty arrays.
+    ``ridge``: ``(reg, reg * bias_scale, prior on the factors, prior on the bias)``. ``gradient`` / ``squares``:
+    ``(n + 1, d + 1)`` arrays that receive each row's ``[X'e, sum e]`` after its update and ``[sum x^2, n]`` (the
+    ``als.RowSums``), or empty arrays. Returns the summed squared error of the ratings before the update.
+    """
+    dim = other_factors.shape[1]
+    longest = cols.shape[1]
+    x = np.empty((longest, dim), np.float32)
+    target = np.empty(longest, np.float32)
+    xd = np.empty(longest, np.float32)
+    p = np.empty(dim, np.float32)
+    r = np.empty(dim, np.float32)
+    z = np.empty(dim, np.float32)
+    d = np.empty(dim, np.float32)
+    q = np.empty(dim, np.float32)
+    inv = np.empty(dim, np.float32)
+    has_fixed = fixed_factors.shape[0] > 0
+    record = gradient.shape[0] > 0
+    zero = np.float32(0)
+    total = 0.0
+    for b in range(rows.shape[0]):
+        row = rows[b]
+        n = int(counts[b])
+        for j in range(n):
+            column = cols[b, j]
+            for k in range(dim):
+                x[j, k] = other_factors[column, k]
+            target[j] = values[b, j] - other_bias[column]
+        if has_fixed:
+            for j in range(n):
+                fixed = fixed_bias[row]
+                for k in range(dim):
+                    fixed += x[j, k] * fixed_factors[row, k]
+                target[j] -= fixed
+        for k in range(dim):
+            p[k] = own_factors[row, k]
+            r[k] = zero
+        bias = own_bias[row]
+        lam = np.float32(ridge[0] * n + ridge[2])
+        lam_b = np.float32(ridge[1] * n + ridge[3])
+        r_b = zero
+        for j in range(n):
+            e = target[j] - bias
+            for k in range(dim):
+                e -= x[j, k] * p[k]
+            total += e * e
+            r_b += e
+            for k in range(dim):
+                r[k] += e * x[j, k]
+        r_b -= lam_b * bias
+        inv_b = np.float32(1 / max(n + lam_b, _TINY))
+        z_b = inv_b * r_b
+        d_b = z_b
+        rz = r_b * z_b
+        for k in range(dim):
+            r[k] -= lam * p[k]
+            inv[k] = 1 / max(n * mean_square[k] + lam, _TINY)
+            z[k] = inv[k] * r[k]
+            d[k] = z[k]
+            rz += r[k] * z[k]
+        for step in range(steps):
+            curvature = lam_b * d_b * d_b
+            for k in range(dim):
+                curvature += lam * d[k] * d[k]
+            for j in range(n):
+                moved = d_b
+                for k in range(dim):
+                    moved += x[j, k] * d[k]
+                xd[j] = moved
+                curvature += moved * moved
+            alpha = rz / max(curvature, _TINY)
+            for k in range(dim):
+                p[k] += alpha * d[k]
+            bias += alpha * d_b
+            if step == steps - 1:
+                break
+            q_b = lam_b * d_b
+            for k in range(dim):
+                q[k] = lam * d[k]
+            for j in range(n):
+                q_b += xd[j]
+                for k in range(dim):
+                    q[k] += xd[j] * x[j, k]
+            r_b -= alpha * q_b
+            z_b = inv_b * r_b
+            rz_next = r_b * z_b
+            for k in range(dim):
+                r[k] -= alpha * q[k]
+                z[k] = inv[k] * r[k]
+                rz_next += r[k] * z[k]
+            beta = rz_next / max(rz, _TINY)
+            for k in range(dim):
+                d[k] = z[k] + beta * d[k]
+            d_b = z_b + beta * d_b
+            rz = rz_next
+        for k in range(dim):
+            own_factors[row, k] = p[k]
+        own_bias[row] = bias
+        if record:
+            for k in range(dim + 1):
+                gradient[row, k] = zero
+                squares[row, k] = zero
+            for j in range(n):
+                e = target[j] - bias
+                for k in range(dim):
+                    e -= x[j, k] * p[k]
+                gradient[row, dim] += e
+                for k in range(dim):
+                    gradient[row, k] += e * x[j, k]
+                    squares[row, k] += x[j, k] * x[j, k]
+            squares[row, dim] = n
+    return total
