@@ -12,6 +12,7 @@ from movierec.data.ratings import Ratings
 from movierec.data.split import random_split
 from movierec.data.synthetic import generate_ratings
 from movierec.models.watch import Taste
+from movierec.train import watch_cg
 from movierec.train.als import build_side
 from movierec.train.watch import (
     CG_STEPS,
@@ -33,7 +34,9 @@ def padded(table: np.ndarray) -> torch.Tensor:
     return torch.cat([torch.from_numpy(table), torch.zeros(1, table.shape[1])])
 
 
-def test_enough_cg_steps_reach_the_exact_row_solutions() -> None:
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+def test_enough_cg_steps_reach_the_exact_row_solutions(compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watch_cg, "COMPILED", compiled)
     rng = np.random.default_rng(0)
     n_rows, n_cols, dim = 30, 40, 8
     rows, cols = np.nonzero(rng.random((n_rows, n_cols)) < 0.3)
@@ -58,7 +61,11 @@ def objective(train: Ratings, factors: WatchFactors, settings: WatchSettings) ->
     return watch_objective(side, padded(factors.user), padded(factors.item), settings)
 
 
-def test_the_cg_fit_ends_within_a_small_margin_of_the_exact_fits_objective(watched: Ratings) -> None:
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+def test_the_cg_fit_ends_within_a_small_margin_of_the_exact_fits_objective(
+    watched: Ratings, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watch_cg, "COMPILED", compiled)
     exact = WatchSettings(dim=16, cg_steps=0)
     iterated = WatchSettings(dim=16, cg_steps=CG_STEPS)
     start = objective(watched, fit_watch(watched, WatchSettings(dim=16, iterations=1, cg_steps=0)), exact)
@@ -118,3 +125,31 @@ def test_a_refit_warm_started_from_the_fit_part_reaches_a_fit_from_scratch(watch
     warm = fit_watch(watched, WatchSettings(dim=16, iterations=REFIT_ITERATIONS), start=earlier.item)
     assert scratch * 1.002 < cold_few  # as few sweeps from random vectors fall short, so the start is what counts
     assert objective(watched, warm, settings) <= scratch * 1.002
+
+
+def test_the_compiled_rows_take_the_torch_ops_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One and two CG steps by the compiled loop (``als_kernel.watch_cg_block``) land where the torch ops land, on
+    one worker thread and on three (short and long rows, signed targets, a column nobody rated)."""
+    rng = np.random.default_rng(4)
+    n_rows, n_cols, dim = 50, 30, 12
+    rows = rng.integers(0, n_rows, 3_000)
+    cols = (rng.pareto(1.0, 3_000) * 2).astype(np.int64).clip(0, n_cols - 2)
+    pairs = np.unique(np.c_[rows, cols], axis=0)
+    targets = rng.choice([1.0, -0.5], size=len(pairs)).astype(np.float32)
+    side = build_side(pairs[:, 0], pairs[:, 1], targets, n_rows, n_cols, CPU, block_ratings=128)
+    assert len(side.blocks) > 3
+    other = padded(rng.normal(size=(n_cols, dim)).astype(np.float32))
+    start = padded(rng.normal(size=(n_rows, dim)).astype(np.float32))
+    basis = Eigenbasis.of(other.T @ other, 0.5, 2.0)
+    threads = torch.get_num_threads()
+    for steps in (1, 2):
+        solved = {}
+        for compiled, count in ((False, 1), (True, 1), (True, 3)):
+            monkeypatch.setattr(watch_cg, "COMPILED", compiled)
+            torch.set_num_threads(count)
+            solved[compiled, count] = start.clone()
+            cg_rows(side, solved[compiled, count], other, basis, steps)
+        torch.set_num_threads(threads)
+        torch.testing.assert_close(solved[True, 1], solved[False, 1], rtol=1e-4, atol=1e-5)
+        assert torch.equal(solved[True, 1], solved[True, 3])
+        assert not torch.allclose(solved[True, 1], start)

@@ -150,3 +150,82 @@ def cg_block(
                     squares[row, k] += x[j, k] * x[j, k]
             squares[row, dim] = n
     return total
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def watch_cg_block(
+    cols: np.ndarray,
+    values: np.ndarray,
+    counts: np.ndarray,
+    solved: np.ndarray,
+    rotated: np.ndarray,
+    squared_norms: np.ndarray,
+    eigenvalues: np.ndarray,
+    weights: np.ndarray,
+    steps: int,
+) -> None:
+    """``watch_cg.cg_steps`` for one block's rows, in the eigenbasis of ``Y'Y``: row ``b`` solves ``(S + X'X) p =
+    X't`` from ``solved[b]`` (``(B, d)``, updated in place) by ``steps`` preconditioned CG steps, ``X`` the rows of
+    ``rotated`` at its ``counts[b]`` columns ``cols[b]``, ``t`` their ``values``. ``squared_norms``: each row of
+    ``rotated``'s squared norm (for the preconditioner's share); ``weights``: ``(unobserved, reg, trace of Y'Y)``."""
+    dim = rotated.shape[1]
+    x = np.empty((cols.shape[1], dim), np.float32)
+    xd = np.empty(cols.shape[1], np.float32)
+    r = np.empty(dim, np.float32)
+    z = np.empty(dim, np.float32)
+    d = np.empty(dim, np.float32)
+    inv = np.empty(dim, np.float32)
+    shared = np.empty(dim, np.float32)
+    unobserved, reg, total = weights[0], weights[1], max(weights[2], _TINY)
+    for k in range(dim):
+        shared[k] = unobserved * eigenvalues[k] + reg
+    zero = np.float32(0)
+    for b in range(cols.shape[0]):
+        n = int(counts[b])
+        p = solved[b]
+        share = zero
+        for k in range(dim):
+            r[k] = -shared[k] * p[k]
+        for j in range(n):
+            column = cols[b, j]
+            share += squared_norms[column]
+            error = values[b, j]
+            for k in range(dim):
+                x[j, k] = rotated[column, k]
+                error -= x[j, k] * p[k]
+            for k in range(dim):
+                r[k] += error * x[j, k]
+        share /= total
+        rz = zero
+        for k in range(dim):
+            inv[k] = 1 / max((share + unobserved) * eigenvalues[k] + reg, _TINY)
+            d[k] = inv[k] * r[k]
+            rz += r[k] * d[k]
+        for step in range(steps):
+            curvature = zero
+            for k in range(dim):
+                curvature += d[k] * shared[k] * d[k]
+            for j in range(n):
+                moved = zero
+                for k in range(dim):
+                    moved += x[j, k] * d[k]
+                xd[j] = moved
+                curvature += moved * moved
+            alpha = rz / max(curvature, _TINY)
+            for k in range(dim):
+                p[k] += alpha * d[k]
+            if step == steps - 1:
+                break
+            for k in range(dim):
+                r[k] -= alpha * shared[k] * d[k]
+            for j in range(n):
+                for k in range(dim):
+                    r[k] -= alpha * xd[j] * x[j, k]
+            rz_next = zero
+            for k in range(dim):
+                z[k] = inv[k] * r[k]
+                rz_next += r[k] * z[k]
+            beta = rz_next / max(rz, _TINY)
+            for k in range(dim):
+                d[k] = z[k] + beta * d[k]
+            rz = rz_next
