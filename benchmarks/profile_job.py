@@ -15,8 +15,9 @@ folder, so parsing the CSV is part of it, and attributes every sample to the inn
 - other: start-up and imports, finishing the model, what no phase names.
 
 With ``--ratings N`` it first writes an ML-25M-shaped synthetic release of N ratings (as ``whole_job.py`` does).
-py-spy samples from outside the process (``pip install py-spy``); seconds are samples / rate, so they add up to
-the process's wall time, not its CPU time.
+py-spy samples from outside the process (``pip install py-spy``); only the main thread's samples count, idle ones
+included (``--threads --idle``), so that seconds (samples / rate) add up to the process's wall time, not its CPU
+time, and a phase whose compiled loops run on worker threads counts the time its main thread waits for them.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def breakdown(raw: Path, rate: int) -> dict[str, float]:
     seconds: dict[str, float] = collections.defaultdict(float)
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if stack:
+        thread, _, stack = stack.partition(";") if stack.startswith("thread (") else ("MainThread", "", stack)
+        if stack and thread.endswith("MainThread"):
             seconds[phase_of(stack)] += int(count) / rate
     return {phase: seconds.get(phase, 0.0) for phase in ORDER}
 
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.ratings is not None:
             write_release(folder, args.ratings, args.seed)
         raw = work / "profile.txt"
-        command = ["py-spy", "record", "--rate", str(args.rate), "--format", "raw", "-o", str(raw), "--"]
+        command = ["py-spy", "record", "--threads", "--idle", "--rate", str(args.rate), "--format", "raw", "-o", str(raw)]
+        command += ["--"]
         command += [sys.executable, "-m", "movierec", "train", "--data", str(folder), "--json"]
         command += ["--out", str(work / "run"), *train_flags]
         env = {**os.environ, "MOVIEREC_HOME": str(work / "home"), "PYTHONUNBUFFERED": "1"}

@@ -1,6 +1,7 @@
 """Checkpoints: one safetensors file per run, rewritten atomically every epoch.
 
-It holds the module's weights, the best epoch's weights, the optimiser's state and (as JSON metadata) the
+It holds the module's weights, the best epoch's weights (only when that epoch is not the last: else they are the
+module's), the optimiser's state and (as JSON metadata) the
 epoch counter and history, so a killed run resumes with ``--resume`` losing at most the epoch in flight.
 Nothing is pickled: tensors go through safetensors, everything else through JSON. The metadata carries a sha256
 of the tensors and the other metadata, so a damaged checkpoint is refused instead of resumed from.
@@ -77,11 +78,11 @@ def save(
 ) -> None:
     """Write the checkpoint ``name`` (one rank's own, under sharded training) in ``run_dir``, atomically."""
     tensors: dict[str, torch.Tensor] = {}
-    weights = {k: v.detach().to("cpu").clone().contiguous() for k, v in module.state_dict().items()}
-    for key, value in weights.items():
-        tensors[f"model.{key}"] = value
-    for key, value in (state.best_state or weights).items():
-        tensors[f"best.{key}"] = value.contiguous()
+    for key, value in module.state_dict().items():  # written before this returns: no copy of CPU tensors needed
+        tensors[f"model.{key}"] = value.detach().to("cpu").contiguous()
+    if state.best_state is not None and state.best_epoch != state.epoch:  # else the best are the weights above
+        for key, value in state.best_state.items():
+            tensors[f"best.{key}"] = value.contiguous()
     optimizer_state = optimizer.state_dict()
     for param_id, param_state in optimizer_state["state"].items():
         for key, value in param_state.items():
@@ -121,8 +122,9 @@ def load(
                 f"The checkpoint {path} was trained with {key}={saved.get(key)!r}, not {getattr(config, key)!r}; "
                 "resume with the same settings or use a new --out folder."
             )
+    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
-        module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        module.load_state_dict(model_state)
         optimizer_state: dict[str, Any] = {"state": {}, "param_groups": json.loads(meta["param_groups"])}
         for key, value in tensors.items():
             if key.startswith("opt."):
@@ -140,7 +142,7 @@ def load(
         epoch=int(info["epoch"]),
         best_epoch=int(info["best_epoch"]),
         best_val_rmse=float(info["best_val_rmse"]),
-        best_state={k[5:]: v for k, v in tensors.items() if k.startswith("best.")},
+        best_state={k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or model_state,
         history=list(info["history"]),
     )
 
@@ -168,5 +170,6 @@ def checksum(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
     for key in sorted(tensors):
         tensor = tensors[key].detach().to("cpu").contiguous()
         digest.update(f"\n{key}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        if tensor.numel():
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)  # the bytes, not a copy
     return digest.hexdigest()
