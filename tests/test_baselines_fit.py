@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from movierec.data.ratings import Ratings, Vocabulary
-from movierec.models import baselines
+from movierec.models import row_sums
 from movierec.models.baselines import fit_biases
-from movierec.models.bias_kernel import sums_by_row
+from movierec.models.row_sums_kernel import gathered_sums_by_row, sums_by_row
 
 
 def per_rating_fit(train: Ratings, reg: float, passes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -27,7 +27,7 @@ def per_rating_fit(train: Ratings, reg: float, passes: int) -> tuple[np.ndarray,
 
 @pytest.mark.parametrize("compiled_from", [10**9, 0], ids=["bincount", "compiled"])
 def test_fit_biases_is_the_per_rating_fit(compiled_from: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(baselines, "COMPILED_FROM", compiled_from)
+    monkeypatch.setattr(row_sums, "COMPILED_FROM", compiled_from)
     rng = np.random.default_rng(0)
     n, n_users, n_items = 20_000, 300, 120  # some movies and users without ratings
     users, items = rng.integers(0, n_users - 5, n), rng.integers(0, n_items - 5, n)
@@ -50,8 +50,9 @@ def test_the_compiled_sums_are_bincounts_sums_to_the_bit(n: int, n_rows: int, n_
     """The same float64 additions in the same order: equal bits, not close values (rows without ratings sum to 0)."""
     rng = np.random.default_rng(seed)
     rows, cols = rng.integers(0, n_rows, n).astype(np.int32), rng.integers(0, n_cols, n).astype(np.int32)
-    other_bias = rng.normal(0, 1, n_cols) * 10.0 ** rng.integers(-8, 8, n_cols)  # magnitudes where order matters
-    expected = np.bincount(rows, other_bias[cols], minlength=n_rows)
-    got = sums_by_row(rows, cols, other_bias, n_rows)
-    assert got.dtype == np.float64 and got.shape == (n_rows,)
-    assert got.tobytes() == expected.tobytes()
+    table = rng.normal(0, 1, n_cols) * 10.0 ** rng.integers(-8, 8, n_cols)  # magnitudes where order matters
+    weights = table[cols]
+    expected = np.bincount(rows, weights, minlength=n_rows)
+    for got in (gathered_sums_by_row(rows, cols, table, n_rows), sums_by_row(rows, weights, n_rows)):
+        assert got.dtype == np.float64 and got.shape == (n_rows,)
+        assert got.tobytes() == expected.tobytes()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from movierec.data.ratings import Ratings, RatingScale
 from movierec.models.factors import FactorParams
+from movierec.models.row_sums import gathered_row_sums, row_sums
 
 
 def global_mean_params(train: Ratings, scale: RatingScale) -> FactorParams:
@@ -28,37 +27,21 @@ def fit_biases(
     train: Ratings, user_reg: float = 5.0, item_reg: float = 5.0, passes: int = 10
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Alternate ``b_i = sum(r - mean - b_u) / (reg + n_i)`` and the same for users. The sums of ``r - mean`` are
-    made once: a pass then sums only the other side's biases (one gather and one ``bincount`` per side, where
-    subtracting them from every rating first cost a third more)."""
+    made once: a pass then sums only the other side's biases (one ``gathered_row_sums`` per side, where subtracting
+    them from every rating first cost a third more)."""
     mean = float(train.ratings.mean())
     residual_base = train.ratings.astype(np.float64) - mean
-    item_base = np.bincount(train.items, residual_base, minlength=train.n_items)
-    user_base = np.bincount(train.users, residual_base, minlength=train.n_users)
+    item_base = row_sums(train.items, residual_base, train.n_items)
+    user_base = row_sums(train.users, residual_base, train.n_users)
     del residual_base
     item_room = item_reg + train.item_counts()
     user_room = user_reg + train.user_counts()
     user_bias = np.zeros(train.n_users)
     item_bias = np.zeros(train.n_items)
-    sums = _sums_by_row(len(train))
     for _ in range(passes):
-        item_bias = (item_base - sums(train.items, train.users, user_bias, train.n_items)) / item_room
-        user_bias = (user_base - sums(train.users, train.items, item_bias, train.n_users)) / user_room
+        item_bias = (item_base - gathered_row_sums(train.items, train.users, user_bias, train.n_items)) / item_room
+        user_bias = (user_base - gathered_row_sums(train.users, train.items, item_bias, train.n_users)) / user_room
     return user_bias.astype(np.float32), item_bias.astype(np.float32), mean
-
-
-COMPILED_FROM = 1_000_000
-"""``fit_biases`` sums by a compiled pass (``bias_kernel``) from this many ratings on: the same sums, in a third
-of ``np.bincount``'s time over a gathered copy at ML-25M size (2.4 s of a 25M job's evaluation); below it, numba's
-import would cost more than it saves."""
-
-
-def _sums_by_row(n_ratings: int) -> Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]:
-    """``(rows, cols, other_bias, n_rows) -> sums of other_bias[cols] by rows`` for ``n_ratings`` ratings."""
-    if n_ratings >= COMPILED_FROM:
-        from movierec.models.bias_kernel import sums_by_row  # numba loads only for large data
-
-        return sums_by_row
-    return lambda rows, cols, other_bias, n_rows: np.bincount(rows, other_bias[cols], minlength=n_rows)
 
 
 def bias_only_params(

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from movierec.models.row_sums import row_sums
+
 MEAN_PRIOR = 5.0
 """Pseudo-ratings at the global mean added to a person's own ratings to find their mean: with few ratings, the
 mean that decides "liked" and "disliked" stays near everyone's."""
@@ -28,7 +30,7 @@ mean that decides "liked" and "disliked" stays near everyone's."""
 
 def shrunk_means(users: np.ndarray, ratings: np.ndarray, n_users: int, global_mean: float) -> np.ndarray:
     """Each of ``n_users`` people's mean rating with ``MEAN_PRIOR`` pseudo-ratings at ``global_mean`` (float64)."""
-    totals = np.bincount(users, np.asarray(ratings, dtype=np.float64), minlength=n_users) + MEAN_PRIOR * global_mean
+    totals = row_sums(users, ratings, n_users) + MEAN_PRIOR * global_mean
     return totals / (np.bincount(users, minlength=n_users) + MEAN_PRIOR)
 
 
@@ -45,10 +47,9 @@ class Taste:
     def targets(self, users: np.ndarray, ratings: np.ndarray, n_users: int) -> np.ndarray:
         """One target per rating: 1, or ``dislike`` where the stars are below the rater's shrunk mean by more
         than ``margin``. ``users`` index ``n_users`` people."""
-        ratings = np.asarray(ratings, dtype=np.float64)
-        means = shrunk_means(users, ratings, n_users, self.global_mean)
-        disliked = ratings < means[users] - self.margin
-        return np.where(disliked, self.dislike, 1.0).astype(np.float32)
+        thresholds = shrunk_means(users, ratings, n_users, self.global_mean) - self.margin
+        disliked = np.asarray(ratings) < thresholds[users]  # float32 stars widen exactly to float64
+        return np.where(disliked, np.float32(self.dislike), np.float32(1.0))
 
 
 def fold_in_watch(
