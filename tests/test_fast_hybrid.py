@@ -71,8 +71,11 @@ def fitted(data):
 # ------------------------------------------------------------------------------------------- the solver
 
 
-def test_feature_solve_matches_an_exact_ridge_solve() -> None:
-    """Enough CG steps on the feature rows reproduce the closed-form joint ridge solution."""
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+def test_feature_solve_matches_an_exact_ridge_solve(compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enough CG steps on the feature rows reproduce the closed-form joint ridge solution (each step's products
+    with the movies' Gram matrices by the compiled loop, and by the torch ops)."""
+    monkeypatch.setattr(als, "COMPILED", compiled)
     rng = np.random.default_rng(0)
     n_users, n_items, n_features, dim = 9, 6, 4, 2
     users = np.repeat(np.arange(n_users), 3).astype(np.int32)
@@ -104,6 +107,31 @@ def test_feature_solve_matches_an_exact_ridge_solve() -> None:
     normal = design.T @ design + np.diag(penalty.numpy().reshape(-1).astype(np.float64))
     exact = np.linalg.solve(normal, design.T @ target).reshape(n_features, dim + 1)
     np.testing.assert_allclose(table.numpy(), exact, rtol=1e-3, atol=1e-4)
+
+
+def test_the_compiled_gram_products_are_the_torch_ops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each movie's ``[X, 1]'[X, 1] v`` by the compiled loop equals the torch ops' to float32 rounding, on one
+    worker thread and on three (short and long rows; the movie nobody rated gets zeros)."""
+    rng = np.random.default_rng(6)
+    n_users, n_items, dim = 80, 20, 5
+    users = rng.integers(0, n_users, 3_000).astype(np.int32)
+    items = (rng.pareto(1.0, 3_000) * 2).astype(np.int64).clip(0, n_items - 2).astype(np.int32)
+    values = rng.normal(0, 1, 3_000).astype(np.float32)
+    side = als.build_side(items, users, values, n_items, n_users, torch.device("cpu"), block_ratings=256)
+    assert len(side.blocks) > 2
+    user_rows = als.Factors(torch.randn(n_users + 1, dim), torch.randn(n_users + 1))
+    user_rows.factors[-1], user_rows.bias[-1] = 0.0, 0.0
+    direction = torch.randn(n_items + 1, dim + 1)
+    threads = torch.get_num_threads()
+    products = {}
+    for compiled, count in ((False, 1), (True, 1), (True, 3)):
+        monkeypatch.setattr(als, "COMPILED", compiled)
+        torch.set_num_threads(count)
+        products[compiled, count] = als._gram_times(side, user_rows, direction)
+    torch.set_num_threads(threads)
+    torch.testing.assert_close(products[True, 1], products[False, 1], rtol=1e-4, atol=1e-3)
+    assert torch.equal(products[True, 1], products[True, 3])
+    assert float(products[True, 1][n_items - 1].abs().sum()) == 0.0 and float(products[True, 1].abs().sum()) > 0
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])

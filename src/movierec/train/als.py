@@ -448,6 +448,18 @@ def solve_features(
 def _gram_times(side: Side, users: Factors, direction: torch.Tensor) -> torch.Tensor:
     """Per movie ``[X, 1]'[X, 1] v`` for ``direction`` rows ``v`` (``(n_items + 1, dim + 1)``, bias last)."""
     out = torch.zeros_like(direction)
+    if COMPILED and direction.device.type == "cpu":
+        from movierec.train.als_kernel import gram_times_block  # numba loads only where a CPU solves by CG
+
+        table, vectors, products = (t.contiguous().numpy() for t in (users.factors, direction, out))
+
+        def times_block(block: Block) -> None:
+            rows, cols, counts = (t.contiguous().numpy() for t in (block.rows, block.cols, block.counts))
+            gram_times_block(rows, cols, counts, table, vectors, products)
+
+        with slice_workers(direction.device) as run:
+            run(times_block, side.blocks)
+        return out
     for block, x, mask in _gathered(side, users):
         v = direction.index_select(0, block.rows)
         moved = times(x, v[:, :-1]) + v[:, -1:] * mask

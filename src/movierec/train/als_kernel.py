@@ -229,3 +229,32 @@ def watch_cg_block(
             for k in range(dim):
                 d[k] = z[k] + beta * d[k]
             rz = rz_next
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def gram_times_block(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    counts: np.ndarray,
+    other_factors: np.ndarray,
+    direction: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``als._gram_times`` for one block: ``out[row] = [X'm, sum m]`` with ``m = X v + v_b`` for each row's
+    ``direction[row] = [v, v_b]`` and ``X`` the rows of ``other_factors`` at its ``counts[b]`` columns ``cols[b]``."""
+    dim = other_factors.shape[1]
+    total = np.empty(dim + 1, np.float32)
+    for b in range(rows.shape[0]):
+        row = rows[b]
+        for k in range(dim + 1):
+            total[k] = 0
+        for j in range(int(counts[b])):
+            column = cols[b, j]
+            moved = direction[row, dim]
+            for k in range(dim):
+                moved += other_factors[column, k] * direction[row, k]
+            for k in range(dim):
+                total[k] += moved * other_factors[column, k]
+            total[dim] += moved
+        for k in range(dim + 1):
+            out[row, k] = total[k]
