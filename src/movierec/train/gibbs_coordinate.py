@@ -19,11 +19,14 @@ columns in one reduction, then transposes them (``transposed``) into one plane p
 so that each per-row sum adds up rows of ``B`` values (strided views of one ``(L, d, B)`` array), or ``(B, L)`` by row
 for a slice of few, long rows (``BY_POSITION_FROM``). Every ``P_kk`` and the part of each move that stays fixed during
 the scan are computed before it, so a coordinate costs three torch calls: its dot product with the residual, its move,
-the residual's update. On a CPU the scan itself runs as one compiled loop per slice instead (``COMPILED``,
-``gibbs_coordinate_kernel``: each row's columns copied once to contiguous memory, both passes vectorised, the GIL
-released), which took the sweep at two threads on the quiet machine from 4.1-4.4 s (2.05-2.20 ALS epochs in wall
-seconds, 1.81-1.98 in CPU) to 3.0-4.0 s (1.43-1.57 and 1.49-1.50), and at one thread to 1.46 (wall) and 1.49 (CPU), with
-the same validation RMSE after 8 sweeps (0.8984). On a CPU with more than one torch thread the slices are drawn side by
+the residual's update (the torch ops a GPU runs). On a CPU the whole draw runs as one compiled loop per block instead
+(``COMPILED``, ``gibbs_coordinate_kernel.draw_rows``: each row gathers its columns once into a contiguous scratch of
+its own, takes its residual and squared norms there and scans; the GIL released). A first compiled loop took over
+only the scan, on the torch ops' gathered slices: it took the sweep at two threads on the quiet machine from 4.1-4.4
+s (2.05-2.20 ALS epochs in wall seconds, 1.81-1.98 in CPU) to 3.0-4.0 s (1.43-1.57 and 1.49-1.50), and at one
+thread to 1.46 (wall) and 1.49 (CPU), with the same validation RMSE after 8 sweeps (0.8984); then ALS's own rows
+became a compiled loop (``als_kernel``) and an ALS epoch took half the time, so the sweep, at 2.5 s, cost 2.19 ALS
+epochs again, which the whole draw in one loop brought back (``benchmarks/results/train_speed.txt``). On a CPU with more than one torch thread the slices are drawn side by
 side by as many Python threads, one torch thread each (``slice_workers``). Biased MF, dim 64, at 25M ML-25M-shaped
 ratings (``train_speed.py --gibbs --gibbs-draws coordinate``, sweeps taking turns with ALS epochs), CPU seconds of a
 whole sweep (both sides, the noise precision, the hyperparameters, the validation predictions) at one thread, on the
@@ -42,8 +45,10 @@ training residuals of the drawn side's ratings: the draw returns their sum of sq
 
 from __future__ import annotations
 
+import math
 import threading
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -74,6 +79,8 @@ def draw_side_coordinates(side: als.Side, own: als.Factors, other: als.Factors, 
     Returns the sum of squared residuals of ``side``'s ratings after the draw (targets as ``als.row_targets``' less
     the rows' predictions; ``conditional.fixed`` not counted)."""
     dim = other.factors.shape[1]
+    if COMPILED and other.factors.device.type == "cpu":
+        return _draw_side_compiled(side, own, other, conditional)
     slices = [part for block in side.blocks for part in als.cache_slices(block, dim)]
     most = max((part.cols.numel() for part in slices), default=0) * dim
     buffers = threading.local()
@@ -100,6 +107,37 @@ def draw_side_coordinates(side: als.Side, own: als.Factors, other: als.Factors, 
         with slice_workers(like.device) as run:
             squares = run(draw_slice, slices, noise)
     return float(torch.stack(squares).sum()) if squares else 0.0
+
+
+def _draw_side_compiled(side: als.Side, own: als.Factors, other: als.Factors, conditional: RowConditional) -> float:
+    """``draw_side_coordinates`` by the compiled loop (``gibbs_coordinate_kernel.draw_rows``), whole blocks on worker
+    threads, from the same noise (drawn up front in the rows' order, as the slices' is)."""
+    from movierec.train.gibbs_coordinate_kernel import draw_rows  # numba loads only for chains that need it
+
+    def array(table: torch.Tensor | None) -> np.ndarray:
+        return np.empty((0, 0), np.float32) if table is None else table.detach().contiguous().numpy()
+
+    assert own.factors.is_contiguous() and own.bias.is_contiguous(), "the compiled draws write in place"
+    own_factors, own_bias, other_factors, other_bias = map(array, (own.factors, own.bias, other.factors, other.bias))
+    mean, precision = (array(t.to(torch.float32)) for t in conditional.prior)
+    shift, fixed, alpha = array(conditional.shift), array(conditional.fixed), float(conditional.noise_precision)
+    with torch.no_grad():
+        sizes = [int(block.rows.shape[0]) for block in side.blocks]
+        shape = (sum(sizes), other.factors.shape[1] + 1)
+        noise = torch.randn(shape, generator=conditional.generator, dtype=other.factors.dtype).split(sizes)
+
+    def draw_block(block: als.Block, block_noise: torch.Tensor) -> float:
+        rows, cols, values, counts = (
+            t.contiguous().numpy() for t in (block.rows, block.cols, block.values, block.counts)
+        )
+        squared = draw_rows(
+            rows, cols, values, counts, own_factors, own_bias, other_factors, other_bias, mean, shift, fixed,
+            precision, alpha, block_noise.contiguous().numpy(),
+        )  # fmt: skip
+        return float(squared)
+
+    with slice_workers(other.factors.device) as run:
+        return math.fsum(run(draw_block, side.blocks, noise))
 
 
 def scan(
@@ -136,13 +174,6 @@ def scan(
     if fixed is not None:
         prior_part = prior_part - alpha * fixed.T
     step = (alpha * squares * current + prior_part) / diagonal + noise.T * diagonal.rsqrt() - current
-    if COMPILED and x.device.type == "cpu":
-        from movierec.train.gibbs_coordinate_kernel import scan_rows  # numba loads only for chains that need it
-
-        step, residual = step.contiguous(), residual.contiguous()
-        arrays = (x.contiguous(), mask.contiguous(), residual, step, weight.contiguous())
-        scan_rows(*(array.numpy() for array in arrays))
-        return (current + step).T, residual
     if by_position:  # planes (d, L, B), each a strided view of x's rows transposed to (L, d, B)
         planes = transposed(x, rows).view(length, dim, rows).permute(1, 0, 2)
         residual, mask = residual.T.contiguous(), mask.T
