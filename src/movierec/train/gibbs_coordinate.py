@@ -26,8 +26,10 @@ only the scan, on the torch ops' gathered slices: it took the sweep at two threa
 s (2.05-2.20 ALS epochs in wall seconds, 1.81-1.98 in CPU) to 3.0-4.0 s (1.43-1.57 and 1.49-1.50), and at one
 thread to 1.46 (wall) and 1.49 (CPU), with the same validation RMSE after 8 sweeps (0.8984); then ALS's own rows
 became a compiled loop (``als_kernel``) and an ALS epoch took half the time, so the sweep, at 2.5 s, cost 2.19 ALS
-epochs again, which the whole draw in one loop brought back (``benchmarks/results/train_speed.txt``). On a CPU with more than one torch thread the slices are drawn side by
-side by as many Python threads, one torch thread each (``slice_workers``). Biased MF, dim 64, at 25M ML-25M-shaped
+epochs again; the whole draw in one loop takes it to 1.9 s, 1.57 ALS epochs in wall seconds and 1.81 in CPU seconds
+(two threads, quiet machine, ``benchmarks/results/train_speed.txt``). On a CPU with more than one torch thread the
+blocks (the torch ops' slices) are drawn side by side by as many Python threads, one torch thread each
+(``slice_workers``). The figures that follow are from before the compiled loops. Biased MF, dim 64, at 25M ML-25M-shaped
 ratings (``train_speed.py --gibbs --gibbs-draws coordinate``, sweeps taking turns with ALS epochs), CPU seconds of a
 whole sweep (both sides, the noise precision, the hyperparameters, the validation predictions) at one thread, on the
 2-core machine loaded by other jobs (load 3-9): 4.6-6.2 s, 1.58-1.83 ALS epochs, where the draws before (gathered rows
