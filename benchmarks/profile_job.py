@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.ratings is not None:
             write_release(folder, args.ratings, args.seed)
         raw = work / "profile.txt"
-        command = ["py-spy", "record", "--threads", "--idle", "--rate", str(args.rate), "--format", "raw", "-o", str(raw)]
-        command += ["--"]
+        command = ["py-spy", "record", "--threads", "--idle", "--rate", str(args.rate), "--format", "raw"]
+        command += ["-o", str(raw), "--"]
         command += [sys.executable, "-m", "movierec", "train", "--data", str(folder), "--json"]
         command += ["--out", str(work / "run"), *train_flags]
         env = {**os.environ, "MOVIEREC_HOME": str(work / "home"), "PYTHONUNBUFFERED": "1"}
