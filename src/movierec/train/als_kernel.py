@@ -154,6 +154,7 @@ def cg_block(
 
 @njit(cache=True, nogil=True, fastmath=True)
 def watch_cg_block(
+    rows: np.ndarray,
     cols: np.ndarray,
     values: np.ndarray,
     counts: np.ndarray,
@@ -165,9 +166,10 @@ def watch_cg_block(
     steps: int,
 ) -> None:
     """``watch_cg.cg_steps`` for one block's rows, in the eigenbasis of ``Y'Y``: row ``b`` solves ``(S + X'X) p =
-    X't`` from ``solved[b]`` (``(B, d)``, updated in place) by ``steps`` preconditioned CG steps, ``X`` the rows of
-    ``rotated`` at its ``counts[b]`` columns ``cols[b]``, ``t`` their ``values``. ``squared_norms``: each row of
-    ``rotated``'s squared norm (for the preconditioner's share); ``weights``: ``(unobserved, reg, trace of Y'Y)``."""
+    X't`` from ``solved[rows[b]]`` (the rotated own table, updated in place) by ``steps`` preconditioned CG steps,
+    ``X`` the rows of ``rotated`` at its ``counts[b]`` columns ``cols[b]``, ``t`` their ``values``.
+    ``squared_norms``: each row of ``rotated``'s squared norm (for the preconditioner's share); ``weights``:
+    ``(unobserved, reg, trace of Y'Y)``."""
     dim = rotated.shape[1]
     x = np.empty((cols.shape[1], dim), np.float32)
     xd = np.empty(cols.shape[1], np.float32)
@@ -182,7 +184,7 @@ def watch_cg_block(
     zero = np.float32(0)
     for b in range(cols.shape[0]):
         n = int(counts[b])
-        p = solved[b]
+        p = solved[rows[b]]
         share = zero
         for k in range(dim):
             r[k] = -shared[k] * p[k]

@@ -15,7 +15,7 @@ ml-latest-small, dim 128: within 0.001% after 8 sweeps; two unpreconditioned ste
 
 On a CPU each block's rows run as one compiled loop (``COMPILED``, ``als_kernel.watch_cg_block``: a row's ``Y_u``
 gathered once into a scratch of its own, every pass over it there; whole blocks on worker threads): at 5M ratings,
-dim 128, 6 sweeps and the signed user solve take 1.9 s against 2.8 s by the torch ops, which a GPU keeps.
+dim 128, 6 sweeps and the signed user solve take 1.6 s against 2.7 s by the torch ops, which a GPU keeps.
 
 By the torch ops, rows of similar length are solved together, a padded block at a time (sliced to stay in the cache:
 ``als.cache_slices``), on batched torch ops. Each slice's ``Y_u`` is gathered once, into one buffer reused by
@@ -96,26 +96,26 @@ def cg_rows(
 def _compiled_rows(
     side: Side, own: torch.Tensor, rotated: torch.Tensor, squared_norms: torch.Tensor, basis: Eigenbasis, steps: int
 ) -> None:
-    """``cg_rows``' steps by the compiled loop (``als_kernel.watch_cg_block``), whole blocks on worker threads: the
-    rated rows rotated into the eigenbasis in one product, solved there in place, and rotated back in one."""
+    """``cg_rows``' steps by the compiled loop (``als_kernel.watch_cg_block``), whole blocks on worker threads: ``own``
+    rotated into the eigenbasis in place, its rated rows solved there in place, and rotated back (a row without
+    ratings, zero in every fit, stays zero; any other would move by float32 rounding)."""
     from movierec.train.als_kernel import watch_cg_block  # numba loads only where a CPU solves by CG
 
-    rows = torch.cat([block.rows for block in side.blocks])
-    solved = own.index_select(0, rows) @ basis.basis
-    starts = np.cumsum([0, *(int(block.rows.shape[0]) for block in side.blocks)])
+    rotated_into(own, basis.basis)
     weights = np.array([basis.unobserved, basis.reg, float(basis.eigenvalues.sum())], np.float32)
-    table, norms, eigenvalues, out = (
-        t.contiguous().numpy() for t in (rotated, squared_norms, basis.eigenvalues, solved)
+    table, norms, eigenvalues, rows_table = (
+        t.contiguous().numpy() for t in (rotated, squared_norms, basis.eigenvalues, own)
     )
 
-    def solve_block(block: Block, start: int) -> None:
-        cols, values, counts = (t.contiguous().numpy() for t in (block.cols, block.values, block.counts))
-        rows_out = out[start : start + cols.shape[0]]
-        watch_cg_block(cols, values, counts, rows_out, table, norms, eigenvalues, weights, steps)
+    def solve_block(block: Block) -> None:
+        rows, cols, values, counts = (
+            t.contiguous().numpy() for t in (block.rows, block.cols, block.values, block.counts)
+        )
+        watch_cg_block(rows, cols, values, counts, rows_table, table, norms, eigenvalues, weights, steps)
 
     with slice_workers(own.device) as run:
-        run(solve_block, side.blocks, starts[:-1].tolist())
-    own.index_copy_(0, rows, solved @ basis.basis.T)
+        run(solve_block, side.blocks)
+    rotated_into(own, basis.basis.T)
 
 
 ROTATED_ROWS = 1 << 14
