@@ -48,9 +48,10 @@ CG_STEPS = 3
 """Conjugate-gradient steps per row and half-sweep, warm-started from the previous sweep (``als_cg_steps``'s
 default; 0 solves exactly). Validation RMSE on ml-latest-small (the driver's validation part of split seeds 0-2's
 training ratings, shipped settings, watch part off; 2026-11-30): biased-mf 0.8673 at 3 steps, 0.8681 at 2, 0.8671
-exact; the hybrid 0.8204 at 3, 2 and exact. At ML-25M size 2 steps run 11.4M ratings/s against 10.0M at 3, 0.0005
-above the exact solve's validation RMSE (3 steps: level with it), so 2 would meet issue 16's speed bar by default
-at a cost of 0.0008 on ml-latest-small's biased-mf: kept at 3.
+exact; the hybrid 0.8204 at 3, 2 and exact. At ML-25M size 2 steps ran 11.4M ratings/s against 10.0M at 3 (by
+the batched torch ops), 0.0005 above the exact solve's validation RMSE (3 steps: level with it), so 2 would have met
+issue 16's speed bar by default at a cost of 0.0008 on ml-latest-small's biased-mf: kept at 3, which runs 19.4-20.7M
+ratings/s as the compiled loop (``als.COMPILED``; ``benchmarks/results/train_speed.txt``).
 
 1 step (2026-11-30, the same split seeds, shipped settings, watch part off; validation / test RMSE): biased-mf
 0.8596 / 0.8495 against 0.8671 / 0.8573 exact and 0.8673 / 0.8575 at 3 steps (the slower fit with early stopping
