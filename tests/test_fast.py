@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from movierec.config import SOLVERS, TrainConfig
 from movierec.data.split import random_split
@@ -162,6 +164,27 @@ def test_padding_blocks_cover_every_rating_once() -> None:
     expected = np.c_[users, items]
     assert sorted(map(tuple, pairs)) == sorted(map(tuple, expected))
     assert float(side.counts[50:].sum()) == 0.0  # users 50..59 have no ratings and no block rows
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 3_000), st.integers(1, 80), st.booleans(), st.integers(0, 2**32 - 1))
+def test_the_compiled_grouping_builds_the_sorted_grouping(n: int, n_rows: int, in_order: bool, seed: int) -> None:
+    """``build_side`` by the compiled pass (a cursor per row) and by sorting the ratings by row: the same blocks,
+    to the bit, for ratings in any order or already grouped (the sort's shortcut), with rows that have none."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, n_rows, n).astype(np.int32)
+    rows = np.sort(rows) if in_order else rows
+    cols, values = rng.integers(0, 40, n).astype(np.int32), rng.normal(0, 1, n).astype(np.float32)
+    sides = []
+    for compiled_from in (10**12, 0):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(als, "COMPILED_GROUPING_FROM", compiled_from)
+            sides.append(als.build_side(rows, cols, values, n_rows, 40, torch.device("cpu"), block_ratings=64))
+    assert len(sides[0].blocks) == len(sides[1].blocks)
+    assert torch.equal(sides[0].counts, sides[1].counts)
+    for sorted_block, compiled_block in zip(sides[0].blocks, sides[1].blocks, strict=True):
+        for name in ("rows", "cols", "values", "counts"):
+            assert torch.equal(getattr(sorted_block, name), getattr(compiled_block, name))
 
 
 def test_als_refuses_models_it_cannot_train() -> None:
