@@ -20,35 +20,34 @@ so that each per-row sum adds up rows of ``B`` values (strided views of one ``(L
 for a slice of few, long rows (``BY_POSITION_FROM``). Every ``P_kk`` and the part of each move that stays fixed during
 the scan are computed before it, so a coordinate costs three torch calls: its dot product with the residual, its move,
 the residual's update (the torch ops a GPU runs). On a CPU the whole draw runs as one compiled loop per block instead
-(``COMPILED``, ``gibbs_coordinate_kernel.draw_rows``: each row gathers its columns once into a contiguous scratch of
-its own, takes its residual and squared norms there and scans; the GIL released). A first compiled loop took over
-only the scan, on the torch ops' gathered slices: it took the sweep at two threads on the quiet machine from 4.1-4.4
-s (2.05-2.20 ALS epochs in wall seconds, 1.81-1.98 in CPU) to 3.0-4.0 s (1.43-1.57 and 1.49-1.50), and at one
-thread to 1.46 (wall) and 1.49 (CPU), with the same validation RMSE after 8 sweeps (0.8984); then ALS's own rows
-became a compiled loop (``als_kernel``) and an ALS epoch took half the time, so the sweep, at 2.5 s, cost 2.19 ALS
-epochs again; the whole draw in one loop takes it to 1.9 s, 1.57 ALS epochs in wall seconds and 1.81 in CPU seconds
-(two threads, quiet machine, ``benchmarks/results/train_speed.txt``). On a CPU with more than one torch thread the
-blocks (the torch ops' slices) are drawn side by side by as many Python threads, one torch thread each
-(``slice_workers``). The figures that follow are from before the compiled loops. Biased MF, dim 64, at 25M ML-25M-shaped
-ratings (``train_speed.py --gibbs --gibbs-draws coordinate``, sweeps taking turns with ALS epochs), CPU seconds of a
-whole sweep (both sides, the noise precision, the hyperparameters, the validation predictions) at one thread, on the
-2-core machine loaded by other jobs (load 3-9): 4.6-6.2 s, 1.58-1.83 ALS epochs, where the draws before (gathered rows
-transposed by ``copy_``, element by element; the residual built plane by plane; one core whatever the threads) took
-6.1-7.9 s, 2.19-2.23 (2.11 on the idle machine, and 2.99 at two threads there). At two threads (load 1.6-3.9) the best
-sweep took 4.1 s wall and 6.2 s of CPU against the best ALS epoch's 2.0 and 3.8: 2.08 and 1.62 ALS epochs, 3.11 and 3.06
-before; under load 5-9 a sweep took 8.6-11.3 s, where the draws before took 25-46 s a side (3.2-3.7 at one thread).
-Against the CG draws, measured before: on rank-8 data of ML-25M's shape, 2.5M ratings, 0.92 ALS epochs against about 1.3
-(CG then takes 8 steps a block at the median, 17-19 at most), with the same test RMSE sweep for sweep (0.5402 and 0.5391
-after 25), so a lower one at the same CPU time (0.539 at 25 s against 0.544); on ratings with little low-rank signal the
-prior dominates every row and CG converges in 1-3 steps, and there CG cost less (``train_speed.py``'s synthetic ratings,
-the first sweeps from the chain's cold start: 1.5 ALS epochs against 2.0). The residuals left after the scan are the
-training residuals of the drawn side's ratings: the draw returns their sum of squares, for the noise precision.
+(``COMPILED``, ``gibbs_coordinate_kernel.draw_rows``: each row gathers its columns once into a contiguous scratch of its
+own, takes its residual and squared norms there and scans; the GIL released). A first compiled loop took over only the
+scan, on the torch ops' gathered slices: it took the sweep at two threads on the quiet machine from 4.1-4.4 s (2.05-2.20
+ALS epochs in wall seconds, 1.81-1.98 in CPU) to 3.0-4.0 s (1.43-1.57 and 1.49-1.50), and at one thread to 1.46 (wall)
+and 1.49 (CPU), with the same validation RMSE after 8 sweeps (0.8984); then ALS's own rows became a compiled loop
+(``als_kernel``) and an ALS epoch took half the time, so the sweep, at 2.5 s, cost 2.19 ALS epochs again; the whole draw
+in one loop takes it to 1.9 s, 1.57 ALS epochs in wall seconds and 1.81 in CPU seconds (two threads, quiet machine,
+``benchmarks/results/train_speed.txt``). On a CPU with more than one torch thread the blocks are drawn side by side by
+as many Python threads (``slice_workers``). The figures that follow are from before the compiled loops, when the torch
+ops' slices were drawn on those threads. Biased MF, dim 64, at 25M ML-25M-shaped ratings (``train_speed.py --gibbs
+--gibbs-draws coordinate``, sweeps taking turns with ALS epochs), CPU seconds of a whole sweep (both sides, the noise
+precision, the hyperparameters, the validation predictions) at one thread, on the 2-core machine loaded by other jobs
+(load 3-9): 4.6-6.2 s, 1.58-1.83 ALS epochs, where the draws before (gathered rows transposed by ``copy_``, element by
+element; the residual built plane by plane; one core whatever the threads) took 6.1-7.9 s, 2.19-2.23 (2.11 on the idle
+machine, and 2.99 at two threads there). At two threads (load 1.6-3.9) the best sweep took 4.1 s wall and 6.2 s of CPU
+against the best ALS epoch's 2.0 and 3.8: 2.08 and 1.62 ALS epochs, 3.11 and 3.06 before; under load 5-9 a sweep took
+8.6-11.3 s, where the draws before took 25-46 s a side (3.2-3.7 at one thread). Against the CG draws, measured before:
+on rank-8 data of ML-25M's shape, 2.5M ratings, 0.92 ALS epochs against about 1.3 (CG then takes 8 steps a block at the
+median, 17-19 at most), with the same test RMSE sweep for sweep (0.5402 and 0.5391 after 25), so a lower one at the same
+CPU time (0.539 at 25 s against 0.544); on ratings with little low-rank signal the prior dominates every row and CG
+converges in 1-3 steps, and there CG cost less (``train_speed.py``'s synthetic ratings, the first sweeps from the
+chain's cold start: 1.5 ALS epochs against 2.0). The residuals left after the scan are the training residuals of the
+drawn side's ratings: the draw returns their sum of squares, for the noise precision.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 import torch
@@ -62,8 +61,9 @@ COORDINATE_FROM_RATINGS = 2_000_000
 """A side's rows are drawn coordinate-wise (``draws_by_coordinates``) from this many (padded) ratings on: data sets up
 to ML-1M's size keep the Cholesky draws, and their chains, as they were."""
 COMPILED = True
-"""On a CPU a slice's scan runs as one compiled loop (``gibbs_coordinate_kernel``); on a GPU, or False, as torch ops
-(three calls a coordinate over the whole slice)."""
+"""On a CPU a block's draws run as one compiled loop (``gibbs_coordinate_kernel.draw_rows``), blocks side by side on
+worker threads; on a GPU, or False, as torch ops over cache-sized slices, one after another (three calls a
+coordinate over the whole slice)."""
 COORDINATE_FROM_WIDTH = 57
 """... and from this row width (``dim + 1``) on (as ``gibbs_cg.CG_FROM_WIDTH``, which these draws replace)."""
 BY_POSITION_FROM = 16
@@ -83,32 +83,23 @@ def draw_side_coordinates(side: als.Side, own: als.Factors, other: als.Factors, 
     dim = other.factors.shape[1]
     if COMPILED and other.factors.device.type == "cpu":
         return _draw_side_compiled(side, own, other, conditional)
-    slices = [part for block in side.blocks for part in als.cache_slices(block, dim)]
-    most = max((part.cols.numel() for part in slices), default=0) * dim
-    buffers = threading.local()
-
-    def draw_slice(block: als.Block, noise: torch.Tensor) -> torch.Tensor:
-        """One slice's rows drawn and written back; the 0-d sum of squares of its residuals (float64)."""
-        if not hasattr(buffers, "rows"):
-            buffers.rows = other.factors.new_empty(most)
-        with torch.no_grad():
-            x = als.gathered_into(buffers.rows, other.factors, block.cols)
-            mask = (block.cols != side.n_cols).to(x.dtype)
-            current, mean, less = conditional.of_block(block, own)
-            residual = als.row_targets(block, x, mask, other.bias, None) - als.times(x, current[:, :-1])
-            residual -= current[:, -1:] * mask
-            drawn, residual = scan(x, mask, residual, current, mean, less, conditional, noise)
-            own.factors.index_copy_(0, block.rows, drawn[:, :-1])
-            own.bias.index_copy_(0, block.rows, drawn[:, -1])
-            return torch.linalg.vecdot(residual.view(-1), residual.view(-1)).to(torch.float64)
-
+    slices, buffer = als.sliced(side, other.factors)
     with torch.no_grad():
         sizes = [int(part.rows.shape[0]) for part in slices]
         shape, like = (sum(sizes), dim + 1), other.factors
         noise = torch.randn(shape, generator=conditional.generator, device=like.device, dtype=like.dtype).split(sizes)
-        with slice_workers(like.device) as run:
-            squares = run(draw_slice, slices, noise)
-    return float(torch.stack(squares).sum()) if squares else 0.0
+        squared = torch.zeros((), dtype=torch.float64, device=like.device)
+        for block, block_noise in zip(slices, noise, strict=True):
+            x = als.gathered_into(buffer, other.factors, block.cols)
+            mask = (block.cols != side.n_cols).to(x.dtype)
+            current, mean, less = conditional.of_block(block, own)
+            residual = als.row_targets(block, x, mask, other.bias, None) - als.times(x, current[:, :-1])
+            residual -= current[:, -1:] * mask
+            drawn, residual = scan(x, mask, residual, current, mean, less, conditional, block_noise)
+            own.factors.index_copy_(0, block.rows, drawn[:, :-1])
+            own.bias.index_copy_(0, block.rows, drawn[:, -1])
+            squared += torch.linalg.vecdot(residual.view(-1), residual.view(-1)).to(torch.float64)
+    return float(squared)
 
 
 def _draw_side_compiled(side: als.Side, own: als.Factors, other: als.Factors, conditional: RowConditional) -> float:
@@ -158,7 +149,7 @@ def scan(
     padding (where ``x`` is too), ``residual`` ``(B, L)`` holds ``y_b - A_b start_b`` (zero on padding); the prior
     means ``mean`` and ``fixed`` are ``(d + 1,)`` or ``(B, d + 1)`` (``fixed`` may be None), the rest is
     ``conditional``'s; ``noise`` ``(B, d + 1)`` standard normal. Returns the new rows and the residuals ``y - A x``
-    after the scan (``(B, L)``; by the torch ops ``(L, B)`` by position from ``BY_POSITION_FROM`` rows)."""
+    after the scan (``(L, B)`` by position from ``BY_POSITION_FROM`` rows, else ``(B, L)``)."""
     alpha, precision = conditional.noise_precision, conditional.prior[1]
     rows, length, dim = x.shape
     by_position = rows >= BY_POSITION_FROM

@@ -12,16 +12,13 @@ import torch
 
 @contextmanager
 def slice_workers(device: torch.device) -> Iterator[Callable[..., list[Any]]]:
-    """A ``map`` over a side's slices or blocks (``gibbs_coordinate.draw_side_coordinates``, ``als.solve_side``'s
-    compiled rows): on a CPU with torch's intra-op threads above one, that many Python threads each running whole
-    slices on one torch thread (restored after), else a plain loop.
+    """A ``map`` over a side's blocks for the compiled row loops (``als_kernel``, ``gibbs_coordinate_kernel``): on a
+    CPU with torch's intra-op threads above one, that many Python threads each running whole blocks, with torch at
+    one thread meanwhile (restored after); else a plain loop.
 
-    A slice's torch ops are too small for torch to split across threads (each coordinate's touches ``L B`` values,
-    below its grain of 32K), so the second core sat idle, and on a busy machine waiting for it cost far more than it
-    gave (see ``gibbs_coordinate``'s docstring); Python threads running slices side by side share the cores instead
-    (torch and the compiled loops release the GIL). Each slice runs on one thread either way, so results that are
-    computed slice by slice (the sampler's draws from noise drawn beforehand in slice order) do not depend on the
-    threads."""
+    The loops release the GIL, so the threads share the cores. Each block runs on one thread either way, and its
+    rows in one fixed order, so what the loops compute (the sampler's draws too, from noise drawn beforehand in the
+    rows' order) does not depend on the threads."""
     threads = torch.get_num_threads()
     if device.type != "cpu" or threads == 1:
         yield lambda function, *args: list(map(function, *args))
