@@ -17,6 +17,20 @@ from numba import njit
 _TINY = np.float32(1e-30)
 
 
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _times_into(x: np.ndarray, n: int, d: np.ndarray, offset: np.float32, out: np.ndarray) -> np.float32:
+    """``out[j] = x[j] . d + offset`` for the first ``n`` rows of ``x``; returns the sum of their squares (a CG
+    step's ``|X d|^2``)."""
+    squares = np.float32(0)
+    for j in range(n):
+        moved = offset
+        for k in range(d.shape[0]):
+            moved += x[j, k] * d[k]
+        out[j] = moved
+        squares += moved * moved
+    return squares
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def cg_block(
     rows: np.ndarray,
@@ -102,12 +116,7 @@ def cg_block(
             curvature = lam_b * d_b * d_b
             for k in range(dim):
                 curvature += lam * d[k] * d[k]
-            for j in range(n):
-                moved = d_b
-                for k in range(dim):
-                    moved += x[j, k] * d[k]
-                xd[j] = moved
-                curvature += moved * moved
+            curvature += _times_into(x, n, d, d_b, xd)
             alpha = rz / max(curvature, _TINY)
             for k in range(dim):
                 p[k] += alpha * d[k]
@@ -207,12 +216,7 @@ def watch_cg_block(
             curvature = zero
             for k in range(dim):
                 curvature += d[k] * shared[k] * d[k]
-            for j in range(n):
-                moved = zero
-                for k in range(dim):
-                    moved += x[j, k] * d[k]
-                xd[j] = moved
-                curvature += moved * moved
+            curvature += _times_into(x, n, d, zero, xd)
             alpha = rz / max(curvature, _TINY)
             for k in range(dim):
                 p[k] += alpha * d[k]
