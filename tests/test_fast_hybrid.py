@@ -19,11 +19,11 @@ from movierec.data.split import random_split, validation_split
 from movierec.errors import MovieRecError
 from movierec.models import registry
 from movierec.models.factors import FactorModel
-from movierec.train import als
+from movierec.train import als, als_solver
 from movierec.train.als_solver import AlsSolver, AlsState
 from movierec.train.driver import fit
 
-from models_fixtures import check_resume_matches_a_straight_run, rmse, write_csv_files
+from models_fixtures import check_resume_matches_a_straight_run, low_rank_dataset, rmse, write_csv_files
 
 ALS = {"model": "hybrid", "solver": "als", "dim": 4, "reg": 0.3, "epochs": 20, "device": "cpu", "watch_dim": 0}
 N_USERS, N_MOVIES, COLD = 120, 82, (80, 81)  # movies 80 (a comedy) and 81 (a horror film) are never rated
@@ -299,3 +299,43 @@ def test_on_cuda_matches_the_cpu(data, fitted) -> None:
     users, items = split.test.users, split.test.items
     np.testing.assert_allclose(on_gpu.model.predict(users, items), fitted.model.predict(users, items), atol=1e-2)
     assert isinstance(on_gpu.model, FactorModel)
+
+
+def test_the_ridge_path_steps_after_each_epoch_that_gains_too_little() -> None:
+    """``path_reg``: the first share until an epoch fails to gain PATH_TOLERANCE on the one before, then the
+    next, and ``reg`` itself from the last step on."""
+    assert als_solver.HYBRID_REG_PATH == (0.25, 0.5, 1.0)
+    gain, small_gain = 0.9 * (1 - 2 * als_solver.PATH_TOLERANCE), 0.9 * (1 - 0.5 * als_solver.PATH_TOLERANCE)
+    assert als_solver.path_reg(0.4, []) == pytest.approx(0.1)
+    assert als_solver.path_reg(0.4, [0.9]) == pytest.approx(0.1)
+    assert als_solver.path_reg(0.4, [0.9, gain]) == pytest.approx(0.1)
+    assert als_solver.path_reg(0.4, [0.9, small_gain]) == pytest.approx(0.2)
+    assert als_solver.path_reg(0.4, [0.9, 0.95, gain * 0.9]) == pytest.approx(0.2)
+    assert als_solver.path_reg(0.4, [0.9, 0.95, 0.96]) == pytest.approx(0.4)
+    assert als_solver.path_reg(0.4, [0.9, 0.95, 0.96, 0.97, 0.98]) == pytest.approx(0.4)
+
+
+def test_the_ridge_path_finds_the_weaker_ridge_that_low_noise_ratings_carry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dense rank-3 ratings with little noise: the path's best validation RMSE beats ``reg`` alone's, from an epoch
+    of its first step; biased-mf keeps its one ridge."""
+    dataset, _ = low_rank_dataset(noise=0.1)
+    config = TrainConfig(**{**ALS, "epochs": 30})
+    on_path = fit(config, dataset, dataset.ratings, progress=False)
+    validation = [h.val_rmse for h in on_path.history]
+    assert als_solver.path_reg(1.0, validation[: on_path.best_epoch - 1]) < 1.0  # the best epoch ran a weaker ridge
+    monkeypatch.setattr(als_solver.path_reg, "__defaults__", ((1.0,),))
+    plain = fit(config, dataset, dataset.ratings, progress=False)
+    assert on_path.best_val_rmse < 0.8 * plain.best_val_rmse
+
+
+def test_a_resumed_run_walks_the_ridge_path_from_its_history(
+    data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset, split = data
+    config = TrainConfig(**{**ALS, "epochs": 3, "patience": 10})
+    fit(config.replace(epochs=2), dataset, split.train, run_dir=tmp_path, progress=False)
+    seen: list[list[float]] = []
+    walk = als_solver.path_reg
+    monkeypatch.setattr(als_solver, "path_reg", lambda reg, history: seen.append(list(history)) or walk(reg, history))
+    resumed = fit(config, dataset, split.train, run_dir=tmp_path, resume=True, progress=False)
+    assert seen == [[h.val_rmse for h in resumed.history[:2]]]

@@ -276,6 +276,7 @@ def run_epochs(
     config, module = solver.setup.config, solver.setup.module
     solver.start()
     history = [EpochStats(**row) for row in state.history]  # type: ignore[arg-type]
+    solver.validation_history = [stats.val_rmse for stats in history]
     last_gain = last_gain_epoch(history, solver.min_improvement)
 
     with _progress_bar(progress) as bar:
@@ -285,6 +286,7 @@ def run_epochs(
             lr = solver.learning_rate(epoch)
             train_loss, train_rmse = solver.run_epoch(epoch)
             val_rmse = solver.validation_rmse()
+            solver.validation_history.append(val_rmse)
             seconds = time.perf_counter() - tick
             stats = EpochStats(epoch, train_loss, train_rmse, val_rmse, lr, seconds, n_ratings / seconds)
             if val_rmse < state.best_val_rmse * (1 - solver.min_improvement):

@@ -38,7 +38,7 @@ from movierec.data.shard import stable_uniform
 from movierec.models.factors import FactorParams
 from movierec.models.hybrid import HybridMF
 from movierec.train import als
-from movierec.train.als_solver import CG_STEPS, FEATURE_STEPS, HYBRID_PRIOR, MIN_IMPROVEMENT
+from movierec.train.als_solver import CG_STEPS, FEATURE_STEPS, HYBRID_PRIOR, MIN_IMPROVEMENT, path_reg
 from movierec.train.checkpoint import NoOptimizer
 from movierec.train.distributed import Context
 from movierec.train.freed_memory import give_back_freed_memory
@@ -180,6 +180,8 @@ class ShardedAls(Solver):
 
     def run_epoch(self, epoch: int) -> tuple[float, float]:
         reg, users, items, prior = self.setup.config.reg, self.rows.users, self.rows.items, self.prior
+        if isinstance(self.template, HybridMF):
+            reg = path_reg(reg, self.validation_history)
         with torch.no_grad():
             scale = self._mean_square(self.whole, self.by_item)
             als.solve_side(self.by_user, users, self.movies, scale, reg, self.bias_scale, CG_STEPS, None, prior)

@@ -57,8 +57,12 @@ class Solver(ABC):
     optimizer: OptimizerState
     """What the checkpoint keeps beside the module's weights (``checkpoint.NoOptimizer`` when nothing)."""
 
+    validation_history: list[float]
+    """The validation RMSE of every epoch so far, resumed ones included (the driver keeps it)."""
+
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
+        self.validation_history = []
 
     @staticmethod
     def module_config(config: TrainConfig) -> TrainConfig:
