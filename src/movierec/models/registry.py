@@ -154,7 +154,8 @@ def config_for(model: str | None = None, **overrides: Any) -> TrainConfig:
 
 GIBBS_UP_TO = 2_000_000
 """``--solver auto`` samples (gibbs) on data of up to this many ratings, and solves by ALS on more. Gibbs is the
-most accurate (benchmarks/bayes.py: hybrid 0.7970 against 0.8164 by the loop and 0.8142 by ALS on ml-latest-small)
+most accurate (benchmarks/bayes.py: hybrid 0.7970 against 0.8164 by the loop and 0.8142 by ALS on ml-latest-small;
+ALS 0.8136 since its ridge path, benchmarks/accuracy.py)
 and costs 150 sweeps of about two ALS epochs each (benchmarks/train_speed.py --gibbs at 25M ratings, dim 64, two
 cores: 4.1-4.4 s a sweep against 1.9-2.2 s an epoch): about a minute at this size (ML-1M has 1.0M ratings), over
 ten minutes at ML-25M size, where ALS's 9 epochs take under half a minute."""
