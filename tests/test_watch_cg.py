@@ -153,3 +153,34 @@ def test_the_compiled_rows_take_the_torch_ops_steps(monkeypatch: pytest.MonkeyPa
         torch.testing.assert_close(solved[True, 1], solved[False, 1], rtol=1e-4, atol=1e-5)
         assert torch.equal(solved[True, 1], solved[True, 3])
         assert not torch.allclose(solved[True, 1], start)
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_the_tiled_loop_takes_the_block_loops_steps(order: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``TILED_FROM`` the other table is read a few rows at a time (``als_kernel.watch_cg_tiled``): 1 to 3 CG
+    steps land where the block loop lands, on one worker thread and on three, whether each row's columns come
+    sorted (ratings grouped from files sorted by user) or not."""
+    rng = np.random.default_rng(5)
+    n_rows, n_cols, dim = 60, 45, 12
+    pairs = np.unique(np.c_[rng.integers(0, n_rows, 2_500), rng.integers(0, n_cols - 1, 2_500)], axis=0)
+    if order == "shuffled":
+        pairs = pairs[rng.permutation(len(pairs))]
+    targets = rng.choice([1.0, -0.5], size=len(pairs)).astype(np.float32)
+    side = build_side(pairs[:, 0], pairs[:, 1], targets, n_rows, n_cols, CPU, block_ratings=128)
+    assert len(side.blocks) > 3
+    other = padded(rng.normal(size=(n_cols, dim)).astype(np.float32))
+    start = padded(rng.normal(size=(n_rows, dim)).astype(np.float32))
+    basis = Eigenbasis.of(other.T @ other, 0.5, 2.0)
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(watch_cg, "TILE_BYTES", 4 * dim * 7)  # tiles of 7 rows: 7 of them
+    for steps in (1, 2, 3):
+        solved = {}
+        for tiled_from, count in ((1 << 40, 1), (0, 1), (0, 3)):
+            monkeypatch.setattr(watch_cg, "TILED_FROM", tiled_from)
+            torch.set_num_threads(count)
+            solved[tiled_from, count] = start.clone()
+            cg_rows(side, solved[tiled_from, count], other, basis, steps)
+        torch.set_num_threads(threads)
+        torch.testing.assert_close(solved[0, 1], solved[1 << 40, 1], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(solved[0, 3], solved[0, 1], rtol=1e-6, atol=1e-7)
+        assert not torch.allclose(solved[0, 1], start)

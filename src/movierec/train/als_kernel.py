@@ -6,7 +6,8 @@ the block's padded tables, so padding is never touched), then runs the same prec
 gather a cache-sized slice of rows into one buffer and pass over it as batched matrix-vector products, a dozen calls
 a step; here a step is two loops over the row's ``(L, d)`` scratch. Rows are independent and each row's sums run in
 one fixed order, so the result does not depend on the threads that run the blocks (``als.solve_side`` runs whole
-blocks on worker threads, the GIL released).
+blocks on worker threads, the GIL released). ``watch_cg_tiled`` takes the watch fit's steps over many blocks at once,
+a tile of the other table at a time, for tables larger than the cache.
 """
 
 from __future__ import annotations
@@ -264,3 +265,121 @@ def gram_times_block(
             total[dim] += moved
         for k in range(dim + 1):
             out[row, k] = total[k]
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def watch_cg_tiled(
+    block_rows: list[np.ndarray],
+    block_cols: list[np.ndarray],
+    block_values: list[np.ndarray],
+    block_counts: list[np.ndarray],
+    solved: np.ndarray,
+    rotated: np.ndarray,
+    squared_norms: np.ndarray,
+    eigenvalues: np.ndarray,
+    weights: np.ndarray,
+    steps: int,
+    tile: int,
+) -> None:
+    """``watch_cg_block``'s steps for the rows of several blocks at once, each pass over their ratings made in
+    tiles of ``tile`` rows of ``rotated``: every row takes its ratings whose column lies in the tile, then the next
+    tile. A row's ratings are met in the same order as by ``watch_cg_block`` (its columns ascending, as ratings
+    grouped from files sorted by user are; in any other order the tiles only lose their locality), but the other
+    table is read a cache-sized tile at a time instead of at random over all of it. Each row keeps its residual
+    and direction between the passes."""
+    dim = rotated.shape[1]
+    n_rows = 0
+    for block in block_rows:
+        n_rows += block.shape[0]
+    r = np.zeros((n_rows, dim), np.float32)
+    d = np.empty((n_rows, dim), np.float32)
+    moved = np.zeros((n_rows if steps > 1 else 0, dim), np.float32)
+    share = np.zeros(n_rows, np.float32)
+    squares = np.zeros(n_rows, np.float32)
+    rz = np.zeros(n_rows, np.float32)
+    cursor = np.zeros(n_rows, np.int64)
+    shared = np.empty(dim, np.float32)
+    unobserved, reg, total = weights[0], weights[1], max(weights[2], _TINY)
+    for k in range(dim):
+        shared[k] = unobserved * eigenvalues[k] + reg
+    zero = np.float32(0)
+    i = 0
+    for g in range(len(block_rows)):
+        for b in range(block_rows[g].shape[0]):
+            p = solved[block_rows[g][b]]
+            for k in range(dim):
+                r[i, k] = -shared[k] * p[k]
+            i += 1
+    n_tiles = (rotated.shape[0] + tile - 1) // tile
+    for t in range(n_tiles):  # the residual r = X't - (S + X'X) p and the preconditioner's share
+        end = (t + 1) * tile if t < n_tiles - 1 else rotated.shape[0] + 1
+        i = 0
+        for g in range(len(block_rows)):
+            cols, values, counts = block_cols[g], block_values[g], block_counts[g]
+            for b in range(cols.shape[0]):
+                p = solved[block_rows[g][b]]
+                n, j = int(counts[b]), cursor[i]
+                while j < n and cols[b, j] < end:
+                    column = cols[b, j]
+                    share[i] += squared_norms[column]
+                    error = values[b, j]
+                    for k in range(dim):
+                        error -= rotated[column, k] * p[k]
+                    for k in range(dim):
+                        r[i, k] += error * rotated[column, k]
+                    j += 1
+                cursor[i] = j
+                i += 1
+    for i in range(n_rows):
+        share[i] /= total
+        rz[i] = zero
+        for k in range(dim):
+            d[i, k] = r[i, k] / max((share[i] + unobserved) * eigenvalues[k] + reg, _TINY)
+            rz[i] += r[i, k] * d[i, k]
+    for step in range(steps):
+        last = step == steps - 1
+        cursor[:] = 0
+        squares[:] = zero
+        if not last:
+            moved[:] = zero
+        for t in range(n_tiles):  # |X d|^2, and X'X d unless this is the last step
+            end = (t + 1) * tile if t < n_tiles - 1 else rotated.shape[0] + 1
+            i = 0
+            for g in range(len(block_rows)):
+                cols, counts = block_cols[g], block_counts[g]
+                for b in range(cols.shape[0]):
+                    n, j = int(counts[b]), cursor[i]
+                    while j < n and cols[b, j] < end:
+                        column = cols[b, j]
+                        xd = zero
+                        for k in range(dim):
+                            xd += rotated[column, k] * d[i, k]
+                        squares[i] += xd * xd
+                        if not last:
+                            for k in range(dim):
+                                moved[i, k] += xd * rotated[column, k]
+                        j += 1
+                    cursor[i] = j
+                    i += 1
+        i = 0
+        for g in range(len(block_rows)):
+            for b in range(block_rows[g].shape[0]):
+                p = solved[block_rows[g][b]]
+                curvature = zero
+                for k in range(dim):
+                    curvature += d[i, k] * shared[k] * d[i, k]
+                alpha = rz[i] / max(curvature + squares[i], _TINY)
+                for k in range(dim):
+                    p[k] += alpha * d[i, k]
+                if not last:
+                    rz_next = zero
+                    for k in range(dim):
+                        r[i, k] -= alpha * (shared[k] * d[i, k] + moved[i, k])
+                        z = r[i, k] / max((share[i] + unobserved) * eigenvalues[k] + reg, _TINY)
+                        rz_next += r[i, k] * z
+                    beta = rz_next / max(rz[i], _TINY)
+                    for k in range(dim):
+                        z = r[i, k] / max((share[i] + unobserved) * eigenvalues[k] + reg, _TINY)
+                        d[i, k] = z + beta * d[i, k]
+                    rz[i] = rz_next
+                i += 1
