@@ -13,7 +13,7 @@ from movierec.data.split import random_split
 from movierec.data.synthetic import generate_ratings
 from movierec.models.watch import Taste
 from movierec.train import watch_cg
-from movierec.train.als import build_side
+from movierec.train.als import Side, build_side
 from movierec.train.watch import (
     CG_STEPS,
     REFIT_ITERATIONS,
@@ -127,20 +127,29 @@ def test_a_refit_warm_started_from_the_fit_part_reaches_a_fit_from_scratch(watch
     assert objective(watched, warm, settings) <= scratch * 1.002
 
 
-def test_the_compiled_rows_take_the_torch_ops_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One and two CG steps by the compiled loop (``als_kernel.watch_cg_block``) land where the torch ops land, on
-    one worker thread and on three (short and long rows, signed targets, a column nobody rated)."""
-    rng = np.random.default_rng(4)
-    n_rows, n_cols, dim = 50, 30, 12
-    rows = rng.integers(0, n_rows, 3_000)
-    cols = (rng.pareto(1.0, 3_000) * 2).astype(np.int64).clip(0, n_cols - 2)
-    pairs = np.unique(np.c_[rows, cols], axis=0)
+def row_problem(
+    rng: np.random.Generator, pairs: np.ndarray, n_rows: int, n_cols: int, dim: int = 12, shuffled: bool = False
+) -> tuple[Side, torch.Tensor, torch.Tensor, Eigenbasis]:
+    """Signed targets on the distinct ``pairs`` (row, column), grouped into small blocks (in a random order within
+    each row with ``shuffled``), random other and starting rows, and the other side's eigenbasis."""
+    pairs = np.unique(pairs, axis=0)
+    if shuffled:
+        pairs = pairs[rng.permutation(len(pairs))]
     targets = rng.choice([1.0, -0.5], size=len(pairs)).astype(np.float32)
     side = build_side(pairs[:, 0], pairs[:, 1], targets, n_rows, n_cols, CPU, block_ratings=128)
     assert len(side.blocks) > 3
     other = padded(rng.normal(size=(n_cols, dim)).astype(np.float32))
     start = padded(rng.normal(size=(n_rows, dim)).astype(np.float32))
-    basis = Eigenbasis.of(other.T @ other, 0.5, 2.0)
+    return side, other, start, Eigenbasis.of(other.T @ other, 0.5, 2.0)
+
+
+def test_the_compiled_rows_take_the_torch_ops_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One and two CG steps by the compiled loop (``als_kernel.watch_cg_block``) land where the torch ops land, on
+    one worker thread and on three (short and long rows, signed targets, a column nobody rated)."""
+    rng = np.random.default_rng(4)
+    n_rows, n_cols = 50, 30
+    cols = (rng.pareto(1.0, 3_000) * 2).astype(np.int64).clip(0, n_cols - 2)
+    side, other, start, basis = row_problem(rng, np.c_[rng.integers(0, n_rows, 3_000), cols], n_rows, n_cols)
     threads = torch.get_num_threads()
     for steps in (1, 2):
         solved = {}
@@ -161,18 +170,11 @@ def test_the_tiled_loop_takes_the_block_loops_steps(order: str, monkeypatch: pyt
     steps land where the block loop lands, on one worker thread and on three, whether each row's columns come
     sorted (ratings grouped from files sorted by user) or not."""
     rng = np.random.default_rng(5)
-    n_rows, n_cols, dim = 60, 45, 12
-    pairs = np.unique(np.c_[rng.integers(0, n_rows, 2_500), rng.integers(0, n_cols - 1, 2_500)], axis=0)
-    if order == "shuffled":
-        pairs = pairs[rng.permutation(len(pairs))]
-    targets = rng.choice([1.0, -0.5], size=len(pairs)).astype(np.float32)
-    side = build_side(pairs[:, 0], pairs[:, 1], targets, n_rows, n_cols, CPU, block_ratings=128)
-    assert len(side.blocks) > 3
-    other = padded(rng.normal(size=(n_cols, dim)).astype(np.float32))
-    start = padded(rng.normal(size=(n_rows, dim)).astype(np.float32))
-    basis = Eigenbasis.of(other.T @ other, 0.5, 2.0)
+    n_rows, n_cols = 60, 45
+    pairs = np.c_[rng.integers(0, n_rows, 2_500), rng.integers(0, n_cols - 1, 2_500)]
+    side, other, start, basis = row_problem(rng, pairs, n_rows, n_cols, shuffled=order == "shuffled")
     threads = torch.get_num_threads()
-    monkeypatch.setattr(watch_cg, "TILE_BYTES", 4 * dim * 7)  # tiles of 7 rows: 7 of them
+    monkeypatch.setattr(watch_cg, "TILE_BYTES", 4 * other.shape[1] * 7)  # tiles of 7 rows: 7 of them
     for steps in (1, 2, 3):
         solved = {}
         for tiled_from, count in ((1 << 40, 1), (0, 1), (0, 3)):

@@ -162,6 +162,16 @@ def cg_block(
     return total
 
 
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _shared_diagonal(eigenvalues: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The watch fit's shared part ``S = unobserved * Y'Y + reg * I`` in the eigenbasis of ``Y'Y``: its diagonal
+    (``weights``: ``(unobserved, reg, trace of Y'Y)``)."""
+    shared = np.empty(eigenvalues.shape[0], np.float32)
+    for k in range(eigenvalues.shape[0]):
+        shared[k] = weights[0] * eigenvalues[k] + weights[1]
+    return shared
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def watch_cg_block(
     rows: np.ndarray,
@@ -187,10 +197,8 @@ def watch_cg_block(
     z = np.empty(dim, np.float32)
     d = np.empty(dim, np.float32)
     inv = np.empty(dim, np.float32)
-    shared = np.empty(dim, np.float32)
+    shared = _shared_diagonal(eigenvalues, weights)
     unobserved, reg, total = weights[0], weights[1], max(weights[2], _TINY)
-    for k in range(dim):
-        shared[k] = unobserved * eigenvalues[k] + reg
     zero = np.float32(0)
     for b in range(cols.shape[0]):
         n = int(counts[b])
@@ -298,10 +306,8 @@ def watch_cg_tiled(
     squares = np.zeros(n_rows, np.float32)
     rz = np.zeros(n_rows, np.float32)
     cursor = np.zeros(n_rows, np.int64)
-    shared = np.empty(dim, np.float32)
+    shared = _shared_diagonal(eigenvalues, weights)
     unobserved, reg, total = weights[0], weights[1], max(weights[2], _TINY)
-    for k in range(dim):
-        shared[k] = unobserved * eigenvalues[k] + reg
     zero = np.float32(0)
     i = 0
     for g in range(len(block_rows)):
