@@ -99,8 +99,9 @@ def test_history_rows_have_the_loop_fields(data) -> None:
     result = fit(TrainConfig(**{**ALS, "epochs": 2}), dataset, split.train, progress=False, on_epoch=seen.append)
     assert seen == result.history and [h.epoch for h in seen] == [1, 2]
     row = seen[-1].to_row()
-    assert set(row) == {"epoch", "train_loss", "train_rmse", "val_rmse", "lr", "seconds", "ratings_per_s"}
+    assert set(row) == {"epoch", "train_loss", "train_rmse", "val_rmse", "lr", "seconds", "ratings_per_s", "reg"}
     assert all(math.isfinite(v) for v in row.values())
+    assert [h.reg for h in seen] == [ALS["reg"]] * 2  # biased-mf keeps its one ridge
     assert row["train_loss"] >= row["train_rmse"] ** 2  # loss = squared error + a non-negative penalty
 
 

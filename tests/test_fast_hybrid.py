@@ -322,7 +322,11 @@ def test_the_ridge_path_finds_the_weaker_ridge_that_low_noise_ratings_carry(monk
     config = TrainConfig(**{**ALS, "epochs": 30})
     on_path = fit(config, dataset, dataset.ratings, progress=False)
     validation = [h.val_rmse for h in on_path.history]
-    assert als_solver.path_reg(1.0, validation[: on_path.best_epoch - 1]) < 1.0  # the best epoch ran a weaker ridge
+    assert [h.reg for h in on_path.history] == [
+        als_solver.path_reg(0.3, validation[:i]) for i in range(len(validation))
+    ]
+    assert on_path.history[on_path.best_epoch - 1].reg < 0.3  # the best epoch ran a weaker ridge
+    assert on_path.history[-1].reg == pytest.approx(0.3)
     monkeypatch.setattr(als_solver.path_reg, "__defaults__", ((1.0,),))
     plain = fit(config, dataset, dataset.ratings, progress=False)
     assert on_path.best_val_rmse < 0.8 * plain.best_val_rmse

@@ -195,6 +195,7 @@ def test_two_runs_with_one_seed_draw_the_same_chain_and_another_seed_does_not() 
     np.testing.assert_array_equal(first.model.params.user_factors, second.model.params.user_factors)
     assert [h.val_rmse for h in first.history] == [h.val_rmse for h in second.history]
     assert [h.val_rmse for h in first.history] != [h.val_rmse for h in other.history]
+    assert {h.reg for h in first.history} == {0.0}  # no ridge: the sampler draws its priors
 
 
 def killed_and_resumed(config: TrainConfig, dataset: Dataset, train: Ratings, run_dir: Path) -> FitResult:

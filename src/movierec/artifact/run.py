@@ -10,7 +10,7 @@ RUN_DIR/
   train.parquet        the training ratings (user, item, rating), to never recommend what a user rated,
   or train_source.json instead: where to rebuild them from (see REFERENCE_MIN_RATINGS)
   metrics.json         test metrics beside the baselines
-  history.csv          one row per epoch
+  history.csv          one row per epoch (losses, validation RMSE, lr, seconds, throughput, the ridge)
   plots/learning_curve.png
   manifest.json        format version and a sha256 of every file above
   checkpoint.safetensors  (while training) the state to --resume from

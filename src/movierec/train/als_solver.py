@@ -242,6 +242,9 @@ class AlsSolver(Solver):
     def validation_rmse(self) -> float:
         return self.state.rmse(*self.valid)
 
+    def regularization(self) -> float:
+        return self.state.reg
+
     def divergence(self, epoch: int, loss: float) -> str:
         return f"ALS diverged at epoch {epoch} (loss {loss}); raise --reg (now {self.setup.config.reg})."
 

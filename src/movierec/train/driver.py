@@ -59,6 +59,9 @@ class EpochStats:
     lr: float
     seconds: float
     ratings_per_s: float
+    reg: float = 0.0
+    """The ridge the epoch ran with (the ALS hybrid walks a path to ``--reg``); 0 where none applies (the sampler
+    learns its priors), as ``lr`` is 0 for ALS, and in checkpoints written before it was recorded."""
 
     def to_row(self) -> dict[str, float]:
         return dict(self.__dict__)
@@ -288,7 +291,9 @@ def run_epochs(
             val_rmse = solver.validation_rmse()
             solver.validation_history.append(val_rmse)
             seconds = time.perf_counter() - tick
-            stats = EpochStats(epoch, train_loss, train_rmse, val_rmse, lr, seconds, n_ratings / seconds)
+            stats = EpochStats(
+                epoch, train_loss, train_rmse, val_rmse, lr, seconds, n_ratings / seconds, solver.regularization()
+            )
             if val_rmse < state.best_val_rmse * (1 - solver.min_improvement):
                 last_gain = epoch
             history.append(stats)

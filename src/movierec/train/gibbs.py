@@ -354,6 +354,9 @@ class GibbsSolver(Solver):
                 self.chain.time.add()
         return loss, rmse
 
+    def regularization(self) -> float:
+        return 0.0  # the sampler draws its priors' precisions: no ridge
+
     def validation_rmse(self) -> float:
         users, _, ratings = self.valid
         if users.shape[0] == 0:

@@ -94,6 +94,8 @@ class ShardedAls(Solver):
     def __init__(self, setup: Setup, context: Context, template: Any, build: Callable[[], Any]) -> None:
         super().__init__(setup)
         self.optimizer = NoOptimizer()
+        self.reg = setup.config.reg
+        """The ridge of the latest epoch (the hybrid's on its path, ``als_solver.path_reg``)."""
         self.exchange = Exchange(context)
         self.rows: ShardRows = setup.module
         self.template, self.build = template, build
@@ -182,6 +184,7 @@ class ShardedAls(Solver):
         reg, users, items, prior = self.setup.config.reg, self.rows.users, self.rows.items, self.prior
         if isinstance(self.template, HybridMF):
             reg = path_reg(reg, self.validation_history)
+        self.reg = reg
         with torch.no_grad():
             scale = self._mean_square(self.whole, self.by_item)
             als.solve_side(self.by_user, users, self.movies, scale, reg, self.bias_scale, CG_STEPS, None, prior)
@@ -210,6 +213,9 @@ class ShardedAls(Solver):
             penalty_sum += float((self.feature_weight * self.rows.feature_rows.square()).sum())
         mse = squared_sum / max(1.0, self.n_ratings)
         return mse + reg * penalty_sum / max(1.0, self.n_ratings), math.sqrt(mse)
+
+    def regularization(self) -> float:
+        return self.reg
 
     def validation_rmse(self) -> float:
         users, items, _ = self.valid

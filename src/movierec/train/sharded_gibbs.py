@@ -134,6 +134,9 @@ class ShardedGibbs(ShardedAls):
         mse = squared / max(1.0, self.n_ratings)
         return mse, float(np.sqrt(mse))
 
+    def regularization(self) -> float:
+        return 0.0  # the sampler draws its priors' precisions: no ridge
+
     def validation_rmse(self) -> float:
         samples = self.chain.samples
         return self.summed_rmse(samples.valid_mean() if samples.kept else self.current_valid)

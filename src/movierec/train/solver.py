@@ -78,6 +78,10 @@ class Solver(ABC):
         """The step size of ``epoch`` (1-based), for the history; 0 for a solver without one."""
         return 0.0
 
+    def regularization(self) -> float:
+        """The ridge of the epoch just run, for the history (0 for a solver without one)."""
+        return self.setup.config.reg
+
     @abstractmethod
     def run_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over ``setup.train``; returns (mean loss, train RMSE). The module then holds the new weights."""
