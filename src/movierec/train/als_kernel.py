@@ -290,11 +290,12 @@ def watch_cg_tiled(
     tile: int,
 ) -> None:
     """``watch_cg_block``'s steps for the rows of several blocks at once, each pass over their ratings made in
-    tiles of ``tile`` rows of ``rotated``: every row takes its ratings whose column lies in the tile, then the next
-    tile. A row's ratings are met in the same order as by ``watch_cg_block`` (its columns ascending, as ratings
-    grouped from files sorted by user are; in any other order the tiles only lose their locality), but the other
-    table is read a cache-sized tile at a time instead of at random over all of it. Each row keeps its residual
-    and direction between the passes."""
+    tiles of ``tile`` rows of ``rotated``: in each tile every row goes on through its ratings while their columns
+    lie before the tile's end (the last tile takes the rest). A row meets its ratings in the same order as in
+    ``watch_cg_block``; with its columns ascending (ratings grouped from files sorted by user) each tile holds one
+    run of them, so the other table is read a cache-sized tile at a time instead of at random over all of it, and
+    in any other order the result is the same and only that locality is lost. Each row keeps its residual and
+    direction between the passes."""
     dim = rotated.shape[1]
     n_rows = 0
     for block in block_rows:
