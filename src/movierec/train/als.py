@@ -72,6 +72,11 @@ class Block:
     values: torch.Tensor  # (B, L) float32 centred ratings; 0 on padding
     counts: torch.Tensor  # (B,) float32 ratings per row
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, cols, values, counts)`` as NumPy arrays for the compiled loops (views of CPU tensors)."""
+        rows, cols, values, counts = (t.contiguous().numpy() for t in (self.rows, self.cols, self.values, self.counts))
+        return rows, cols, values, counts
+
 
 @dataclass(frozen=True)
 class Factors:
@@ -251,9 +256,7 @@ def _solve_side_compiled(
     scale, weights = array(mean_square), np.asarray(ridge, np.float32)
 
     def solve_block(block: Block) -> float:
-        rows, cols, values, counts = (
-            t.contiguous().numpy() for t in (block.rows, block.cols, block.values, block.counts)
-        )
+        rows, cols, values, counts = block.arrays()
         error = cg_block(
             rows, cols, values, counts, own_factors, own_bias, other_factors, other_bias, fixed_factors, fixed_bias,
             weights, scale, steps, gradient, squares,
@@ -465,7 +468,7 @@ def _gram_times(side: Side, users: Factors, direction: torch.Tensor) -> torch.Te
         table, vectors, products = (t.contiguous().numpy() for t in (users.factors, direction, out))
 
         def times_block(block: Block) -> None:
-            rows, cols, counts = (t.contiguous().numpy() for t in (block.rows, block.cols, block.counts))
+            rows, cols, _, counts = block.arrays()
             gram_times_block(rows, cols, counts, table, vectors, products)
 
         with slice_workers(direction.device) as run:

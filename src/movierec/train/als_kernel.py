@@ -172,6 +172,20 @@ def _shared_diagonal(eigenvalues: np.ndarray, weights: np.ndarray) -> np.ndarray
     return shared
 
 
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _inverse_preconditioner(share: np.float32, eigenvalues: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+    """``M^-1`` in the eigenbasis of ``Y'Y`` for a row whose ``trace(X'X)`` is ``share`` times ``trace(Y'Y)``: its
+    diagonal into ``out`` (``M = S + share * Y'Y``; ``weights``: ``(unobserved, reg, trace of Y'Y)``)."""
+    for k in range(eigenvalues.shape[0]):
+        out[k] = 1 / max((share + weights[0]) * eigenvalues[k] + weights[1], _TINY)
+
+
+@njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _tile_end(tile: int, index: int, count: int, n_rows: int) -> int:
+    """The first row of ``rotated`` past tile ``index`` of ``count`` (the last tile takes every row after it)."""
+    return (index + 1) * tile if index < count - 1 else n_rows + 1
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def watch_cg_block(
     rows: np.ndarray,
@@ -198,7 +212,7 @@ def watch_cg_block(
     d = np.empty(dim, np.float32)
     inv = np.empty(dim, np.float32)
     shared = _shared_diagonal(eigenvalues, weights)
-    unobserved, reg, total = weights[0], weights[1], max(weights[2], _TINY)
+    total = max(weights[2], _TINY)
     zero = np.float32(0)
     for b in range(cols.shape[0]):
         n = int(counts[b])
@@ -216,9 +230,9 @@ def watch_cg_block(
             for k in range(dim):
                 r[k] += error * x[j, k]
         share /= total
+        _inverse_preconditioner(share, eigenvalues, weights, inv)
         rz = zero
         for k in range(dim):
-            inv[k] = 1 / max((share + unobserved) * eigenvalues[k] + reg, _TINY)
             d[k] = inv[k] * r[k]
             rz += r[k] * d[k]
         for step in range(steps):
@@ -307,8 +321,10 @@ def watch_cg_tiled(
     squares = np.zeros(n_rows, np.float32)
     rz = np.zeros(n_rows, np.float32)
     cursor = np.zeros(n_rows, np.int64)
+    inv = np.empty(dim, np.float32)
+    z = np.empty(dim, np.float32)
     shared = _shared_diagonal(eigenvalues, weights)
-    unobserved, reg, total = weights[0], weights[1], max(weights[2], _TINY)
+    total = max(weights[2], _TINY)
     zero = np.float32(0)
     i = 0
     for g in range(len(block_rows)):
@@ -319,7 +335,7 @@ def watch_cg_tiled(
             i += 1
     n_tiles = (rotated.shape[0] + tile - 1) // tile
     for t in range(n_tiles):  # the residual r = X't - (S + X'X) p and the preconditioner's share
-        end = (t + 1) * tile if t < n_tiles - 1 else rotated.shape[0] + 1
+        end = _tile_end(tile, t, n_tiles, rotated.shape[0])
         i = 0
         for g in range(len(block_rows)):
             cols, values, counts = block_cols[g], block_values[g], block_counts[g]
@@ -339,9 +355,10 @@ def watch_cg_tiled(
                 i += 1
     for i in range(n_rows):
         share[i] /= total
+        _inverse_preconditioner(share[i], eigenvalues, weights, inv)
         rz[i] = zero
         for k in range(dim):
-            d[i, k] = r[i, k] / max((share[i] + unobserved) * eigenvalues[k] + reg, _TINY)
+            d[i, k] = inv[k] * r[i, k]
             rz[i] += r[i, k] * d[i, k]
     for step in range(steps):
         last = step == steps - 1
@@ -350,7 +367,7 @@ def watch_cg_tiled(
         if not last:
             moved[:] = zero
         for t in range(n_tiles):  # |X d|^2, and X'X d unless this is the last step
-            end = (t + 1) * tile if t < n_tiles - 1 else rotated.shape[0] + 1
+            end = _tile_end(tile, t, n_tiles, rotated.shape[0])
             i = 0
             for g in range(len(block_rows)):
                 cols, counts = block_cols[g], block_counts[g]
@@ -379,14 +396,14 @@ def watch_cg_tiled(
                 for k in range(dim):
                     p[k] += alpha * d[i, k]
                 if not last:
+                    _inverse_preconditioner(share[i], eigenvalues, weights, inv)
                     rz_next = zero
                     for k in range(dim):
                         r[i, k] -= alpha * (shared[k] * d[i, k] + moved[i, k])
-                        z = r[i, k] / max((share[i] + unobserved) * eigenvalues[k] + reg, _TINY)
-                        rz_next += r[i, k] * z
+                        z[k] = inv[k] * r[i, k]
+                        rz_next += r[i, k] * z[k]
                     beta = rz_next / max(rz[i], _TINY)
                     for k in range(dim):
-                        z = r[i, k] / max((share[i] + unobserved) * eigenvalues[k] + reg, _TINY)
-                        d[i, k] = z + beta * d[i, k]
+                        d[i, k] = z[k] + beta * d[i, k]
                     rz[i] = rz_next
                 i += 1

@@ -120,9 +120,7 @@ def _draw_side_compiled(side: als.Side, own: als.Factors, other: als.Factors, co
         noise = torch.randn(shape, generator=conditional.generator, dtype=other.factors.dtype).split(sizes)
 
     def draw_block(block: als.Block, block_noise: torch.Tensor) -> float:
-        rows, cols, values, counts = (
-            t.contiguous().numpy() for t in (block.rows, block.cols, block.values, block.counts)
-        )
+        rows, cols, values, counts = block.arrays()
         squared = draw_rows(
             rows, cols, values, counts, own_factors, own_bias, other_factors, other_bias, mean, shift, fixed,
             precision, alpha, block_noise.contiguous().numpy(),

@@ -97,6 +97,8 @@ def cg_rows(
             own.index_copy_(0, block.rows, solved @ basis.basis.T)
 
 
+BlockArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""A block's ``(rows, cols, values, counts)`` as the compiled loops take them (``Block.arrays``)."""
 TILED_FROM = 48 << 20
 """Bytes of the other side's table from which ``_compiled_rows`` reads it in tiles (``als_kernel.watch_cg_tiled``):
 past the 32 MB last-level cache of the development machine each rating's vector came from memory at random. At
@@ -122,16 +124,13 @@ def _compiled_rows(
     table, norms, eigenvalues, rows_table = (
         t.contiguous().numpy() for t in (rotated, squared_norms, basis.eigenvalues, own)
     )
-    arrays = [
-        tuple(t.contiguous().numpy() for t in (block.rows, block.cols, block.values, block.counts))
-        for block in side.blocks
-    ]
+    arrays = [block.arrays() for block in side.blocks]
 
-    def solve_block(block: tuple[np.ndarray, ...]) -> None:
+    def solve_block(block: BlockArrays) -> None:
         rows, cols, values, counts = block
         als_kernel.watch_cg_block(rows, cols, values, counts, rows_table, table, norms, eigenvalues, weights, steps)
 
-    def solve_share(share: list[tuple[np.ndarray, ...]]) -> None:
+    def solve_share(share: list[BlockArrays]) -> None:
         from numba.typed import List
 
         rows, cols, values, counts = (List([block[part] for block in share]) for part in range(4))
@@ -149,9 +148,9 @@ def _compiled_rows(
     rotated_into(own, basis.basis.T)
 
 
-def balanced_shares(blocks: list[tuple[np.ndarray, ...]], parts: int) -> list[list[tuple[np.ndarray, ...]]]:
+def balanced_shares(blocks: list[BlockArrays], parts: int) -> list[list[BlockArrays]]:
     """``blocks`` dealt into ``parts`` shares of about equal padded size, largest first to the lightest share."""
-    shares: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(parts)]
+    shares: list[list[BlockArrays]] = [[] for _ in range(parts)]
     sizes = [0] * parts
     for block in sorted(blocks, key=lambda block: -block[1].size):
         lightest = sizes.index(min(sizes))
